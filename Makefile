@@ -1,0 +1,43 @@
+# The README's words: `make run` sets everything up and runs the platform; `make test` runs the suite.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEVENV := $(PY) -m penguinmails.devenv
+
+.PHONY: install run test test-fast bench lint check migrate clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,embedded]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## Set up (venv, embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set), migrate,
+## create the demo tenant and run web, worker, beat and the sandbox SMTP server.
+run: install
+	$(DEVENV) run
+
+## The whole suite, browser tests included (skipped, saying so, when no Chromium is installed).
+test: install
+	$(DEVENV) exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+## Benchmarks (not tests): each prints its figure beside a baseline from the same run.
+bench: install
+	$(DEVENV) exec -- sh -c 'for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done'
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check: install
+	$(DEVENV) exec -- $(PY) manage.py check
+	$(DEVENV) exec -- $(PY) manage.py makemigrations --check --dry-run
+
+migrate: install
+	$(DEVENV) exec -- $(PY) manage.py migrate_schemas --noinput
+
+clean:
+	rm -rf $(VENV) .local staticfiles

@@ -1,0 +1,1 @@
+"""The REST API's shared base: authentication, permissions, errors, pagination, throttling."""

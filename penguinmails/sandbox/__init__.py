@@ -1,0 +1,1 @@
+"""Loopback stand-ins for Mailu (SMTP) used in dev and tests."""

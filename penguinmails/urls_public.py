@@ -1,0 +1,15 @@
+"""URLs of the public host (`BASE_DOMAIN`): landing, signup, accounts, staff admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "PenguinMails staff"
+admin.site.site_title = "PenguinMails staff"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("tenants.urls.invitations")),
+    path("", include("tenants.urls.accounts_public")),
+]

@@ -1,0 +1,148 @@
+"""Creating, suspending and reactivating tenants."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django_tenants.clone import CloneSchema
+from django_tenants.utils import schema_exists
+
+from penguinmails.errors import IllegalTransition, ValidationFailed
+from tenants.models import TENANT_TRANSITIONS, Domain, Membership, Role, Tenant, TenantStatus, User
+from tenants.permissions import BuiltinRole
+from tenants.services import audit
+
+RESERVED_SLUGS = frozenset(
+    {
+        "www", "api", "admin", "public", "app", "mail", "smtp", "imap", "pop", "mx", "ftp",
+        "static", "media", "assets", "cdn", "help", "support", "docs", "status", "billing",
+        "dashboard", "login", "signup", "auth", "account", "accounts", "track", "tracking",
+        "webhook", "webhooks", "health", "staff", "root", "system", "template", "tenant",
+        "penguinmails", "postmaster", "abuse", "noreply", "no-reply", "test", "localhost",
+    }
+)  # fmt: skip
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+
+
+def validate_slug(slug: str) -> str:
+    """Return the slug normalised, or raise ValidationFailed saying why it cannot be used."""
+    slug = (slug or "").strip().lower()
+    if not SLUG_RE.match(slug) or "--" in slug:
+        raise ValidationFailed(
+            "Invalid workspace address.",
+            fields={
+                "slug": [
+                    "Use 3 to 40 lowercase letters, digits and single hyphens, starting with a "
+                    "letter and not ending with a hyphen."
+                ]
+            },
+        )
+    if slug in RESERVED_SLUGS or slug.startswith(("tenant_", "pg_", "xn--")):
+        raise ValidationFailed(
+            "That workspace address is reserved.", fields={"slug": [f"'{slug}' is reserved."]}
+        )
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ValidationFailed(
+            "That workspace address is taken.", fields={"slug": [f"'{slug}' is already taken."]}
+        )
+    return slug
+
+
+def schema_name_for(slug: str) -> str:
+    # Prefixed so a tenant schema can never collide with `public` or a PostgreSQL schema.
+    return "t_" + slug.replace("-", "_")
+
+
+def host_for(slug: str) -> str:
+    return f"{slug}.{settings.BASE_DOMAIN}"
+
+
+def tenant_url(tenant: Tenant, path: str = "/") -> str:
+    port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+    return f"{settings.SITE_SCHEME}://{tenant.host}{port}{path}"
+
+
+def public_url(path: str = "/") -> str:
+    port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+    return f"{settings.SITE_SCHEME}://{settings.BASE_DOMAIN}{port}{path}"
+
+
+def ensure_template_tenant() -> Tenant:
+    """Create the hidden template tenant whose schema new tenants are cloned from.
+
+    Registered as a tenant so that `migrate_schemas` keeps it migrated along with the others.
+    Its schema is made by running the migrations once (the only time they are replayed).
+    """
+    from django.core.management import call_command
+
+    template, _ = Tenant.objects.get_or_create(
+        schema_name=settings.TENANT_TEMPLATE_SCHEMA,
+        defaults={"name": "Template (internal)", "slug": "_template", "is_template": True},
+    )
+    if not schema_exists(template.schema_name):
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{template.schema_name}"')
+        call_command(
+            "migrate_schemas", schema_name=template.schema_name, interactive=False, verbosity=0
+        )
+    return template
+
+
+@transaction.atomic
+def create_tenant(*, name: str, slug: str, owner: User, actor: User | None = None) -> Tenant:
+    """Create a tenant with its schema (cloned from the template), host and owner membership."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("A workspace name is required.", fields={"name": ["Required."]})
+    if len(name) > 200:
+        raise ValidationFailed("Name too long.", fields={"name": ["At most 200 characters."]})
+    slug = validate_slug(slug)
+    if not schema_exists(settings.TENANT_TEMPLATE_SCHEMA):
+        ensure_template_tenant()
+    tenant = Tenant.objects.create(name=name, slug=slug, schema_name=schema_name_for(slug))
+    # Clone inside this transaction: if anything below fails, the schema goes with it.
+    CloneSchema().clone_schema(
+        settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name, "DATA", set_connection=False
+    )
+    Domain.objects.create(domain=host_for(slug), tenant=tenant, is_primary=True)
+    Membership.objects.create(
+        tenant=tenant, user=owner, role=Role.objects.get(tenant=None, slug=BuiltinRole.OWNER)
+    )
+    audit.record("tenant.created", tenant=tenant, actor=actor or owner, slug=slug)
+    return tenant
+
+
+def _transition(tenant: Tenant, to: TenantStatus, *, actor: User | None, reason: str) -> Tenant:
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if to not in TENANT_TRANSITIONS[locked.status]:
+        raise IllegalTransition(f"Tenant '{locked.slug}' is {locked.status}; cannot become {to}.")
+    previous = locked.status
+    locked.status = to
+    locked.suspended_reason = reason if to == TenantStatus.SUSPENDED else ""
+    locked.save(update_fields=["status", "suspended_reason", "updated_at"])
+    audit.record(
+        "tenant.status_changed",
+        tenant=locked,
+        actor=actor,
+        **{"from": previous, "to": to},
+        reason=reason,
+    )
+    return locked
+
+
+@transaction.atomic
+def suspend_tenant(tenant: Tenant, *, actor: User | None = None, reason: str = "") -> Tenant:
+    return _transition(tenant, TenantStatus.SUSPENDED, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def reactivate_tenant(tenant: Tenant, *, actor: User | None = None) -> Tenant:
+    return _transition(tenant, TenantStatus.ACTIVE, actor=actor, reason="")
+
+
+def real_tenants() -> QuerySet[Tenant]:
+    """Every tenant but the internal template."""
+    return Tenant.objects.exclude(is_template=True).exclude(schema_name="public")

@@ -16,6 +16,7 @@ from django.test import Client
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from tenants.builtin import ensure_builtin_roles
 from tenants.models import Membership, Role, Tenant, User
 from tenants.services.tenancy import create_tenant, ensure_template_tenant
 
@@ -59,6 +60,10 @@ def _tenant(name: str, slug: str, owner: User) -> Tenant:
 
 
 def _ensure_cast() -> Cast:
+    # After a transactional test's flush, public rows (built-in roles, the template tenant's row)
+    # are gone while schemas remain: put back what the suite relies on.
+    if not Role.objects.filter(tenant=None).exists():
+        ensure_builtin_roles(Role)
     if not Tenant.objects.filter(is_template=True).exists():
         ensure_template_tenant()
     owner = _user("owner@acme.test")

@@ -47,6 +47,7 @@ SHARED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files (offline, no CDN)
     "django_filters",
     "django_htmx",
 ]
@@ -164,16 +165,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_NAME = "pm_csrftoken"
 
 # --- Email ----------------------------------------------------------------------------------
-EMAIL_HOST = env_str("EMAIL_HOST", default="127.0.0.1")
-EMAIL_PORT = env_int("EMAIL_PORT", default=2525)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", default="")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", default="")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
-EMAIL_TIMEOUT = 10
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default=f"PenguinMails <no-reply@{BASE_DOMAIN}>")
-
-# The sandbox SMTP server (dev/test stand-in for Mailu).
+# The sandbox SMTP server (dev/test stand-in for Mailu): `manage.py sandbox smtp`.
 SANDBOX_SMTP_HOST = env_str("SANDBOX_SMTP_HOST", default="127.0.0.1")
 SANDBOX_SMTP_PORT = env_int("SANDBOX_SMTP_PORT", default=2525)
 SANDBOX_SMTP_USER = env_str("SANDBOX_SMTP_USER", default="sandbox")
@@ -181,6 +173,16 @@ SANDBOX_SMTP_PASSWORD = env_str("SANDBOX_SMTP_PASSWORD", default="sandbox")
 SANDBOX_MAILDIR = Path(
     env_str("SANDBOX_MAILDIR", default=str(BASE_DIR / ".local" / "sandbox-mail"))
 )
+
+# In DEBUG, Django's own mail goes through the sandbox (it requires AUTH like Mailu does).
+EMAIL_HOST = env_str("EMAIL_HOST", default=SANDBOX_SMTP_HOST)
+EMAIL_PORT = env_int("EMAIL_PORT", default=SANDBOX_SMTP_PORT)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", default=SANDBOX_SMTP_USER if DEBUG else "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", default=SANDBOX_SMTP_PASSWORD if DEBUG else "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default=f"PenguinMails <no-reply@{BASE_DOMAIN}>")
 
 # --- Static and media -----------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -209,21 +211,36 @@ REST_FRAMEWORK = {
         "penguinmails.api.authentication.TenantSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["penguinmails.api.permissions.IsTenantMember"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "penguinmails.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "penguinmails.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["penguinmails.api.throttling.TenantRateThrottle"],
+    # Read at request time by TenantRateThrottle, so a changed setting applies at once.
     "DEFAULT_THROTTLE_RATES": {"tenant": env_str("API_THROTTLE_RATE", default="1200/min")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PenguinMails API",
-    "DESCRIPTION": "Tenant-scoped REST API. Authenticate with `Authorization: Bearer <API key>`.",
+    "DESCRIPTION": (
+        "Tenant-scoped REST API, served on each workspace's host (`<slug>.<base domain>`). "
+        "Authenticate with `Authorization: Bearer <API key>`. See docs/api.md."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # The schema and docs page describe the API, not a tenant's data: readable without a key.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -1,6 +1,36 @@
+"""Routes of /api/v1/ on a tenant host."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from penguinmails.api import schema as _schema  # noqa: F401  (registers the bearer scheme)
+from penguinmails.api.errors import not_found
+from tenants.api import ApiKeyViewSet, MemberViewSet, MeView, RoleViewSet
 
 app_name = "api"
-urlpatterns: list[URLPattern | URLResolver] = []
+
+
+class Router(SimpleRouter):
+    """Routes with or without a trailing slash (`/api/v1/members` and `/api/v1/members/`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A regex fragment, so POST without the slash works instead of hitting APPEND_SLASH.
+        self.trailing_slash = "/?"
+
+
+router = Router()
+router.register("members", MemberViewSet, basename="member")
+router.register("roles", RoleViewSet, basename="role")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    re_path(r"^me/?$", MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    *router.urls,
+    re_path(r"^.*$", not_found),
+]

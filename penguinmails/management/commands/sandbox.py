@@ -1,0 +1,61 @@
+"""`manage.py sandbox smtp`: run the sandbox SMTP server in the foreground (dev only)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from penguinmails.sandbox.smtp import start_sandbox_smtp
+from penguinmails.sandbox.store import SandboxStore
+
+
+class Command(BaseCommand):
+    help = "Local stand-ins for Mailu: `sandbox smtp` runs the SMTP server, `sandbox clear`."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="subcommand", required=True)
+        smtp = sub.add_parser("smtp", help="Run the sandbox SMTP server until interrupted.")
+        smtp.add_argument("--host", default=settings.SANDBOX_SMTP_HOST)
+        smtp.add_argument("--port", type=int, default=settings.SANDBOX_SMTP_PORT)
+        smtp.add_argument("--maildir", default=str(settings.SANDBOX_MAILDIR))
+        sub.add_parser("clear", help="Delete every captured message.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["subcommand"] == "clear":
+            count = SandboxStore().clear()
+            self.stdout.write(f"Deleted {count} captured message(s).")
+            return
+        self._serve(options["host"], options["port"], Path(options["maildir"]))
+
+    def _serve(self, host: str, port: int, maildir: Path) -> None:
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            # It accepts one shared password without TLS: never expose it beyond loopback.
+            raise CommandError(f"The sandbox SMTP server listens on loopback only, not {host}.")
+        # aiosmtpd logs every SMTP command at INFO; keep the foreground output to what matters.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        try:
+            controller = start_sandbox_smtp(host, port, maildir)
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
+        stop = threading.Event()
+        # honcho stops processes with SIGTERM; Ctrl-C sends SIGINT. Both end cleanly.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        self.stdout.write(
+            f"Sandbox SMTP listening on {host}:{controller.port} "
+            f"(AUTH {settings.SANDBOX_SMTP_USER}/…), storing mail in {maildir}",
+        )
+        self.stdout.flush()
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            controller.stop()
+            self.stdout.write("Sandbox SMTP stopped.")

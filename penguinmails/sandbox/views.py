@@ -1,0 +1,55 @@
+"""Dashboard pages to read what the sandbox SMTP server captured. DEBUG only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from penguinmails.sandbox.store import SandboxStore
+
+View = Callable[..., HttpResponse]
+
+
+def debug_only(view: View) -> View:
+    """404 unless DEBUG: captured mail is a development aid, never part of production."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.DEBUG:
+            raise Http404("Not available.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@debug_only
+@login_required
+def message_list(request: HttpRequest) -> HttpResponse:
+    captured = SandboxStore().list_messages(limit=500)
+    return render(request, "sandbox/messages.html", {"captured": captured})
+
+
+@debug_only
+@login_required
+def message_detail(request: HttpRequest, key: str) -> HttpResponse:
+    message = SandboxStore().get_message(key)
+    if message is None:
+        raise Http404("No such message.")
+    return render(request, "sandbox/message.html", {"message": message})
+
+
+@debug_only
+@login_required
+@require_POST
+def clear(request: HttpRequest) -> HttpResponse:
+    count = SandboxStore().clear()
+    messages.success(request, f"Deleted {count} captured message{'s' if count != 1 else ''}.")
+    return redirect("sandbox:messages")

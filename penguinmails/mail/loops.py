@@ -1,0 +1,139 @@
+"""Loops (loops.so) transactional email client: POST {base}/transactional.
+
+Wire protocol (see Loops' API reference and the official Go/Ruby SDKs): Bearer auth, JSON body
+`{"transactionalId", "email", "dataVariables"}`, optional `Idempotency-Key` header; success is
+`200 {"success": true}`; errors carry `error` or `message`. Each of our kinds maps to a published
+Loops template through settings.LOOP_TRANSACTIONAL_IDS; the template must declare the same data
+variable names as penguinmails.mail.transactional.KINDS (e.g. `verify_url`, `name`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+
+import httpx
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class LoopsError(Exception):
+    """A send that failed; `permanent` says whether trying again could help."""
+
+    def __init__(self, message: str, *, permanent: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+
+
+def _error_text(response: httpx.Response) -> str:
+    # Loops answers either {"error": ...} or {"message": ...}; its SDKs read `error` first.
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        for field in ("error", "message"):
+            if body.get(field):
+                return str(body[field])[:200]
+    return response.reason_phrase
+
+
+class LoopsClient:
+    """Sends one transactional email per call; retries only rate limits, 5xx and network errors."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        transactional_ids: Mapping[str, str],
+        timeout: float = 10.0,
+        *,
+        retries: int = 2,
+        backoff_seconds: float = 0.5,
+    ) -> None:
+        if not api_key:
+            raise ValueError("Loops API key is empty")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.transactional_ids = dict(transactional_ids)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_seconds = backoff_seconds
+
+    def __repr__(self) -> str:
+        # Never show the key, even in a traceback's locals.
+        return f"LoopsClient(base_url={self.base_url!r})"
+
+    @classmethod
+    def from_settings(cls) -> LoopsClient:
+        return cls(
+            settings.LOOP_API_KEY,
+            settings.LOOP_API_URL,
+            settings.LOOP_TRANSACTIONAL_IDS,
+            timeout=float(getattr(settings, "LOOP_TIMEOUT_SECONDS", 10.0)),
+            backoff_seconds=float(getattr(settings, "LOOP_RETRY_BACKOFF_SECONDS", 0.5)),
+        )
+
+    def send(
+        self, kind: str, *, to: str, variables: Mapping[str, str], idempotency_key: str
+    ) -> None:
+        """Send `kind` to `to`; returns when Loops accepted it, else raises LoopsError."""
+        transactional_id = self.transactional_ids.get(kind)
+        if not transactional_id:
+            raise LoopsError(
+                f"No Loops transactionalId configured for {kind!r} (LOOP_TRANSACTIONAL_IDS).",
+                permanent=True,
+            )
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        body = {
+            "transactionalId": transactional_id,
+            "email": to,
+            "dataVariables": dict(variables),
+        }
+        url = f"{self.base_url}/transactional"
+        attempt = 0
+        while True:
+            error = self._attempt(url, headers, body, kind=kind, idempotency_key=idempotency_key)
+            if error is None:
+                return
+            if error.permanent or attempt >= self.retries:
+                raise error
+            # Exponential backoff with jitter, as the official Go SDK does.
+            delay = self.backoff_seconds * (2**attempt) * (1 + random.random() / 2)
+            logger.warning(
+                "Loops send %s failed (%s), retrying in %.2fs", kind, error.status, delay
+            )
+            time.sleep(delay)
+            attempt += 1
+
+    def _attempt(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, object],
+        *,
+        kind: str,
+        idempotency_key: str,
+    ) -> LoopsError | None:
+        try:
+            response = httpx.post(url, headers=headers, json=body, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            return LoopsError(f"Loops unreachable: {type(exc).__name__}", permanent=False)
+        status = response.status_code
+        if 200 <= status < 300:
+            return None
+        if status == 409 and idempotency_key:
+            # Loops refuses a reused idempotency key: this message was already accepted.
+            logger.info("Loops send %s already accepted (key %s)", kind, idempotency_key)
+            return None
+        message = f"Loops answered {status}: {_error_text(response)}"
+        if status == 429 or status >= 500:
+            return LoopsError(message, permanent=False, status=status)
+        # 400/401/404/405 and anything else unexpected: resending the same request cannot help.
+        return LoopsError(message, permanent=True, status=status)

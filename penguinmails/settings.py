@@ -248,6 +248,29 @@ CELERY_BROKER_URL = _redis_for_celery(REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 
+# The durable job queue (docs/queue.md). Messages are acknowledged after the task ran, one at a
+# time, and requeued when the pool process running them dies: a job's id is never dropped.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Workers drain -Q high,default,low strictly in that order.
+    "queue_order_strategy": "priority",
+    # Unacknowledged messages of a lost worker come back after this; PostgreSQL leases (below)
+    # usually recover the job sooner, and a late duplicate is refused by the claim.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
+JOB_MIGRATE_BATCH = env_int("JOB_MIGRATE_BATCH", default=500)
+# The migrator stops topping up the broker above this many waiting messages.
+JOB_BROKER_MAX_BACKLOG = env_int("JOB_BROKER_MAX_BACKLOG", default=5000)
+# An enqueued job not started within this is assumed lost in Redis and re-queued.
+JOB_ENQUEUED_LEASE_SECONDS = env_int("JOB_ENQUEUED_LEASE_SECONDS", default=300)
+# A running job's lease; its worker renews it every third of this while the handler runs.
+JOB_RUNNING_LEASE_SECONDS = env_int("JOB_RUNNING_LEASE_SECONDS", default=60)
+JOB_RETRY_BASE_SECONDS = env_int("JOB_RETRY_BASE_MS", default=2000) / 1000
+JOB_RETENTION_COMPLETED_DAYS = env_int("JOB_RETENTION_COMPLETED_DAYS", default=7)
 # --- Security (production values; `manage.py check --deploy` is clean with DEBUG=false) -------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -1,0 +1,130 @@
+"""Platform models that live in the public schema: the durable job queue.
+
+The job row is the truth; Redis (Celery's broker and the `job:<id>` status hash) only makes it
+fast. See docs/queue.md.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"  # waiting in PostgreSQL for run_at
+    ENQUEUED = "enqueued", "Enqueued"  # published to Celery, not started yet
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Failed, retrying"  # failed transiently; waits for run_at again
+    COMPLETED = "completed", "Completed"
+    DEAD = "dead", "Dead"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Every allowed move. `penguinmails.queue.states.transition` refuses anything else.
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    # An urgent job is published straight after commit, so a worker may claim it while queued.
+    JobStatus.QUEUED: frozenset(
+        {JobStatus.ENQUEUED, JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.DEAD}
+    ),
+    # Back to queued: the lease expired (Redis flushed, message lost).
+    JobStatus.ENQUEUED: frozenset(
+        {JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.CANCELLED, JobStatus.DEAD}
+    ),
+    # Back to queued: the worker died (lease expired); dead when that used the last attempt.
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.COMPLETED, JobStatus.RETRYING, JobStatus.DEAD, JobStatus.QUEUED}
+    ),
+    JobStatus.RETRYING: frozenset(
+        {JobStatus.ENQUEUED, JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.DEAD}
+    ),
+    JobStatus.COMPLETED: frozenset(),
+    # An operator revives dead or cancelled jobs (`jobs retry`, admin action).
+    JobStatus.DEAD: frozenset({JobStatus.QUEUED}),
+    JobStatus.CANCELLED: frozenset({JobStatus.QUEUED}),
+}
+
+# Statuses in which a job still has work ahead of it; the idempotency key is unique among them.
+LIVE_STATUSES = (
+    JobStatus.QUEUED,
+    JobStatus.ENQUEUED,
+    JobStatus.RUNNING,
+    JobStatus.RETRYING,
+)
+# Statuses a worker may claim from. Queued/retrying too: a duplicate or early message is fine,
+# the conditional claim decides.
+CLAIMABLE_STATUSES = (
+    JobStatus.QUEUED,
+    JobStatus.ENQUEUED,
+    JobStatus.RETRYING,
+)
+READY_STATUSES = (JobStatus.QUEUED, JobStatus.RETRYING)
+
+DEFAULT_PRIORITY = 100
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+class Job(models.Model):
+    """One unit of background work: a registered handler name, its JSON payload and its state.
+
+    Lives in the public schema; `tenant` says in which schema the handler runs (none for
+    platform jobs). Lower `priority` is more urgent.
+    """
+
+    # No database constraint: a tenant deleted while its jobs wait must leave them behind, so the
+    # worker can refuse them loudly instead of running them in public.
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    task = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict, blank=True)
+    priority = models.PositiveSmallIntegerField(default=DEFAULT_PRIORITY)
+    run_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=DEFAULT_MAX_ATTEMPTS)
+    last_error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    worker_id = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "jobs"
+        ordering = ["-id"]
+        indexes = [
+            # The migrator's query: ready rows by priority then age. Partial, so it stays as
+            # small as the backlog however many completed rows the table holds.
+            models.Index(
+                fields=["priority", "created_at", "run_at"],
+                name="jobs_ready_idx",
+                condition=Q(status__in=READY_STATUSES),
+            ),
+            # The reaper's query: leased rows past their lease.
+            models.Index(
+                fields=["lease_expires_at"],
+                name="jobs_leased_idx",
+                condition=Q(status__in=(JobStatus.ENQUEUED, JobStatus.RUNNING)),
+            ),
+            # Retention and `jobs status`.
+            models.Index(fields=["status", "finished_at"], name="jobs_status_finished_idx"),
+            models.Index(fields=["task", "status"], name="jobs_task_status_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(status__in=LIVE_STATUSES),
+                name="jobs_live_idempotency_key_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.task} ({self.status})"

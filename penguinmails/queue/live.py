@@ -1,0 +1,95 @@
+"""Live job status in Redis (`job:<id>` hashes) and worker presence.
+
+All of this is a convenience for dashboards and ops: PostgreSQL holds the truth, so every write
+here is best effort and losing Redis loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+STATUS_TTL_SECONDS = 24 * 3600
+WORKERS_KEY = "queue:workers"
+# A worker that has not refreshed its presence for this long is considered gone.
+WORKER_PRESENCE_SECONDS = 30
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def client() -> redis.Redis:
+    """One client per URL and process (redis-py's pool reconnects after fork by itself)."""
+    url = settings.REDIS_URL
+    if url not in _clients:
+        _clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return _clients[url]
+
+
+def status_key(job_id: int) -> str:
+    return f"job:{job_id}"
+
+
+def set_status(job_id: int, **fields: str) -> None:
+    try:
+        pipe = client().pipeline(transaction=False)
+        pipe.hset(status_key(job_id), mapping=fields)
+        pipe.expire(status_key(job_id), STATUS_TTL_SECONDS)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("job %s: live status not written: %s", job_id, exc)
+
+
+def note_skipped_delivery(job_id: int) -> None:
+    """Counts deliveries that lost the claim (duplicates), visible as `skipped` in the hash."""
+    try:
+        pipe = client().pipeline(transaction=False)
+        pipe.hincrby(status_key(job_id), "skipped", 1)
+        pipe.expire(status_key(job_id), STATUS_TTL_SECONDS)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("job %s: skipped delivery not counted: %s", job_id, exc)
+
+
+def get_status(job_id: int) -> dict[str, str]:
+    raw = client().hgetall(status_key(job_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+
+
+def announce_worker(worker: str) -> None:
+    """Called every few seconds by each worker process; the score is the time last seen."""
+    try:
+        now = time.time()
+        pipe = client().pipeline(transaction=False)
+        pipe.zadd(WORKERS_KEY, {worker: now})
+        pipe.zremrangebyscore(WORKERS_KEY, 0, now - WORKER_PRESENCE_SECONDS * 10)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("worker presence not announced: %s", exc)
+
+
+def withdraw_worker(worker: str) -> None:
+    try:
+        client().zrem(WORKERS_KEY, worker)
+    except redis.RedisError as exc:
+        log.warning("worker presence not withdrawn: %s", exc)
+
+
+def live_workers() -> list[str]:
+    since = time.time() - WORKER_PRESENCE_SECONDS
+    members = client().zrangebyscore(WORKERS_KEY, since, "+inf")
+    return sorted(m.decode() for m in members)  # type: ignore[union-attr]
+
+
+def broker_depth() -> dict[str, int]:
+    """Messages waiting in each Celery queue (kombu's Redis transport keeps one list each)."""
+    from penguinmails.queue.queues import CONSUME_ORDER
+
+    pipe = client().pipeline(transaction=False)
+    for queue in CONSUME_ORDER:
+        pipe.llen(queue.value)
+    return {q.value: int(n) for q, n in zip(CONSUME_ORDER, pipe.execute(), strict=True)}

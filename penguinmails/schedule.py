@@ -1,0 +1,30 @@
+"""All periodic work, in one place. Each entry expires, so ticks missed while workers were busy
+or down are dropped instead of piling up. Maintenance goes to the high queue: it must not wait
+behind the backlog it manages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.schedules import crontab
+
+from penguinmails.queue.queues import Queue
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "migrate-ready-jobs": {
+        "task": "penguinmails.migrate_jobs",
+        "schedule": 1.0,
+        "options": {"queue": Queue.HIGH.value, "expires": 5},
+    },
+    "reap-expired-jobs": {
+        "task": "penguinmails.reap_jobs",
+        "schedule": 5.0,
+        "options": {"queue": Queue.HIGH.value, "expires": 10},
+    },
+    "prune-completed-jobs": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=17, hour=3),
+        "args": ("platform.prune_jobs",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
+}

@@ -1,0 +1,35 @@
+"""Celery tasks. Thin: they take ids and call the queue's services (see docs/queue.md)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Task, shared_task
+
+from penguinmails.queue import migrator, reaper, runner
+from penguinmails.queue.producer import enqueue
+
+
+@shared_task(bind=True, name="penguinmails.run_job", ignore_result=True)
+def run_job(self: Task, job_id: int) -> str:
+    """The one generic task: every job is delivered as its id."""
+    worker_id = f"{self.request.hostname or 'local'}:{os.getpid()}"
+    return runner.run(job_id, worker_id=worker_id).value
+
+
+@shared_task(name="penguinmails.migrate_jobs", ignore_result=True)
+def migrate_jobs() -> int:
+    return migrator.migrate_ready()
+
+
+@shared_task(name="penguinmails.reap_jobs", ignore_result=True)
+def reap_jobs() -> int:
+    reaped = reaper.reap_expired()
+    return reaped.requeued + reaped.dead
+
+
+@shared_task(name="penguinmails.enqueue_job", ignore_result=True)
+def enqueue_job(task: str, payload: dict[str, Any] | None = None) -> int:
+    """Periodic jobs: beat enqueues them as jobs, keyed so a slow one is never doubled."""
+    return enqueue(task, payload or {}, idempotency_key=f"periodic:{task}").pk

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import path
+
+from campaigns import views
 
 app_name = "campaigns"
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("leads/", views.leads, name="leads"),
+    path("templates/", views.templates, name="templates"),
+]

@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "penguinmails.web.DashboardMiddleware",  # DomainError pages, sidebar nav
 ]
 
 TEMPLATES = [

@@ -1,5 +1,12 @@
+"""Public-host URLs of invitation links (the emailed link points here)."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from tenants.views import invitations
+
+app_name = "invitations"
+urlpatterns = [
+    path("invite/<str:token>/", invitations.accept, name="accept"),
+]

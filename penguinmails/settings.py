@@ -303,3 +303,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- DNS (sending domains: records, verification, publishing; see docs/dns.md) ----------------
+# Resolvers verification asks, as host:port (empty = the system resolver). `make run` and tests
+# point this at the sandbox DNS server.
+DNS_RESOLVERS = env_list("DNS_RESOLVERS", default=[])
+DNS_TIMEOUT = float(env_int("DNS_TIMEOUT", default=3))
+# manual (the tenant publishes), local (the sandbox DNS server) or cloudflare.
+DNS_PROVIDER = env_str("DNS_PROVIDER", default="local" if DEBUG else "manual")
+CLOUDFLARE_API_TOKEN = env_str("CLOUDFLARE_API_TOKEN", default="")
+CLOUDFLARE_API_URL = env_str("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
+# (The DKIM selector is MAILU_DKIM_SELECTOR: records use the one Mailu signs with.)
+# The sandbox DNS server (`make run`): loopback only; zones in a JSON file the local provider
+# writes and the server re-reads.
+SANDBOX_DNS_HOST = env_str("SANDBOX_DNS_HOST", default="127.0.0.1")
+SANDBOX_DNS_PORT = env_int("SANDBOX_DNS_PORT", default=5353)
+SANDBOX_DNS_ZONES = Path(
+    env_str("SANDBOX_DNS_ZONES", default=str(BASE_DIR / ".local" / "sandbox-dns.json"))
+)

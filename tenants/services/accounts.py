@@ -126,10 +126,18 @@ def sign_up(
             audit.record("user.signed_up", tenant=tenant, actor=user, slug=slug)
             _send_verification(user)
     except IntegrityError as exc:
-        # Another signup took the email or the address between our checks and our insert.
+        # Another signup took the email or the address between our checks and our insert:
+        # checking again now names the field it took.
+        errors, _, _ = _signup_errors(
+            workspace_name=workspace_name,
+            slug=slug,
+            email=email,
+            password=password,
+            full_name=full_name,
+        )
         raise ValidationFailed(
             "Please correct the highlighted fields.",
-            fields={"slug": ["That address or email was just taken; try again."]},
+            fields=errors or {"slug": ["That address was just taken; try another."]},
         ) from exc
     return user, tenant
 

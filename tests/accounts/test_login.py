@@ -177,3 +177,23 @@ def test_it_keeps_the_outsider_logged_out_of_acme_after_their_own_login(cast: Ca
     assert client.get("/").status_code == 200
     # The same browser on acme's host: no session there, and no way in.
     assert client.get("/", HTTP_HOST="acme.localhost").status_code == 302
+
+
+def test_it_logs_in_through_the_real_form_with_csrf_checks(cast: Cast) -> None:
+    client = Client(HTTP_HOST="acme.localhost", enforce_csrf_checks=True)
+    assert (
+        client.post("/login/", {"email": cast.member.email, "password": PASSWORD}).status_code
+        == 403
+    )
+    page = client.get("/login/")
+    token = page.context["csrf_token"]
+    assert f'value="{token}"'.encode() in page.content
+    response = client.post(
+        "/login/",
+        {"email": cast.member.email, "password": PASSWORD, "csrfmiddlewaretoken": str(token)},
+    )
+    assert response.status_code == 302
+    home = client.get("/")
+    assert home.status_code == 200
+    logout = client.post("/logout/", {"csrfmiddlewaretoken": home.context["csrf_token"]})
+    assert logout["Location"] == "/login/"

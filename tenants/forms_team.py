@@ -60,8 +60,9 @@ class CustomRoleForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for area in Area:
+            # Not required: an area left out of the submission gets no access.
             self.fields[f"perm_{area.value}"] = forms.ChoiceField(
-                label=area.label, choices=Level.choices, initial=Level.NONE
+                label=area.label, choices=Level.choices, initial=Level.NONE, required=False
             )
 
     @classmethod
@@ -74,7 +75,10 @@ class CustomRoleForm(forms.Form):
         return [self[f"perm_{area.value}"] for area in Area]
 
     def permissions(self) -> dict[str, str]:
-        return {area.value: self.cleaned_data[f"perm_{area.value}"] for area in Area}
+        return {
+            area.value: self.cleaned_data.get(f"perm_{area.value}") or Level.NONE.value
+            for area in Area
+        }
 
 
 class ApiKeyForm(forms.Form):

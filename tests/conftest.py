@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
@@ -21,6 +21,9 @@ from tenants.models import Membership, Role, Tenant, User
 from tenants.services.tenancy import create_tenant, ensure_template_tenant
 
 PASSWORD = "correct-horse-battery-staple"
+
+# Production hashes passwords slowly on purpose; the suite logs in thousands of times.
+override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]).enable()
 
 
 @dataclass

@@ -12,7 +12,7 @@ from penguinmails.errors import Conflict, PermissionDenied, ValidationFailed
 from penguinmails.web import area_required, principal_of
 from tenants.forms_team import CustomRoleForm, InviteForm, RoleChoiceForm, apply_errors
 from tenants.models import Membership, Role
-from tenants.permissions import Area, Level
+from tenants.permissions import Area, BuiltinRole, Level
 from tenants.services.access import Principal, access_membership, access_role, roles_for
 from tenants.services.invitations import (
     access_invitation,
@@ -163,6 +163,9 @@ def roles(request: HttpRequest) -> HttpResponse:
             )
         )
     )
+    # Built-in roles from most to least powerful, then custom roles by name.
+    rank = {slug: i for i, slug in enumerate(BuiltinRole.values)}
+    all_roles.sort(key=lambda r: (not r.is_builtin, rank.get(r.slug, 0), r.name.lower()))
     rows = [{"role": role, "levels": [role.level(area) for area in Area]} for role in all_roles]
     return render(
         request,

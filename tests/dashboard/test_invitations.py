@@ -204,3 +204,18 @@ def test_it_refuses_acceptance_into_a_suspended_workspace(cast: Cast) -> None:
     with pytest.raises(TenantSuspended):
         accept_invitation("known-token", password=NEW_PASSWORD, full_name="S")
     assert not User.objects.filter(email="s@example.com").exists()
+
+
+def test_it_lands_the_new_member_logged_in_on_the_workspace(
+    cast: Cast, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    token = _invite(cast, "lands@example.com", "member", django_capture_on_commit_callbacks)
+    response = client_for(None, None).post(
+        f"/invite/{token}/", {"full_name": "Lands", "password": NEW_PASSWORD}
+    )
+    location = urlsplit(response["Location"])
+    tenant_client = client_for(None, cast.tenant)
+    landed = tenant_client.get(location.path, follow=True)
+    assert landed.status_code == 200
+    assert landed.context["request"].user.email == "lands@example.com"
+    assert "Acme Agency" in landed.content.decode()

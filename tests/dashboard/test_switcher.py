@@ -52,3 +52,13 @@ def test_it_redirects_an_outsider_to_login_on_the_switcher(cast: Cast) -> None:
     response = client_for(cast.outsider, cast.tenant).get("/switch/globex/")
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+
+
+def test_it_lands_the_user_logged_in_on_the_other_workspace(cast: Cast) -> None:
+    _join_globex(cast)
+    response = client_for(cast.member, cast.tenant).get("/switch/globex/")
+    globex = client_for(None, cast.other_tenant)
+    landed = globex.get(urlsplit(response["Location"]).path, follow=True)
+    assert landed.status_code == 200
+    assert landed.context["request"].user == cast.member
+    assert "Globex Sales" in landed.content.decode()

@@ -42,6 +42,6 @@ def custom_member(tenant: Tenant, email: str, **levels: str) -> tuple[User, Role
 def invite_token_from_mail() -> str:
     """The token of the invitation link in the last email sent."""
     body = mail.outbox[-1].body
-    match = re.search(r"http://localhost:8000/invite/([^/\s]+)/", body)
+    match = re.search(r"https?://localhost(?::\d+)?/invite/([^/\s]+)/", body)
     assert match, body
     return match.group(1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test.utils import CaptureQueriesContext
 
@@ -144,3 +146,11 @@ def test_it_lists_builtin_roles_read_only_on_the_roles_page(cast: Cast) -> None:
     assert builtin == ["owner", "admin", "member", "viewer"]
     owner_role = Role.objects.get(tenant=None, slug="owner")
     assert f"/team/roles/{owner_role.pk}/edit/" not in response.content.decode()
+
+
+def test_it_links_the_sandbox_mail_page_only_in_debug_mode(cast: Cast, settings: Any) -> None:
+    client = client_for(cast.owner, cast.tenant)
+    settings.DEBUG = False
+    assert ">Sandbox mail</a>" not in client.get("/").content.decode()
+    settings.DEBUG = True
+    assert '<a href="/sandbox/mail/">Sandbox mail</a>' in client.get("/").content.decode()

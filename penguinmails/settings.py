@@ -304,6 +304,35 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- Infrastructure (issue 4: VPS providers, Mailu servers) ----------------------------------
+# "hostwinds" or "local"; empty chooses Hostwinds when HOSTWIND_API_KEY is set, else local.
+VPS_PROVIDER = env_str("VPS_PROVIDER", default="").strip().lower()
+HOSTWINDS_API_URL = env_str(
+    "HOSTWINDS_API_URL", default="https://clients.hostwinds.com/cloud/api.php"
+)
+HOSTWINDS_TIMEOUT_SECONDS = env_int("HOSTWINDS_TIMEOUT_SECONDS", default=30)
+# Hostwinds ids are configuration (no API lists them reliably): `location_id` (integer),
+# `template` (image uuid) and `rid` per VPS size, as "size=rid" pairs, e.g. "small=123,large=456".
+HOSTWINDS_LOCATION_ID = env_str("HOSTWINDS_LOCATION_ID", default="")
+HOSTWINDS_IMAGE_ID = env_str("HOSTWINDS_IMAGE_ID", default="")
+HOSTWINDS_PLAN_IDS = dict(
+    item.split("=", 1) for item in env_list("HOSTWINDS_PLAN_IDS", default=[]) if "=" in item
+)
+HOSTWINDS_SSH_KEYS = env_list("HOSTWINDS_SSH_KEYS", default=[])  # key names known to Hostwinds
+# UNVERIFIED vendor names, empty until confirmed: the add_instance field carrying cloud-init
+# user data, and the action that orders an extra IPv4 (see docs/infrastructure.md).
+HOSTWINDS_USER_DATA_FIELD = env_str("HOSTWINDS_USER_DATA_FIELD", default="")
+HOSTWINDS_ORDER_IP_ACTION = env_str("HOSTWINDS_ORDER_IP_ACTION", default="")
+# The local provider's records, shared by web, worker and beat.
+LOCAL_VPS_STATE_FILE = Path(
+    env_str("LOCAL_VPS_STATE_FILE", default=str(BASE_DIR / ".local" / "vps.json"))
+)
+LOCAL_VPS_MAX_SECONDARY_IPS = env_int("LOCAL_VPS_MAX_SECONDARY_IPS", default=4)
+# Mailu on each VPS: image tag, DKIM selector (Mailu's default is "dkim"), TLS flavor.
+MAILU_VERSION = env_str("MAILU_VERSION", default="2024.06")
+MAILU_DKIM_SELECTOR = env_str("MAILU_DKIM_SELECTOR", default="dkim")
+MAILU_TLS_FLAVOR = env_str("MAILU_TLS_FLAVOR", default="letsencrypt")
+
 # --- DNS (sending domains: records, verification, publishing; see docs/dns.md) ----------------
 # Resolvers verification asks, as host:port (empty = the system resolver). `make run` and tests
 # point this at the sandbox DNS server.

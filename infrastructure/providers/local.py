@@ -1,0 +1,210 @@
+"""The local VPS provider: records only, for `make run`, demos and tests.
+
+Servers are rows in memory, or in a JSON file under .local/ when several processes (web, worker,
+beat) must agree; addresses come from 127.0.0.0/8 so anything that connects to them stays on
+this machine. It follows the same rules as Hostwinds where they matter to callers: creation is
+idempotent by name, a new server is pending for a poll or two before it is active, and the
+number of secondary IPs per server is capped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypedDict
+
+from infrastructure.providers.base import (
+    ProviderError,
+    ServerInfo,
+    ServerNotFound,
+    ServerRef,
+    ServerStatus,
+)
+
+# 127.0.0.1 is where our own sandbox servers listen; hand out addresses above it.
+_FIRST_HOST = 10
+_LAST_HOST = 254
+
+
+class _Server(TypedDict):
+    id: str
+    name: str
+    status: str
+    polls_left: int
+    main_ip: str
+    secondary_ips: list[str]
+    ptr: dict[str, str]
+    plan: str
+    location: str
+    image: str
+    user_data: str
+
+
+class _State(TypedDict):
+    servers: dict[str, _Server]
+
+
+class LocalProvider:
+    """`VpsProvider` that only keeps records."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        activate_after_polls: int = 1,
+        max_secondary_ips: int = 4,
+    ) -> None:
+        self.path = path
+        self.activate_after_polls = activate_after_polls
+        self.max_secondary_ips = max_secondary_ips
+        self._memory: _State = {"servers": {}}
+
+    @contextmanager
+    def _state(self) -> Iterator[_State]:
+        """The state, saved on exit; with a file, under an exclusive lock across processes."""
+        if self.path is None:
+            yield self._memory
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                state: _State = (
+                    json.loads(self.path.read_text()) if self.path.exists() else {"servers": {}}
+                )
+                yield state
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+                os.replace(tmp, self.path)  # atomic: a crash never leaves half a file
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def create_server(
+        self,
+        *,
+        name: str,
+        plan: str,
+        location: str,
+        image: str,
+        user_data: str = "",
+        ssh_keys: Sequence[str] = (),
+    ) -> ServerRef:
+        if not name:
+            raise ProviderError("A server needs a name.", permanent=True)
+        with self._state() as state:
+            for server in state["servers"].values():
+                if server["name"] == name and server["status"] != ServerStatus.TERMINATED:
+                    return ServerRef(server["id"], name, created=False, user_data_applied=True)
+            server_id = uuid.uuid4().hex[:12]
+            state["servers"][server_id] = {
+                "id": server_id,
+                "name": name,
+                "status": str(ServerStatus.PENDING),
+                "polls_left": self.activate_after_polls,
+                "main_ip": _allocate(state),
+                "secondary_ips": [],
+                "ptr": {},
+                "plan": plan,
+                "location": location,
+                "image": image,
+                "user_data": user_data,
+            }
+        return ServerRef(server_id, name, created=True, user_data_applied=True)
+
+    def get_server(self, server_id: str) -> ServerInfo:
+        with self._state() as state:
+            server = _live(state, server_id)
+            # Pending for a few polls, like a real build, so "waiting for active" is exercised.
+            if server["status"] == ServerStatus.PENDING:
+                if server["polls_left"] <= 0:
+                    server["status"] = str(ServerStatus.ACTIVE)
+                else:
+                    server["polls_left"] -= 1
+            return _info(server)
+
+    def find_server(self, name: str) -> ServerInfo | None:
+        for server in self.list_servers():
+            if server.name == name and server.status is not ServerStatus.TERMINATED:
+                return server
+        return None
+
+    def list_servers(self) -> list[ServerInfo]:
+        with self._state() as state:
+            return [
+                _info(s)
+                for s in state["servers"].values()
+                if s["status"] != ServerStatus.TERMINATED
+            ]
+
+    def add_secondary_ip(self, server_id: str) -> str | None:
+        with self._state() as state:
+            server = _live(state, server_id)
+            if len(server["secondary_ips"]) >= self.max_secondary_ips:
+                raise ProviderError(
+                    f"Server {server_id} already has {self.max_secondary_ips} secondary IPs, "
+                    "the most this provider allows.",
+                    permanent=True,
+                )
+            ip = _allocate(state)
+            server["secondary_ips"].append(ip)
+            return ip
+
+    def set_reverse_dns(self, server_id: str, ip: str, hostname: str) -> None:
+        with self._state() as state:
+            server = _live(state, server_id)
+            if ip != server["main_ip"] and ip not in server["secondary_ips"]:
+                raise ProviderError(
+                    f"{ip} is not an address of server {server_id}.", permanent=True
+                )
+            server["ptr"][ip] = hostname
+
+    def reverse_dns(self, ip: str) -> str | None:
+        """The PTR name recorded for `ip` (the sandbox DNS server serves these)."""
+        with self._state() as state:
+            for server in state["servers"].values():
+                if server["status"] != ServerStatus.TERMINATED and ip in server["ptr"]:
+                    return server["ptr"][ip]
+        return None
+
+    def terminate_server(self, server_id: str) -> None:
+        with self._state() as state:
+            server = state["servers"].get(server_id)
+            if server is not None:
+                # Kept as a record (its addresses are not reused, as at a real host).
+                server["status"] = str(ServerStatus.TERMINATED)
+
+
+def _live(state: _State, server_id: str) -> _Server:
+    server = state["servers"].get(server_id)
+    if server is None or server["status"] == ServerStatus.TERMINATED:
+        raise ServerNotFound(server_id)
+    return server
+
+
+def _allocate(state: _State) -> str:
+    used = {s["main_ip"] for s in state["servers"].values()}
+    used.update(ip for s in state["servers"].values() for ip in s["secondary_ips"])
+    for host in range(_FIRST_HOST, _LAST_HOST + 1):
+        candidate = f"127.0.0.{host}"
+        if candidate not in used:
+            return candidate
+    raise ProviderError("The local provider has no loopback addresses left.", permanent=True)
+
+
+def _info(server: _Server) -> ServerInfo:
+    return ServerInfo(
+        id=server["id"],
+        name=server["name"],
+        status=ServerStatus(server["status"]),
+        raw_status=server["status"],
+        main_ip=server["main_ip"],
+        secondary_ips=tuple(server["secondary_ips"]),
+        details={"plan": server["plan"], "location": server["location"]},
+    )

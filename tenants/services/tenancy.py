@@ -7,13 +7,13 @@ import re
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
-from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_exists
 
 from penguinmails.errors import IllegalTransition, ValidationFailed
 from tenants.models import TENANT_TRANSITIONS, Domain, Membership, Role, Tenant, TenantStatus, User
 from tenants.permissions import BuiltinRole
 from tenants.services import audit
+from tenants.services.schema_clone import clone_template_schema
 
 RESERVED_SLUGS = frozenset(
     {
@@ -104,9 +104,7 @@ def create_tenant(*, name: str, slug: str, owner: User, actor: User | None = Non
         ensure_template_tenant()
     tenant = Tenant.objects.create(name=name, slug=slug, schema_name=schema_name_for(slug))
     # Clone inside this transaction: if anything below fails, the schema goes with it.
-    CloneSchema().clone_schema(
-        settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name, "DATA", set_connection=False
-    )
+    clone_template_schema(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name)
     Domain.objects.create(domain=host_for(slug), tenant=tenant, is_primary=True)
     Membership.objects.create(
         tenant=tenant, user=owner, role=Role.objects.get(tenant=None, slug=BuiltinRole.OWNER)

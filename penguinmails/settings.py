@@ -253,6 +253,9 @@ CELERY_TASK_IGNORE_RESULT = True
 # time, and requeued when the pool process running them dies: a job's id is never dropped.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Celery's Django fixup otherwise closes the database connection around every task, which costs
+# a new PostgreSQL connection per job; Django's CONN_MAX_AGE still recycles them.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

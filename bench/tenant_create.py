@@ -20,6 +20,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/queue.py would shadow the standard library's `queue` (psycopg imports it): drop this
+# folder from the path that Python put first for the script.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
 BENCH_DB = "pm_bench_tenants"

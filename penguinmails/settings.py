@@ -248,15 +248,14 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = _redis_for_celery(REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-
 # The durable job queue (docs/queue.md). Messages are acknowledged after the task ran, one at a
 # time, and requeued when the pool process running them dies: a job's id is never dropped.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fixup otherwise closes the database connection around every task, which costs
 # a new PostgreSQL connection per job; Django's CONN_MAX_AGE still recycles them.
 CELERY_DB_REUSE_MAX = 1000
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -275,6 +274,7 @@ JOB_ENQUEUED_LEASE_SECONDS = env_int("JOB_ENQUEUED_LEASE_SECONDS", default=300)
 JOB_RUNNING_LEASE_SECONDS = env_int("JOB_RUNNING_LEASE_SECONDS", default=60)
 JOB_RETRY_BASE_SECONDS = env_int("JOB_RETRY_BASE_MS", default=2000) / 1000
 JOB_RETENTION_COMPLETED_DAYS = env_int("JOB_RETENTION_COMPLETED_DAYS", default=7)
+
 # --- Security (production values; `manage.py check --deploy` is clean with DEBUG=false) -------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tenants.models import AuditEvent, Membership, Role
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tenants.models import AuditEvent, Membership, Role, User
 from tenants.services import team
 from tenants.services.access import principal_for_membership
 from tests.api.conftest import assert_error, key_client
@@ -180,3 +183,20 @@ def test_it_lets_an_admin_key_manage_members(cast: Cast) -> None:
     # A key has no membership, so it is never an owner: owners are out of its reach.
     owner = _membership(cast, cast.owner)
     assert_error(kc.client.post(f"/api/v1/members/{owner.pk}/deactivate"), 403)
+
+
+def test_it_lists_members_in_a_fixed_number_of_queries(cast: Cast) -> None:
+    kc = key_client(cast.tenant, role="viewer")
+    kc.client.get("/api/v1/members")  # stamps last_used_at, so later calls do not write
+
+    def count_queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert kc.client.get("/api/v1/members").status_code == 200
+        return len(captured.captured_queries)
+
+    before = count_queries()
+    viewer = Role.objects.get(tenant=None, slug="viewer")
+    for n in range(5):
+        user = User.objects.create_user(f"extra{n}@acme.test", "x-long-password-1")
+        Membership.objects.create(tenant=cast.tenant, user=user, role=viewer)
+    assert count_queries() == before <= 8  # 4 statements plus django-tenants' SET search_path

@@ -38,6 +38,7 @@ POSTHOG_API_KEY = env_str("POSTHOG_API_KEY", default="")
 SHARED_APPS = [
     "django_tenants",
     "tenants",
+    "billing",
     "penguinmails",
     "django.contrib.contenttypes",
     "django.contrib.auth",

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -68,7 +68,9 @@ def claim(job_id: int, *, worker_id: str) -> Job | None:
     with transaction.atomic():
         _skip_fsync()
         won = transition(
-            Job.objects.filter(pk=job_id),
+            # A stale duplicate message must not start a job waiting out its retry backoff (or
+            # scheduled later): only published jobs, or jobs already due, are claimable.
+            Job.objects.filter(Q(status=JobStatus.ENQUEUED) | Q(run_at__lte=now), pk=job_id),
             to=JobStatus.RUNNING,
             from_=CLAIMABLE_STATUSES,
             attempts=F("attempts") + 1,

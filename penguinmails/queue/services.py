@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from penguinmails.errors import IllegalTransition, NotFound
-from penguinmails.models import JOB_TRANSITIONS, Job, JobStatus
+from penguinmails.errors import Conflict, IllegalTransition, NotFound
+from penguinmails.models import JOB_TRANSITIONS, LIVE_STATUSES, Job, JobStatus
 from penguinmails.queue.retention import prune_completed
 from penguinmails.queue.states import transition, transition_job
 
@@ -25,22 +25,69 @@ def retry_job(job: Job) -> Job:
     """Give a dead or cancelled job a fresh set of attempts, now."""
     if JobStatus.QUEUED not in JOB_TRANSITIONS[job.status]:
         raise IllegalTransition(f"job {job.pk} is {job.status}; only dead or cancelled jobs retry")
-    transition_job(
-        job, JobStatus.QUEUED, attempts=0, run_at=timezone.now(), finished_at=None, worker_id=""
-    )
+    try:
+        # A savepoint: a live job holding the same idempotency key refuses the revival.
+        with transaction.atomic():
+            transition_job(
+                job,
+                JobStatus.QUEUED,
+                attempts=0,
+                run_at=timezone.now(),
+                finished_at=None,
+                worker_id="",
+            )
+    except IntegrityError:
+        holder = _live_holder(job)
+        raise Conflict(
+            f"job {job.pk} cannot run again: live job {holder} holds its idempotency key "
+            f"{job.idempotency_key!r}"
+        ) from None
     return job
 
 
+def _live_holder(job: Job) -> int | None:
+    return (
+        Job.objects.filter(idempotency_key=job.idempotency_key, status__in=LIVE_STATUSES)
+        .exclude(pk=job.pk)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def retry_dead_jobs() -> int:
-    return transition(
-        Job.objects.all(),
+    """Queue every dead job again. Of dead jobs sharing an idempotency key, only the newest is
+    revived, and none while a live job holds the key (the key is unique among live jobs)."""
+    now = timezone.now()
+    revived = transition(
+        Job.objects.filter(idempotency_key__isnull=True),
         to=JobStatus.QUEUED,
         from_=[JobStatus.DEAD],
         attempts=0,
-        run_at=timezone.now(),
+        run_at=now,
         finished_at=None,
         worker_id="",
     )
+    keyed = (
+        Job.objects.filter(status=JobStatus.DEAD, idempotency_key__isnull=False)
+        .order_by("idempotency_key", "-id")
+        .distinct("idempotency_key")
+        .values_list("pk", flat=True)
+    )
+    for job_id in list(keyed):
+        try:
+            with transaction.atomic():
+                revived += transition(
+                    Job.objects.filter(pk=job_id),
+                    to=JobStatus.QUEUED,
+                    from_=[JobStatus.DEAD],
+                    attempts=0,
+                    run_at=now,
+                    finished_at=None,
+                    worker_id="",
+                )
+        except IntegrityError:
+            continue  # a live job already does this work
+    return revived
 
 
 @transaction.atomic

@@ -119,3 +119,46 @@ def test_it_lets_concurrent_migrators_take_each_ready_job_once() -> None:
     every = [i for r in results for i in r]
     assert sorted(every) == sorted(j.pk for j in jobs)
     assert sum(1 for r in results if r) > 1  # they really ran side by side
+
+
+def _kill(job: Job) -> None:
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.DEAD, finished_at=timezone.now())
+
+
+def test_it_retries_dead_jobs_that_share_an_idempotency_key_once() -> None:
+    # A periodic job that keeps failing leaves several dead jobs with the same key.
+    first = enqueue("platform.noop", {}, idempotency_key="periodic:x")
+    _kill(first)
+    second = enqueue("platform.noop", {}, idempotency_key="periodic:x")
+    _kill(second)
+    plain = enqueue("platform.noop", {})
+    _kill(plain)
+    out = StringIO()
+    call_command("jobs", "retry", "--dead", stdout=out)
+    assert "2 dead job(s) queued again" in out.getvalue()
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert statuses == {
+        first.pk: JobStatus.DEAD,
+        second.pk: JobStatus.QUEUED,
+        plain.pk: JobStatus.QUEUED,
+    }
+    # While the key is live, the other dead job is refused with a reason, not a crash.
+    with pytest.raises(CommandError, match=f"live job {second.pk} holds"):
+        call_command("jobs", "retry", str(first.pk))
+    assert Job.objects.get(pk=first.pk).status == JobStatus.DEAD
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_delivery_does_not_skip_the_retry_backoff() -> None:
+    from penguinmails.queue import live
+    from penguinmails.queue.runner import Outcome, run
+
+    token = f"backoff-{timezone.now().timestamp()}"
+    live.client().set(f"test:fail:{token}", 1)
+    job = enqueue("test.fail", {"token": token})
+    assert run(job.pk, worker_id="t:1") == Outcome.RETRYING
+    # A second message for the same job (urgent fast path and migrator both published it,
+    # or the broker redelivered) arrives during the backoff: it must not run the job now.
+    assert run(job.pk, worker_id="t:2") == Outcome.SKIPPED
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (JobStatus.RETRYING, 1)

@@ -228,8 +228,12 @@ def main(argv: list[str]) -> int:
                 return 2
             return subprocess.run(cmd, env=env, cwd=ROOT).returncode
         manage = [py, str(ROOT / "manage.py")]
-        subprocess.run([*manage, "migrate_schemas", "--noinput", "-v", "0"], env=env, check=True)
+        # Public schema, then the template, then only the tenant schemas that are behind.
+        subprocess.run(
+            [*manage, "migrate_schemas", "--shared", "--noinput", "-v", "0"], env=env, check=True
+        )
         subprocess.run([*manage, "tenants", "prepare-template"], env=env, check=True)
+        subprocess.run([*manage, "tenants", "migrate"], env=env, check=True)
         subprocess.run([*manage, "tenants", "demo"], env=env, check=True)
         honcho = shutil.which("honcho", path=str(Path(py).parent)) or "honcho"
         log("starting web, worker, beat and the sandbox SMTP server (Ctrl-C stops all)")

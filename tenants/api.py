@@ -61,7 +61,7 @@ class RoleRefField(serializers.Field):
             self.fail("invalid")
         found = (
             visible.filter(pk=data).first()
-            if isinstance(data, int) or data.isdigit()
+            if isinstance(data, int) or (data.isascii() and data.isdigit())
             else visible.filter(slug=data).first()
         )
         if found is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from penguinmails.errors import Conflict, ValidationFailed
+from penguinmails.errors import Conflict, PermissionDenied, ValidationFailed
 from tenants.models import ApiKey, Role, Tenant, User
 from tenants.permissions import Area, BuiltinRole, Level
 from tenants.services import audit
@@ -56,6 +56,14 @@ def create_api_key(
         raise ValidationFailed(
             "API keys cannot have the owner role.", fields={"role": ["Choose admin or lower."]}
         )
+    if principal is not None:
+        # A key acts with its role: minting one must not grant more than the minter has.
+        beyond = [a.label for a in Area if not principal.role.allows(a, role.level(a))]
+        if beyond:
+            raise PermissionDenied(
+                f"Your role ({principal.role.name}) cannot create a key with more access than "
+                f"it has ({', '.join(beyond)})."
+            )
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     plaintext = f"{KEY_PREFIX}{prefix}_{secret}"

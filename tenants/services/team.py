@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -174,4 +174,11 @@ def delete_role(principal: Principal, role: Role) -> None:
     if role.memberships.exists():
         raise Conflict("Members still have this role; give them another role first.")
     audit.record("role.deleted", tenant=principal.tenant, actor=principal.user, role=role.slug)
-    role.delete()
+    try:
+        with transaction.atomic():
+            role.delete()
+    except ProtectedError:
+        # API keys and invitations (past ones too) keep the role they were given.
+        raise Conflict(
+            "API keys or invitations still refer to this role, so it cannot be deleted."
+        ) from None

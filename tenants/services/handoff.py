@@ -12,6 +12,7 @@ import hashlib
 import secrets
 
 from django.core.cache import cache
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_tenants.utils import schema_context
 
 from tenants.models import Tenant, User
@@ -46,6 +47,9 @@ def consume_handoff(token: str, tenant: Tenant) -> tuple[User, str] | None:
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         return None
-    if not next_path.startswith("/") or next_path.startswith("//"):
+    # A local path only: browsers read "/\\evil.com" (and "//evil.com") as another host.
+    if not next_path.startswith("/") or not url_has_allowed_host_and_scheme(
+        next_path, allowed_hosts=None
+    ):
         next_path = "/"
     return user, next_path

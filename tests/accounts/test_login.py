@@ -197,3 +197,9 @@ def test_it_logs_in_through_the_real_form_with_csrf_checks(cast: Cast) -> None:
     assert home.status_code == 200
     logout = client.post("/logout/", {"csrfmiddlewaretoken": home.context["csrf_token"]})
     assert logout["Location"] == "/login/"
+
+
+def test_a_handoff_never_redirects_to_another_host(cast: Cast) -> None:
+    for next_path in ("/\\evil.example", "//evil.example", "https://evil.example/", "/\t/evil"):
+        path = _path(issue_handoff(cast.admin, cast.tenant, next_path=next_path))
+        assert _tenant_client("acme").get(path)["Location"] == "/", next_path

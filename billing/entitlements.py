@@ -24,6 +24,7 @@ __all__ = [
     "Resource",
     "default_plan",
     "limits_for",
+    "lock_usage",
     "members_in_use",
     "plan_for",
     "require_capacity",
@@ -122,15 +123,24 @@ def require_feature(tenant: Tenant, feature: Feature | str) -> None:
     plan = plan_for(tenant)
     if plan.parsed_limits.has(feature):
         return
-    message = f"Your {plan.name} plan does not include {feature.label.lower()}."
+    message = f"Your {plan.name} plan does not include {feature.label}."
     upgrade = upgrade_for(plan, feature=feature)
     if upgrade is not None:
         message += f" Upgrade to {upgrade.name} to get it."
     raise LimitReached(message)
 
 
-def members_in_use(tenant: Tenant) -> int:
-    """Seats taken: active members plus invitations still pending (each may become a member)."""
+def lock_usage(tenant: Tenant) -> None:
+    """Lock the tenant's row until the transaction ends, so two requests adding the last X at
+    once cannot both pass `require_capacity`. Call inside `transaction.atomic`, before counting."""
+    list(Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True))
+
+
+def members_in_use(tenant: Tenant, *, lock: bool = False) -> int:
+    """Seats taken: active members plus invitations still pending (each may become a member).
+    With `lock`, counts under `lock_usage`."""
+    if lock:
+        lock_usage(tenant)
     members = Membership.objects.filter(tenant_id=tenant.pk, is_active=True).count()
     pending = Invitation.objects.filter(
         tenant_id=tenant.pk, status=InvitationStatus.PENDING, expires_at__gt=timezone.now()

@@ -44,7 +44,7 @@ class VpsSize(models.TextChoices):
 class Feature(models.TextChoices):
     """Yes/no capabilities of a plan."""
 
-    WARMUP = "warmup", "Warm-up"
+    WARMUP = "warmup", "warm-up"
     API_ACCESS = "api_access", "API access"
 
 

@@ -1,23 +1,32 @@
-"""Billing page. The features come in a later issue; until then the page says so plainly (and
-still enforces its area's permission)."""
+"""Billing page: the workspace's plan, its limits with usage, and the plan ladder.
+
+Payment (Stripe) comes in a later issue; the page says so instead of showing invoices.
+"""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
-from penguinmails.web import area_required, not_built_page
+from billing.entitlements import plan_for
+from billing.models import Plan
+from billing.services.plans import usage_for
+from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area
 
 
 @area_required(Area.BILLING)
 def index(request: HttpRequest) -> HttpResponse:
-    return not_built_page(
+    tenant = principal_of(request).tenant
+    plan = plan_for(tenant)
+    ladder = [(p, p.parsed_limits) for p in Plan.objects.filter(is_public=True)]
+    return render(
         request,
-        title="Billing",
-        summary="Billing is not built yet.",
-        will_hold=[
-            "Your plan and what infrastructure it includes",
-            "Payment method, invoices and payment history",
-            "Usage against your plan's limits",
-        ],
+        "billing/index.html",
+        {
+            "plan": plan,
+            "limits": plan.parsed_limits,
+            "usage": usage_for(tenant),
+            "ladder": ladder,
+        },
     )

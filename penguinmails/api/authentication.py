@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from billing.entitlements import Feature, require_feature
 from tenants.models import ApiKey
 from tenants.services.access import principal_for_api_key
 from tenants.services.apikeys import authenticate_api_key
@@ -35,6 +36,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # which keys exist where.
         if key is None or tenant is None or key.tenant_id != tenant.pk:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        # A valid key of a workspace whose plan lost API access: 402 naming the plan that has it.
+        require_feature(tenant, Feature.API_ACCESS)
         request._request.principal = principal_for_api_key(key)  # type: ignore[attr-defined]
         return (key.created_by or KeyUser(key), key)
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
+from billing.entitlements import Resource, members_in_use, require_capacity
 from penguinmails.errors import (
     Conflict,
     DomainError,
@@ -85,6 +86,7 @@ def invite_member(principal: Principal, *, email: str, role: Role) -> Invitation
         # An expired invitation still holds the "one pending per address" slot: retire it.
         pending.status = InvitationStatus.REVOKED
         pending.save(update_fields=["status"])
+    require_capacity(tenant, Resource.MEMBERS, in_use=members_in_use(tenant, lock=True))
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         tenant=tenant,

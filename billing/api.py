@@ -1,0 +1,82 @@
+"""Billing API: the workspace's plan with limits and usage, and the public plan ladder.
+
+Read-only until Stripe (a later issue): plans change through staff (admin, `plans assign`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.entitlements import plan_for
+from billing.models import Plan
+from billing.services.plans import usage_for
+from penguinmails.api.viewsets import TenantScopedMixin
+from tenants.permissions import Area
+
+
+class PlanLimitsSerializer(serializers.Serializer):
+    mailboxes = serializers.IntegerField()
+    sending_domains = serializers.IntegerField()
+    daily_sends = serializers.IntegerField()
+    dedicated_ips = serializers.IntegerField()
+    members = serializers.IntegerField()
+    vps_size = serializers.CharField()
+    vps_count = serializers.IntegerField()
+    warmup = serializers.BooleanField()
+    api_access = serializers.BooleanField()
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    limits = PlanLimitsSerializer(source="parsed_limits", read_only=True)
+
+    class Meta:
+        model = Plan
+        fields = ["slug", "name", "monthly_price", "limits"]
+
+
+class UsageSerializer(serializers.Serializer):
+    resource = serializers.CharField()
+    label = serializers.CharField()
+    limit = serializers.IntegerField()
+    in_use = serializers.IntegerField(allow_null=True, help_text="null where not counted yet")
+
+
+class CurrentPlanSerializer(serializers.Serializer):
+    plan = PlanSerializer()
+    since = serializers.DateTimeField(allow_null=True, help_text="null on the default plan")
+    usage = UsageSerializer(many=True)
+
+
+class CurrentPlanView(TenantScopedMixin, APIView):
+    """The workspace's plan, its limits and what it uses (members counted; others null)."""
+
+    permission_area = Area.BILLING
+
+    @extend_schema(responses=CurrentPlanSerializer, operation_id="plan_current")
+    def get(self, request: Request) -> Response:
+        tenant = self.tenant
+        assignment = getattr(tenant, "plan_assignment", None)
+        data: dict[str, Any] = {
+            "plan": plan_for(tenant),
+            "since": assignment.since if assignment is not None else None,
+            "usage": usage_for(tenant),
+        }
+        return Response(CurrentPlanSerializer(data).data)
+
+
+class PlanListView(TenantScopedMixin, APIView):
+    """The public plan ladder, cheapest first: what each plan allows."""
+
+    # Any member or key of the workspace may read the price list; it is public anyway.
+    permission_area = None
+
+    @extend_schema(responses=PlanSerializer(many=True), operation_id="plans_list")
+    def get(self, request: Request) -> Response:
+        plans = Plan.objects.filter(is_public=True).order_by("sort_order", "pk")
+        return Response(PlanSerializer(plans, many=True).data)

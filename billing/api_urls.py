@@ -1,0 +1,12 @@
+"""Billing routes under /api/v1/ (included by penguinmails.api.urls)."""
+
+from __future__ import annotations
+
+from django.urls import re_path
+
+from billing.api import CurrentPlanView, PlanListView
+
+urlpatterns = [
+    re_path(r"^plan/?$", CurrentPlanView.as_view(), name="plan"),
+    re_path(r"^plans/?$", PlanListView.as_view(), name="plans"),
+]

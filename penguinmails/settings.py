@@ -57,6 +57,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "deliverability",  # sending domains (docs/domains.md)
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -350,6 +351,12 @@ DNS_PROVIDER = env_str("DNS_PROVIDER", default="local" if DEBUG else "manual")
 CLOUDFLARE_API_TOKEN = env_str("CLOUDFLARE_API_TOKEN", default="")
 CLOUDFLARE_API_URL = env_str("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
 # (The DKIM selector is MAILU_DKIM_SELECTOR: records use the one Mailu signs with.)
+# Sending domains (docs/domains.md): the MX/PTR target, the SPF include used while a tenant has
+# no sending IPs of its own, the tracking CNAME target and where DMARC aggregate reports go.
+SENDING_MAIL_HOST = env_str("SENDING_MAIL_HOST", default=f"mail.{BASE_DOMAIN}")
+SENDING_SPF_INCLUDE = env_str("SENDING_SPF_INCLUDE", default=f"_spf.{BASE_DOMAIN}")
+TRACKING_CNAME_TARGET = env_str("TRACKING_CNAME_TARGET", default=f"track.{BASE_DOMAIN}")
+DMARC_REPORT_ADDRESS = env_str("DMARC_REPORT_ADDRESS", default=f"dmarc-reports@{BASE_DOMAIN}")
 # The sandbox DNS server (`make run`): loopback only; zones in a JSON file the local provider
 # writes and the server re-reads.
 SANDBOX_DNS_HOST = env_str("SANDBOX_DNS_HOST", default="127.0.0.1")
@@ -357,3 +364,6 @@ SANDBOX_DNS_PORT = env_int("SANDBOX_DNS_PORT", default=5353)
 SANDBOX_DNS_ZONES = Path(
     env_str("SANDBOX_DNS_ZONES", default=str(BASE_DIR / ".local" / "sandbox-dns.json"))
 )
+if DEBUG and not DNS_RESOLVERS:
+    # `make run`: verification asks the sandbox DNS server the local provider publishes to.
+    DNS_RESOLVERS = [f"{SANDBOX_DNS_HOST}:{SANDBOX_DNS_PORT}"]

@@ -28,10 +28,12 @@ def _catalog(schema: str) -> dict[str, list[tuple[str, ...]]]:
         )
         indexes = [tuple(r) for r in cursor.fetchall()]
         cursor.execute(
-            "SELECT c.relname, k.contype, pg_get_constraintdef(k.oid) FROM pg_constraint k "
+            # A foreign key to a table of the same schema prints qualified by that schema.
+            "SELECT c.relname, k.contype, replace(pg_get_constraintdef(k.oid), %s, 'S') "
+            "FROM pg_constraint k "
             "JOIN pg_class c ON c.oid = k.conrelid WHERE k.connamespace = %s::regnamespace "
             "ORDER BY 1, 2, 3",
-            [schema],
+            [f"{schema}.", schema],
         )
         constraints = [tuple(r) for r in cursor.fetchall()]
         cursor.execute(

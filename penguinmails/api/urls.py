@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from deliverability.api import DomainViewSet
 from penguinmails.api import schema as _schema  # noqa: F401  (registers the bearer scheme)
 from penguinmails.api.errors import not_found
 from tenants.api import ApiKeyViewSet, MemberViewSet, MeView, RoleViewSet
@@ -26,6 +27,7 @@ router = Router()
 router.register("members", MemberViewSet, basename="member")
 router.register("roles", RoleViewSet, basename="role")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("domains", DomainViewSet, basename="domain")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),

@@ -1,4 +1,4 @@
-"""`manage.py sandbox smtp`: run the sandbox SMTP server in the foreground (dev only)."""
+"""`manage.py sandbox smtp` / `sandbox dns`: run a sandbox server in the foreground (dev only)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from penguinmails.sandbox.dns import run_sandbox_dns
 from penguinmails.sandbox.smtp import start_sandbox_smtp
 from penguinmails.sandbox.store import SandboxStore
 
 
 class Command(BaseCommand):
-    help = "Local stand-ins for Mailu: `sandbox smtp` runs the SMTP server, `sandbox clear`."
+    help = (
+        "Local stand-ins for Mailu and DNS: `sandbox smtp` runs the SMTP server, `sandbox dns` "
+        "the DNS server serving the local provider's zones, `sandbox clear`."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True)
@@ -26,11 +30,18 @@ class Command(BaseCommand):
         smtp.add_argument("--port", type=int, default=settings.SANDBOX_SMTP_PORT)
         smtp.add_argument("--maildir", default=str(settings.SANDBOX_MAILDIR))
         sub.add_parser("clear", help="Delete every captured message.")
+        dns = sub.add_parser("dns", help="Run the sandbox DNS server until interrupted.")
+        dns.add_argument("--host", default=settings.SANDBOX_DNS_HOST)
+        dns.add_argument("--port", type=int, default=settings.SANDBOX_DNS_PORT)
+        dns.add_argument("--zones", default=str(settings.SANDBOX_DNS_ZONES))
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "clear":
             count = SandboxStore().clear()
             self.stdout.write(f"Deleted {count} captured message(s).")
+            return
+        if options["subcommand"] == "dns":
+            self._serve_dns(options["host"], options["port"], Path(options["zones"]))
             return
         self._serve(options["host"], options["port"], Path(options["maildir"]))
 
@@ -59,3 +70,13 @@ class Command(BaseCommand):
         finally:
             controller.stop()
             self.stdout.write("Sandbox SMTP stopped.")
+
+    def _serve_dns(self, host: str, port: int, zones: Path) -> None:
+        zones.parent.mkdir(parents=True, exist_ok=True)
+        self.stdout.write(f"Sandbox DNS on {host}:{port} (UDP and TCP), serving {zones}")
+        self.stdout.flush()
+        try:
+            run_sandbox_dns(host, port, zones)  # until SIGINT/SIGTERM
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"Cannot serve DNS on {host}:{port}: {exc}") from exc
+        self.stdout.write("Sandbox DNS stopped.")

@@ -11,19 +11,19 @@ import enum
 import logging
 import random
 import threading
+import time
 from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from penguinmails.models import CLAIMABLE_STATUSES, Job, JobStatus
 from penguinmails.queue import live
 from penguinmails.queue.registry import Handler, JobContext, UnknownHandler, get_handler
-from penguinmails.queue.states import transition
+from penguinmails.queue.states import check_move
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ def backoff_seconds(attempt: int) -> float:
 
 
 def run(job_id: int, *, worker_id: str) -> Outcome:
-    close_old_connections()  # honours CONN_MAX_AGE and drops broken connections
+    _recycle_connection_now_and_then()
     # Whatever a previous job did, this one starts in public.
-    connection.set_schema_to_public()
+    _use_public()
     job = claim(job_id, worker_id=worker_id)
     if job is None:
         live.note_skipped_delivery(job_id)
@@ -59,34 +59,53 @@ def run(job_id: int, *, worker_id: str) -> Outcome:
         return _run_claimed(job, worker_id)
     finally:
         _leases.untrack(job.pk)
-        connection.set_schema_to_public()
+        _use_public()
+
+
+# The worker's two bookkeeping writes are single statements in autocommit: no BEGIN/COMMIT round
+# trips, and `set_config(..., true)` makes that statement's commit skip the wait for the disk.
+# PostgreSQL writes its log in order, so a crash only loses the newest commits: their jobs go
+# back a step and run again (delivery is at least once anyway). Enqueues, in the producer's
+# transaction, stay fully durable. Both moves are checked against the state machine (check_move)
+# and conditional on the current status, like every transition.
+_CLAIM_SQL = """
+    WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+    UPDATE jobs SET status = %s, attempts = attempts + 1, worker_id = %s, started_at = %s,
+                    lease_expires_at = %s, updated_at = %s
+    FROM async_commit
+    WHERE id = %s AND status = ANY(%s)
+      -- A stale duplicate message must not start a job waiting out its retry backoff (or
+      -- scheduled later): only published jobs, or jobs already due, are claimable.
+      AND (status = %s OR run_at <= %s)
+    RETURNING jobs.*
+"""
+
+
+_last_recycle_check = 0.0
+
+
+def _recycle_connection_now_and_then() -> None:
+    """close_old_connections() honours CONN_MAX_AGE (a connection that visited many tenant schemas
+    carries their catalog caches) and drops broken connections, but with health checks on it
+    costs a `SELECT 1` on the next query: once a second is enough."""
+    global _last_recycle_check
+    now = time.monotonic()
+    if now - _last_recycle_check >= 1.0:
+        _last_recycle_check = now
+        close_old_connections()
 
 
 def claim(job_id: int, *, worker_id: str) -> Job | None:
     """The conditional UPDATE only one claimer wins; None when someone else has the job."""
+    check_move(CLAIMABLE_STATUSES, JobStatus.RUNNING)
     now = timezone.now()
-    with transaction.atomic():
-        _skip_fsync()
-        won = transition(
-            # A stale duplicate message must not start a job waiting out its retry backoff (or
-            # scheduled later): only published jobs, or jobs already due, are claimable.
-            Job.objects.filter(Q(status=JobStatus.ENQUEUED) | Q(run_at__lte=now), pk=job_id),
-            to=JobStatus.RUNNING,
-            from_=CLAIMABLE_STATUSES,
-            attempts=F("attempts") + 1,
-            worker_id=worker_id,
-            started_at=now,
-            lease_expires_at=now + timedelta(seconds=settings.JOB_RUNNING_LEASE_SECONDS),
-        )
-        return Job.objects.get(pk=job_id) if won else None
-
-
-def _skip_fsync() -> None:
-    """The worker's bookkeeping commits need not wait for the disk. PostgreSQL writes its log in
-    order, so a crash only loses the newest commits: their jobs go back a step and run again
-    (delivery is at least once anyway). Enqueues, in the producer's transaction, stay durable."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO off")
+    lease = now + timedelta(seconds=settings.JOB_RUNNING_LEASE_SECONDS)
+    params = [
+        JobStatus.RUNNING.value, worker_id, now, lease, now, job_id,
+        [str(s) for s in CLAIMABLE_STATUSES], JobStatus.ENQUEUED.value, now,
+    ]  # fmt: skip
+    rows = list(Job.objects.raw(_CLAIM_SQL, params))
+    return rows[0] if rows else None
 
 
 def _run_claimed(job: Job, worker_id: str) -> Outcome:
@@ -113,8 +132,11 @@ def _run_claimed(job: Job, worker_id: str) -> Outcome:
         heartbeat=lambda: extend_lease([job.pk], worker_id),
     )
     try:
-        with schema_context(schema):
+        if schema == "public":
             handler.func(job.payload, context)
+        else:
+            with schema_context(schema):
+                handler.func(job.payload, context)
     except SoftTimeLimitExceeded:
         return _finish_failed(job, worker_id, handler, f"timed out after {handler.timeout}s", True)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
@@ -146,27 +168,51 @@ def _finish_dead(job: Job, worker_id: str, error: str) -> Outcome:
     return _finish(job, worker_id, JobStatus.DEAD, Outcome.DEAD, last_error=error[:5000])
 
 
-def _finish(job: Job, worker_id: str, to: str, outcome: Outcome, **fields: object) -> Outcome:
-    # A broken connection (say the handler's query was killed) must not lose the outcome.
-    close_old_connections()
-    connection.set_schema_to_public()
+_FINISH_SQL = """
+    WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+    UPDATE jobs SET status = %s, lease_expires_at = NULL, updated_at = %s,
+                    finished_at = coalesce(%s, finished_at), run_at = coalesce(%s, run_at),
+                    last_error = coalesce(%s, last_error)
+    FROM async_commit
+    WHERE id = %s AND worker_id = %s AND status = %s
+"""
+
+
+def _finish(
+    job: Job,
+    worker_id: str,
+    to: str,
+    outcome: Outcome,
+    *,
+    run_at: datetime | None = None,
+    last_error: str | None = None,
+) -> Outcome:
+    check_move([JobStatus.RUNNING], to)
+    if outcome != Outcome.COMPLETED and connection.connection is not None:
+        # A failing handler may have broken the connection (say its query was killed):
+        # reconnect rather than lose the outcome. (Checked only on failure: it costs a query.)
+        if not connection.is_usable():
+            connection.close()
+    _use_public()
     now = timezone.now()
-    if to != JobStatus.RETRYING:
-        fields["finished_at"] = now
-    with transaction.atomic():
-        _skip_fsync()
-        moved = transition(
-            Job.objects.filter(pk=job.pk, worker_id=worker_id),
-            to=to,
-            from_=[JobStatus.RUNNING],
-            lease_expires_at=None,
-            **fields,
+    finished = None if to == JobStatus.RETRYING else now
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH_SQL,
+            [to, now, finished, run_at, last_error, job.pk, worker_id, JobStatus.RUNNING.value],
         )
+        moved = cursor.rowcount
     if not moved:
         log.warning("job %s: lease lost before recording %s; it will run again", job.pk, to)
         return Outcome.LOST
     live.set_status(job.pk, status=to, worker=worker_id, finished=_iso(now))
     return outcome
+
+
+def _use_public() -> None:
+    # Only when needed: every switch makes django-tenants issue SET search_path again.
+    if connection.schema_name != "public":
+        connection.set_schema_to_public()
 
 
 def _iso(value: datetime | None) -> str:

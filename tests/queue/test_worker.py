@@ -251,8 +251,10 @@ def test_it_completes_all_1000_jobs_when_redis_is_flushed_midway(
             timeout=60,
             what="jobs flowing",
         )
-        redis.Redis.from_url(private_redis).flushall()
-        assert sum(live.broker_depth().values()) == 0
+        in_broker = sum(live.broker_depth().values())
+        assert redis.Redis.from_url(private_redis).flushall()
+        # (No depth check after the flush: the migrator may already be publishing again.)
+        assert in_broker > 100
         assert done.count() < 1000
         wait_for(lambda: done.count() == 1000, timeout=180, what="all 1000 completed")
     finally:

@@ -39,6 +39,7 @@ SHARED_APPS = [
     "django_tenants",
     "tenants",
     "billing",
+    "infrastructure",
     "penguinmails",
     "django.contrib.contenttypes",
     "django.contrib.auth",

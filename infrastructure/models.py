@@ -1,0 +1,279 @@
+"""Sending infrastructure (public schema, with a tenant FK): VPS instances, IP addresses, mail
+servers and the transitions of their state machines (docs/infrastructure.md).
+
+These rows live in the public schema because staff manage servers across tenants and a server
+outlives a tenant's schema being dropped; every tenant-facing read filters by `tenant`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from penguinmails.crypto import EncryptedTextField
+
+
+class VpsStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"  # row created, create step enqueued
+    CREATING = "creating", "Creating"  # the order goes out to the provider
+    WAITING_ACTIVE = "waiting_active", "Waiting for active"  # ordered, building/booting
+    CONFIGURING = "configuring", "Configuring"  # cloud-init installs Docker and Mailu
+    NETWORK = "network", "Network"  # secondary IPs and PTR records
+    MAIL_SERVER_CHECK = "mail_server_check", "Mail server check"  # Mailu's API answers
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    TERMINATING = "terminating", "Terminating"
+    TERMINATED = "terminated", "Terminated"
+    FAILED = "failed", "Failed"
+
+
+# Provisioning moves forward one step at a time; any step may fail; a failed VPS may be retried
+# (back to requested, the create step finds its server by name) or terminated.
+_V = VpsStatus
+VPS_TRANSITIONS: dict[str, frozenset[str]] = {
+    _V.REQUESTED: frozenset({_V.CREATING, _V.FAILED, _V.TERMINATING}),
+    _V.CREATING: frozenset({_V.WAITING_ACTIVE, _V.FAILED, _V.TERMINATING}),
+    _V.WAITING_ACTIVE: frozenset({_V.CONFIGURING, _V.FAILED, _V.TERMINATING}),
+    _V.CONFIGURING: frozenset({_V.NETWORK, _V.FAILED, _V.TERMINATING}),
+    _V.NETWORK: frozenset({_V.MAIL_SERVER_CHECK, _V.FAILED, _V.TERMINATING}),
+    _V.MAIL_SERVER_CHECK: frozenset({_V.ACTIVE, _V.FAILED, _V.TERMINATING}),
+    _V.ACTIVE: frozenset({_V.SUSPENDED, _V.TERMINATING, _V.FAILED}),
+    _V.SUSPENDED: frozenset({_V.ACTIVE, _V.TERMINATING}),
+    _V.TERMINATING: frozenset({_V.TERMINATED, _V.FAILED}),
+    _V.TERMINATED: frozenset(),
+    _V.FAILED: frozenset({_V.REQUESTED, _V.TERMINATING}),
+}
+# Statuses in which provisioning is still under way (the dashboard polls while any VPS is in one).
+VPS_IN_PROGRESS = frozenset(
+    {
+        _V.REQUESTED,
+        _V.CREATING,
+        _V.WAITING_ACTIVE,
+        _V.CONFIGURING,
+        _V.NETWORK,
+        _V.MAIL_SERVER_CHECK,
+        _V.TERMINATING,
+    }
+)
+# The order of the provisioning steps, for progress bars ("step 3 of 7").
+VPS_STEPS: tuple[str, ...] = (
+    _V.REQUESTED,
+    _V.CREATING,
+    _V.WAITING_ACTIVE,
+    _V.CONFIGURING,
+    _V.NETWORK,
+    _V.MAIL_SERVER_CHECK,
+    _V.ACTIVE,
+)
+
+
+class VpsInstance(models.Model):
+    """One server at a VPS provider, bought for one tenant, that runs its mail server."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.PROTECT, related_name="vps_instances"
+    )
+    provider = models.CharField(max_length=32)  # "hostwinds" | "local"
+    # Set as soon as the provider tells us, so a re-run step finds the server instead of buying.
+    provider_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Stable and unique: the provider's idempotency key for create_server.
+    name = models.CharField(max_length=100, unique=True)
+    hostname = models.CharField(max_length=253)  # mail.<...>: Mailu's HOSTNAMES, the PTR target
+    size = models.CharField(max_length=32)  # the plan's vps_size
+    location = models.CharField(max_length=64, blank=True)
+    main_ip = models.GenericIPAddressField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=VpsStatus.choices, default=VpsStatus.REQUESTED, db_index=True
+    )
+    # Secrets the server was configured with; encrypted, never shown or logged.
+    mailu_api_token = EncryptedTextField(null=True, blank=True)
+    mailu_secret_key = EncryptedTextField(null=True, blank=True)
+    # False when the provider could not take cloud-init user data: staff must configure the
+    # server another way (docs/infrastructure.md); provisioning continues and the flag shows.
+    user_data_applied = models.BooleanField(default=True)
+    needs_attention = models.CharField(max_length=500, blank=True)
+    monthly_cost_cents = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # How many times "wait for active" has polled; bounded (see services.provisioning).
+    polls = models.PositiveIntegerField(default=0)
+    # The live step job, for the dashboard's polling (a public Job id).
+    step_job_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant_id", "created_at", "id"]
+        verbose_name = "VPS instance"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in VPS_IN_PROGRESS
+
+    @property
+    def step_number(self) -> int:
+        """1-based position in VPS_STEPS, 0 when off the provisioning path."""
+        return VPS_STEPS.index(self.status) + 1 if self.status in VPS_STEPS else 0
+
+
+class VpsTransition(models.Model):
+    """One status change of a VPS: the audit trail of its state machine."""
+
+    vps = models.ForeignKey(VpsInstance, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=VpsStatus.choices)
+    to_status = models.CharField(max_length=20, choices=VpsStatus.choices)
+    reason = models.CharField(max_length=1000, blank=True)
+    job_id = models.BigIntegerField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status}"
+
+
+class IpStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"  # wanted by the plan, not yet at the provider
+    AWAITING_ORDER = "awaiting_order", "Awaiting order"  # the API cannot order it: staff must
+    ASSIGNED = "assigned", "Assigned"  # on the server, assigned to the tenant
+    WARMING = "warming", "Warming"  # sending at warm-up volumes
+    ACTIVE = "active", "Active"  # sending at full volume
+    QUARANTINED = "quarantined", "Quarantined"  # taken out of sending (blacklist, complaints)
+    RELEASED = "released", "Released"  # given back (server terminated or IP dropped)
+
+
+_I = IpStatus
+IP_TRANSITIONS: dict[str, frozenset[str]] = {
+    _I.REQUESTED: frozenset({_I.AWAITING_ORDER, _I.ASSIGNED, _I.RELEASED}),
+    _I.AWAITING_ORDER: frozenset({_I.ASSIGNED, _I.RELEASED}),
+    _I.ASSIGNED: frozenset({_I.WARMING, _I.ACTIVE, _I.QUARANTINED, _I.RELEASED}),
+    _I.WARMING: frozenset({_I.ACTIVE, _I.QUARANTINED, _I.RELEASED}),
+    _I.ACTIVE: frozenset({_I.WARMING, _I.QUARANTINED, _I.RELEASED}),
+    _I.QUARANTINED: frozenset({_I.ASSIGNED, _I.WARMING, _I.RELEASED}),
+    _I.RELEASED: frozenset(),
+}
+# IPs mail may go out from (the SPF record and the sending path use these).
+IP_SENDING = frozenset({_I.ASSIGNED, _I.WARMING, _I.ACTIVE})
+
+
+class IpRole(models.TextChoices):
+    SENDING = "sending", "Sending"  # mail goes out from it
+    STANDBY = "standby", "Standby"  # clean spare; the emergency procedure moves sending onto it
+
+
+class IpAddress(models.Model):
+    """One IPv4 address of a VPS, assigned to a tenant."""
+
+    vps = models.ForeignKey(VpsInstance, on_delete=models.PROTECT, related_name="ips")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="ips")
+    # Null while awaiting order: the address is not known until the IP appears at the provider.
+    address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    is_primary = models.BooleanField(default=False)
+    role = models.CharField(max_length=16, choices=IpRole.choices, default=IpRole.SENDING)
+    status = models.CharField(
+        max_length=20, choices=IpStatus.choices, default=IpStatus.REQUESTED, db_index=True
+    )
+    ptr_hostname = models.CharField(max_length=253, blank=True)
+    ptr_set = models.BooleanField(default=False)
+    # 0-100, higher is better; fed later by blacklist and bounce monitoring.
+    reputation_score = models.PositiveSmallIntegerField(default=100)
+    monthly_cost_cents = models.PositiveIntegerField(default=0)
+    quarantine_reason = models.CharField(max_length=500, blank=True)
+    # Where this IP's sending went by the emergency procedure (see services.ips.migrate_ip).
+    replaced_by = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaces"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vps_id", "-is_primary", "id"]
+        verbose_name = "IP address"
+        constraints = [
+            # One live row per address; released rows keep their history.
+            models.UniqueConstraint(
+                fields=["address"],
+                condition=~models.Q(status="released"),
+                name="infra_ip_unique_live_address",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.address or f"(awaiting order for {self.vps})"
+
+    @property
+    def is_sending(self) -> bool:
+        return self.status in IP_SENDING and self.role == IpRole.SENDING
+
+
+class IpTransition(models.Model):
+    """One status change of an IP address."""
+
+    ip = models.ForeignKey(IpAddress, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=IpStatus.choices)
+    to_status = models.CharField(max_length=20, choices=IpStatus.choices)
+    reason = models.CharField(max_length=1000, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status}"
+
+
+class MailServerKind(models.TextChoices):
+    MAILU = "mailu", "Mailu"
+    # The local stand-in when the VPS provider is local: SMTP on settings.SANDBOX_SMTP_HOST/PORT,
+    # no admin API.
+    SANDBOX = "sandbox", "Sandbox"
+
+
+class MailServerStatus(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    ACTIVE = "active", "Active"
+    UNREACHABLE = "unreachable", "Unreachable"
+    RETIRED = "retired", "Retired"
+
+
+class MailServer(models.Model):
+    """A mail server of a tenant (Mailu on its VPS, or the sandbox): where mailboxes live."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.PROTECT, related_name="mail_servers"
+    )
+    vps = models.ForeignKey(
+        VpsInstance,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="mail_servers",
+    )
+    kind = models.CharField(max_length=16, choices=MailServerKind.choices)
+    hostname = models.CharField(max_length=253)
+    api_url = models.CharField(max_length=300, blank=True)  # Mailu's /api/v1 base; blank: sandbox
+    api_token = EncryptedTextField(null=True, blank=True)  # Mailu API token; None for sandbox
+    smtp_host = models.CharField(max_length=253)
+    smtp_port = models.PositiveIntegerField(default=587)
+    imap_host = models.CharField(max_length=253, blank=True)
+    imap_port = models.PositiveIntegerField(default=993)
+    status = models.CharField(
+        max_length=16,
+        choices=MailServerStatus.choices,
+        default=MailServerStatus.PROVISIONING,
+        db_index=True,
+    )
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant_id", "created_at", "id"]
+        constraints = [
+            # One mail server per VPS: the mail-server check step re-running finds it.
+            models.UniqueConstraint(fields=["vps"], name="infra_mailserver_one_per_vps")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.kind})"

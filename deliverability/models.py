@@ -115,3 +115,115 @@ class DomainRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.name}"
+
+
+# --- Mailboxes (docs/mailboxes.md) ---------------------------------------------------------------
+class MailboxKind(models.TextChoices):
+    HOSTED = "hosted", "On our mail server"  # created through the tenant's MailServer
+    GOOGLE = "google", "Google Workspace"
+    MICROSOFT = "microsoft", "Microsoft 365"
+    OTHER = "other", "Other provider"
+
+
+class Security(models.TextChoices):
+    SSL = "ssl", "SSL/TLS"  # TLS from the first byte (465, 993)
+    STARTTLS = "starttls", "STARTTLS"  # plain, then upgraded (587, 143)
+    NONE = "none", "None"  # loopback sandbox only, in practice
+
+
+class MailboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # created, not yet set up on the mail server
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"  # by a person, or by the pool after consecutive failures
+    FAILING = "failing", "Failing"  # set-up or connection test failed; not sent from
+    UNUSABLE = "unusable", "Unusable"  # its password cannot be decrypted (key missing)
+    DISABLED = "disabled", "Disabled"  # being removed from the mail server
+
+
+# The allowed moves; `deliverability.services.mailboxes.transition_mailbox` refuses anything else.
+# Any live state may become UNUSABLE: a key can go missing at any time.
+MAILBOX_TRANSITIONS: dict[str, frozenset[str]] = {
+    MailboxStatus.PENDING: frozenset(
+        {MailboxStatus.ACTIVE, MailboxStatus.FAILING, MailboxStatus.UNUSABLE}
+        | {MailboxStatus.DISABLED}
+    ),
+    MailboxStatus.ACTIVE: frozenset(
+        {MailboxStatus.PAUSED, MailboxStatus.FAILING, MailboxStatus.UNUSABLE}
+        | {MailboxStatus.DISABLED}
+    ),
+    MailboxStatus.PAUSED: frozenset(
+        {MailboxStatus.ACTIVE, MailboxStatus.UNUSABLE, MailboxStatus.DISABLED}
+    ),
+    MailboxStatus.FAILING: frozenset(
+        {MailboxStatus.ACTIVE, MailboxStatus.PAUSED, MailboxStatus.UNUSABLE}
+        | {MailboxStatus.DISABLED}
+    ),
+    # Back to active only after a passing test (the keys were fixed or `secrets rotate` ran).
+    MailboxStatus.UNUSABLE: frozenset({MailboxStatus.ACTIVE, MailboxStatus.DISABLED}),
+    MailboxStatus.DISABLED: frozenset(),
+}
+
+
+class Mailbox(models.Model):
+    """A mailbox the tenant sends from: created on the tenant's mail server (HOSTED) or connected
+    from Google Workspace, Microsoft 365 or another provider. Passwords are encrypted at rest and
+    never leave the server except to the SMTP/IMAP server they belong to. The health fields are
+    written by connection tests and by the workers' SMTP pool."""
+
+    address = models.EmailField(unique=True)  # lower-case
+    display_name = models.CharField(max_length=120, blank=True)
+    kind = models.CharField(max_length=16, choices=MailboxKind.choices)
+    # The public infrastructure.MailServer of a HOSTED mailbox (an id, not a foreign key: the
+    # row lives in the public schema and its lifecycle belongs to infrastructure).
+    mail_server_id = models.BigIntegerField(null=True, blank=True)
+    smtp_host = models.CharField(max_length=253)
+    smtp_port = models.PositiveIntegerField()
+    smtp_security = models.CharField(max_length=8, choices=Security.choices)
+    smtp_username = models.CharField(max_length=254)
+    smtp_password = EncryptedTextField()
+    imap_host = models.CharField(max_length=253, blank=True)  # blank: no IMAP (sandbox)
+    imap_port = models.PositiveIntegerField(null=True, blank=True)
+    imap_security = models.CharField(max_length=8, choices=Security.choices, blank=True)
+    imap_username = models.CharField(max_length=254, blank=True)
+    imap_password = EncryptedTextField(null=True, blank=True)
+    daily_limit = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=MailboxStatus.choices, default=MailboxStatus.PENDING
+    )
+    status_reason = models.CharField(max_length=500, blank=True)  # why it is in this status
+    # Health record.
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_error_step = models.CharField(max_length=16, blank=True)  # dns, connect, tls, auth...
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    paused_reason = models.CharField(max_length=500, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    # Sends counted on `sent_on` (UTC date); a new day starts the count again.
+    sent_on = models.DateField(null=True, blank=True)
+    sent_today = models.PositiveIntegerField(default=0)
+    created_by_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["address"]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class MailboxTransition(models.Model):
+    """One status change of a mailbox: the audit trail of its state machine."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=16, choices=MailboxStatus.choices)
+    to_status = models.CharField(max_length=16, choices=MailboxStatus.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    actor_email = models.EmailField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status}"

@@ -1,0 +1,302 @@
+"""Live connection tests of a mailbox's SMTP and IMAP servers, step by step.
+
+Each probe walks the steps a sender goes through (resolve the name, open the connection,
+negotiate TLS as chosen, authenticate) and stops at the first that fails, so the report can say
+*which* step failed in words a person can act on: "wrong password" and "wrong port" and "TLS
+mismatch" are different fixes. Passwords are sent to the server and nowhere else: never in a
+message, log or exception text.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import smtplib
+import socket
+import ssl
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from deliverability.models import Security
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class Step(StrEnum):
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    AUTH = "auth"
+    OK = "ok"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One protocol's outcome: `step` is where it stopped (OK when it all passed)."""
+
+    protocol: str  # "smtp" | "imap"
+    ok: bool
+    step: Step
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["step"] = str(self.step)
+        return data
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    """SMTP and (when configured) IMAP results of one connection test."""
+
+    smtp: ProbeResult
+    imap: ProbeResult | None
+
+    @property
+    def ok(self) -> bool:
+        return self.smtp.ok and (self.imap is None or self.imap.ok)
+
+    @property
+    def failure(self) -> ProbeResult | None:
+        for result in (self.smtp, self.imap):
+            if result is not None and not result.ok:
+                return result
+        return None
+
+    def summary(self) -> str:
+        failed = self.failure
+        if failed is None:
+            return "SMTP and IMAP connections work." if self.imap else "SMTP connection works."
+        return f"{failed.protocol.upper()} {failed.step} failed: {failed.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "smtp": self.smtp.as_dict(),
+            "imap": self.imap.as_dict() if self.imap else None,
+        }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str
+
+
+def _resolve(protocol: str, ep: Endpoint) -> ProbeResult | None:
+    try:
+        socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return ProbeResult(
+            protocol, False, Step.DNS, f"{ep.host} does not resolve: check the server name."
+        )
+    return None
+
+
+def _connect_failure(protocol: str, ep: Endpoint, exc: BaseException) -> ProbeResult:
+    if isinstance(exc, ssl.SSLError):
+        return _tls_failure(protocol, ep, exc)
+    if isinstance(exc, TimeoutError | socket.timeout):
+        why = "timed out"
+    elif isinstance(exc, ConnectionRefusedError):
+        why = "refused the connection"
+    else:
+        why = f"could not be reached ({type(exc).__name__})"
+    return ProbeResult(
+        protocol,
+        False,
+        Step.CONNECT,
+        f"{ep.host}:{ep.port} {why}: check the port and that the server accepts connections "
+        "from us.",
+    )
+
+
+def _tls_failure(protocol: str, ep: Endpoint, exc: BaseException) -> ProbeResult:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = f"its certificate is not valid for {ep.host} ({exc.verify_message})"
+    elif ep.security == Security.SSL:
+        detail = (
+            "it does not speak TLS on this port; choose STARTTLS (or the provider's SSL port, "
+            "465 for SMTP, 993 for IMAP)"
+        )
+    else:
+        detail = f"the TLS handshake failed ({getattr(exc, 'reason', None) or 'no reason given'})"
+    return ProbeResult(protocol, False, Step.TLS, f"TLS with {ep.host}:{ep.port} failed: {detail}.")
+
+
+def _tls_context() -> ssl.SSLContext:
+    # Verified: a provider's password must not be sent to whoever answers on the port.
+    return ssl.create_default_context()
+
+
+class StepFailed(Exception):
+    """Opening a connection stopped at `result.step` (for callers that keep the connection)."""
+
+    def __init__(self, result: ProbeResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def open_smtp(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> smtplib.SMTP:
+    """An authenticated SMTP connection (TLS as `ep.security` says), or StepFailed naming the
+    step that failed. The SMTP pool keeps these open across sends."""
+    failed = _resolve("smtp", ep)
+    if failed:
+        raise StepFailed(failed)
+    client: smtplib.SMTP
+    try:
+        if ep.security == Security.SSL:
+            client = smtplib.SMTP_SSL(ep.host, ep.port, timeout=timeout, context=_tls_context())
+        else:
+            client = smtplib.SMTP(ep.host, ep.port, timeout=timeout)
+    except (OSError, smtplib.SMTPException) as exc:
+        if isinstance(exc, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
+            raise StepFailed(
+                ProbeResult(
+                    "smtp",
+                    False,
+                    Step.CONNECT,
+                    f"{ep.host}:{ep.port} closed the connection without an SMTP greeting: "
+                    "check the port.",
+                )
+            ) from None
+        raise StepFailed(_connect_failure("smtp", ep, exc)) from None
+    try:
+        _smtp_tls_and_auth(client, ep)
+    except BaseException:
+        _close_smtp(client)
+        raise
+    return client
+
+
+def _smtp_tls_and_auth(client: smtplib.SMTP, ep: Endpoint) -> None:
+    try:
+        client.ehlo()
+        if ep.security == Security.STARTTLS:
+            if not client.has_extn("starttls"):
+                raise StepFailed(
+                    ProbeResult(
+                        "smtp",
+                        False,
+                        Step.TLS,
+                        f"{ep.host}:{ep.port} does not offer STARTTLS: choose SSL/TLS "
+                        "(usually port 465) or the provider's STARTTLS port (587).",
+                    )
+                )
+            client.starttls(context=_tls_context())
+            client.ehlo()
+    except (ssl.SSLError, smtplib.SMTPException, OSError) as exc:
+        raise StepFailed(_tls_failure("smtp", ep, exc)) from None
+    try:
+        client.login(ep.username, ep.password)
+    except smtplib.SMTPNotSupportedError:
+        raise StepFailed(
+            ProbeResult(
+                "smtp",
+                False,
+                Step.AUTH,
+                f"{ep.host}:{ep.port} does not offer AUTH here; it may require TLS first.",
+            )
+        ) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise StepFailed(
+            ProbeResult(
+                "smtp",
+                False,
+                Step.AUTH,
+                f"{ep.host} refused the username or password ({exc.smtp_code}). For Google "
+                "Workspace or Microsoft 365 use an app password.",
+            )
+        ) from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise StepFailed(
+            ProbeResult("smtp", False, Step.AUTH, f"Authentication failed ({type(exc).__name__}).")
+        ) from None
+
+
+def _close_smtp(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+def probe_smtp(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+    """Connect, negotiate TLS as `ep.security` says, AUTH; QUIT. Stops at the first failure."""
+    try:
+        client = open_smtp(ep, timeout=timeout)
+    except StepFailed as failed:
+        return failed.result
+    _close_smtp(client)
+    return ProbeResult("smtp", True, Step.OK, "Authenticated.")
+
+
+def probe_imap(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+    """Connect, negotiate TLS as `ep.security` says, LOGIN; LOGOUT. Stops at the first failure."""
+    failed = _resolve("imap", ep)
+    if failed:
+        return failed
+    client: imaplib.IMAP4
+    try:
+        if ep.security == Security.SSL:
+            client = imaplib.IMAP4_SSL(
+                ep.host, ep.port, ssl_context=_tls_context(), timeout=timeout
+            )
+        else:
+            client = imaplib.IMAP4(ep.host, ep.port, timeout=timeout)
+    except imaplib.IMAP4.error:
+        return ProbeResult(
+            "imap",
+            False,
+            Step.CONNECT,
+            f"{ep.host}:{ep.port} did not greet like an IMAP server: check the port.",
+        )
+    except OSError as exc:
+        return _connect_failure("imap", ep, exc)
+    try:
+        if ep.security == Security.STARTTLS:
+            try:
+                client.starttls(ssl_context=_tls_context())
+            except (ssl.SSLError, OSError) as exc:
+                return _tls_failure("imap", ep, exc)
+            except imaplib.IMAP4.error:
+                return ProbeResult(
+                    "imap",
+                    False,
+                    Step.TLS,
+                    f"{ep.host}:{ep.port} does not offer STARTTLS: choose SSL/TLS (usually "
+                    "port 993).",
+                )
+        try:
+            client.login(ep.username, ep.password)
+        except imaplib.IMAP4.error:
+            return ProbeResult(
+                "imap",
+                False,
+                Step.AUTH,
+                f"{ep.host} refused the username or password. For Google Workspace or "
+                "Microsoft 365 use an app password, and check IMAP is enabled.",
+            )
+        except OSError as exc:
+            return ProbeResult(
+                "imap", False, Step.AUTH, f"Authentication failed ({type(exc).__name__})."
+            )
+        return ProbeResult("imap", True, Step.OK, "Logged in.")
+    finally:
+        try:
+            client.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+
+def probe(
+    smtp: Endpoint, imap: Endpoint | None, *, timeout: float = DEFAULT_TIMEOUT
+) -> ConnectionReport:
+    """Both probes; IMAP is tried even when SMTP failed, so one test shows every problem."""
+    return ConnectionReport(
+        smtp=probe_smtp(smtp, timeout=timeout),
+        imap=probe_imap(imap, timeout=timeout) if imap is not None else None,
+    )

@@ -1,0 +1,102 @@
+"""Fixtures for mailboxes: the real sandbox SMTP server and a local IMAP server on free loopback
+ports, with the credentials a connected mailbox uses, and helpers to connect one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from django_tenants.utils import schema_context
+
+from deliverability.models import Mailbox
+from deliverability.services import mailboxes as svc
+from penguinmails.sandbox.smtp import start_sandbox_smtp
+from tenants.models import Tenant, User
+from tests.domains.conftest import principal
+from tests.fakes.imap import FakeImap
+
+USER = "jane@acme-mail.test"
+PASSWORD = "app-password-1"
+
+
+@dataclass
+class Smtp:
+    controller: Controller
+    maildir: Path
+    peers: list[Any] = field(default_factory=list)  # one entry per EHLO (connection)
+    transports: list[Any] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def drop_connections(self) -> None:
+        """Close every client connection from the server side (an idle timeout, a restart)."""
+        for transport in self.transports:
+            self.controller.loop.call_soon_threadsafe(transport.close)
+
+
+@pytest.fixture
+def smtp_server(tmp_path: Path) -> Iterator[Smtp]:
+    controller = start_sandbox_smtp(
+        "127.0.0.1", 0, tmp_path / "maildir", user=USER, password=PASSWORD
+    )
+    smtp = Smtp(controller, tmp_path / "maildir")
+
+    async def handle_EHLO(
+        server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        smtp.peers.append(session.peer)
+        smtp.transports.append(server.transport)
+        return responses
+
+    controller.handler.handle_EHLO = handle_EHLO
+    yield smtp
+    controller.stop()
+
+
+@pytest.fixture
+def imap_server() -> Iterator[FakeImap]:
+    server = FakeImap(user=USER, password=PASSWORD).start()
+    yield server
+    server.stop()
+
+
+def connect_form(smtp: Smtp, imap: FakeImap, **overrides: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "address": USER,
+        "kind": "google",
+        "display_name": "Jane Doe",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "smtp_security": "none",
+        "smtp_username": USER,
+        "smtp_password": PASSWORD,
+        "imap_host": "127.0.0.1",
+        "imap_port": imap.port,
+        "imap_security": "none",
+        "imap_username": USER,
+        "imap_password": PASSWORD,
+    }
+    form.update(overrides)
+    return form
+
+
+def connect(tenant: Tenant, user: User, smtp: Smtp, imap: FakeImap, **overrides: Any) -> Mailbox:
+    with schema_context(tenant.schema_name):
+        return svc.connect_mailbox(principal(tenant, user), **connect_form(smtp, imap, **overrides))
+
+
+def mailboxes_in(tenant: Tenant) -> list[Mailbox]:
+    with schema_context(tenant.schema_name):
+        return list(Mailbox.objects.all())
+
+
+def mailbox_in(tenant: Tenant, address: str = USER) -> Mailbox:
+    with schema_context(tenant.schema_name):
+        return Mailbox.objects.get(address=address)

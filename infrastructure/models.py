@@ -91,6 +91,9 @@ class VpsInstance(models.Model):
     # server another way (docs/infrastructure.md); provisioning continues and the flag shows.
     user_data_applied = models.BooleanField(default=True)
     needs_attention = models.CharField(max_length=500, blank=True)
+    # Addresses this server carries for the tenant (its main IP included), from the plan's
+    # dedicated_ips shared across its servers when provisioning was asked for.
+    ip_quota = models.PositiveSmallIntegerField(default=1)
     monthly_cost_cents = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     # How many times "wait for active" has polled; bounded (see services.provisioning).

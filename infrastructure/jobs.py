@@ -1,0 +1,44 @@
+"""Job handlers of VPS provisioning: thin, one service call each, ids only in the payload.
+
+Each step finds the VPS in the status it handles or does nothing, so a step delivered twice is
+harmless (see infrastructure.services.provisioning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from infrastructure.models import VpsStatus
+from infrastructure.services import provisioning as p
+from penguinmails.queue.registry import JobContext, Payload, job_handler
+
+_OPTIONS: dict[str, object] = {
+    "transient": (p.StepRetry,),
+    "max_attempts": p.STEP_MAX_ATTEMPTS,
+    "priority": 80,
+    "timeout": 300,
+}
+
+
+def _handler(
+    task: str, step: Callable[..., None], *expected: str
+) -> Callable[[Payload, JobContext], None]:
+    def handle(payload: Payload, context: JobContext) -> None:
+        p.run_step(
+            step,
+            int(payload["vps_id"]),
+            expected=expected,
+            job_id=context.job_id,
+            attempt=context.attempt,
+        )
+
+    handle.__name__ = task.replace(".", "_")
+    return job_handler(task, **_OPTIONS)(handle)  # type: ignore[arg-type]
+
+
+create = _handler(p.CREATE_TASK, p.step_create, VpsStatus.REQUESTED, VpsStatus.CREATING)
+wait_active = _handler(p.WAIT_TASK, p.step_wait_active, VpsStatus.WAITING_ACTIVE)
+configure = _handler(p.CONFIGURE_TASK, p.step_configure, VpsStatus.CONFIGURING)
+network = _handler(p.NETWORK_TASK, p.step_network, VpsStatus.NETWORK)
+check_mail_server = _handler(p.CHECK_TASK, p.step_check_mail_server, VpsStatus.MAIL_SERVER_CHECK)
+terminate = _handler(p.TERMINATE_TASK, p.step_terminate, VpsStatus.TERMINATING)

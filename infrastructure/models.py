@@ -111,6 +111,10 @@ class VpsInstance(models.Model):
         return self.name
 
     @property
+    def monthly_cost(self) -> str:
+        return f"${self.monthly_cost_cents / 100:,.2f}"
+
+    @property
     def in_progress(self) -> bool:
         return self.status in VPS_IN_PROGRESS
 
@@ -205,6 +209,10 @@ class IpAddress(models.Model):
 
     def __str__(self) -> str:
         return self.address or f"(awaiting order for {self.vps})"
+
+    @property
+    def monthly_cost(self) -> str:
+        return f"${self.monthly_cost_cents / 100:,.2f}"
 
     @property
     def is_sending(self) -> bool:

@@ -7,4 +7,6 @@ from infrastructure import views
 app_name = "infrastructure"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("progress/", views.progress, name="progress"),
+    path("provision/", views.provision, name="provision"),
 ]

@@ -1,23 +1,53 @@
-"""Infrastructure page. The features come in a later issue; until then the page says so plainly
-(and still enforces its area's permission)."""
+"""Infrastructure page: the tenant's servers and IPs with live provisioning progress and cost, and
+"Provision" for those with infrastructure:write (every write calls a service)."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from penguinmails.web import area_required, not_built_page
-from tenants.permissions import Area
+from infrastructure.models import VPS_STEPS, VpsStatus
+from infrastructure.services.overview import overview
+from infrastructure.services.provisioning import provision_for
+from penguinmails.web import area_required, principal_of
+from tenants.permissions import Area, Level
+from tenants.services.access import Principal
+
+
+def _context(principal: Principal) -> dict[str, object]:
+    view = overview(principal.tenant)
+    return {
+        "view": view,
+        "servers": view.servers,
+        "ips": view.ips,
+        "mail_servers": view.mail_servers,
+        "steps": [VpsStatus(s).label for s in VPS_STEPS],
+        "step_count": len(VPS_STEPS),
+        "monthly_cost": view.monthly_cost_cents / 100,
+        "can_write": principal.allows(Area.INFRASTRUCTURE, Level.WRITE),
+        # Poll while any server is still being provisioned (or terminated); stop once settled.
+        "polling": view.in_progress,
+    }
 
 
 @area_required(Area.INFRASTRUCTURE)
 def index(request: HttpRequest) -> HttpResponse:
-    return not_built_page(
-        request,
-        title="Infrastructure",
-        summary="Infrastructure is not built yet.",
-        will_hold=[
-            "The servers (VPS) provisioned for your workspace and their state",
-            "Dedicated IP addresses and their reputation",
-            "The mail servers your mailboxes run on",
-        ],
+    return render(request, "infrastructure/index.html", _context(principal_of(request)))
+
+
+@area_required(Area.INFRASTRUCTURE)
+def progress(request: HttpRequest) -> HttpResponse:
+    """The servers and IPs panel alone, for htmx polling while provisioning runs."""
+    return render(request, "infrastructure/_panel.html", _context(principal_of(request)))
+
+
+@require_POST
+@area_required(Area.INFRASTRUCTURE, level=Level.WRITE)
+def provision(request: HttpRequest) -> HttpResponse:
+    servers = provision_for(principal_of(request))
+    messages.success(
+        request, f"Provisioning {len(servers)} server(s): progress shows below as each step runs."
     )
+    return redirect("infrastructure:index")

@@ -502,6 +502,8 @@ def provision_mailbox(mailbox_id: int, *, tenant: Tenant) -> Mailbox | None:
         password = mailbox.smtp_password.reveal()
         try:
             with mailu_client_for(server) as client:
+                # Mailu refuses users of a domain it does not host; creating it is idempotent.
+                client.create_domain(mailbox.address.rpartition("@")[2])
                 client.create_user(
                     mailbox.address,
                     password,

@@ -150,7 +150,8 @@ def provision_infrastructure(tenant: Tenant, *, actor: User | None) -> list[VpsI
             if upgrade is not None:
                 message += (
                     f" Upgrade to {upgrade.name} for {upgrade.parsed_limits.vps_count} "
-                    f"dedicated server(s) and {upgrade.parsed_limits.dedicated_ips} dedicated IP(s)."
+                    f"dedicated server(s) and {upgrade.parsed_limits.dedicated_ips} "
+                    "dedicated IP(s)."
                 )
             raise LimitReached(message)
         existing = live_servers(tenant).count()

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from deliverability.api import DomainViewSet
+from infrastructure.api import InfrastructureViewSet
 from penguinmails.api import schema as _schema  # noqa: F401  (registers the bearer scheme)
 from penguinmails.api.errors import not_found
 from tenants.api import ApiKeyViewSet, MemberViewSet, MeView, RoleViewSet
@@ -28,6 +29,7 @@ router.register("members", MemberViewSet, basename="member")
 router.register("roles", RoleViewSet, basename="role")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("domains", DomainViewSet, basename="domain")
+router.register("infrastructure", InfrastructureViewSet, basename="infrastructure")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),

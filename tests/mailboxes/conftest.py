@@ -29,10 +29,16 @@ class Smtp:
     maildir: Path
     peers: list[Any] = field(default_factory=list)  # one entry per EHLO (connection)
     transports: list[Any] = field(default_factory=list)
+    stopped: bool = False
 
     @property
     def port(self) -> int:
         return int(self.controller.port)
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.controller.stop()
 
     def drop_connections(self) -> None:
         """Close every client connection from the server side (an idle timeout, a restart)."""
@@ -57,7 +63,7 @@ def smtp_server(tmp_path: Path) -> Iterator[Smtp]:
 
     controller.handler.handle_EHLO = handle_EHLO
     yield smtp
-    controller.stop()
+    smtp.stop()
 
 
 @pytest.fixture

@@ -41,3 +41,7 @@ def verify(payload: Payload, context: JobContext) -> None:
 )
 def unpublish(payload: Payload, context: JobContext) -> None:
     domains.unpublish_records(payload["name"], payload["records"])
+
+
+# Mailbox handlers live in their own module; importing it here registers them.
+from deliverability import jobs_mailboxes  # noqa: E402, F401

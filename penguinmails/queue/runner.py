@@ -8,11 +8,14 @@ delivery a no-op, so a handler runs once per claim.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import random
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -77,8 +80,22 @@ _CLAIM_SQL = """
       -- A stale duplicate message must not start a job waiting out its retry backoff (or
       -- scheduled later): only published jobs, or jobs already due, are claimable.
       AND (status = %s OR run_at <= %s)
-    RETURNING jobs.*
+    RETURNING id, task, tenant_id, payload, attempts, max_attempts, started_at
 """
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What the worker needs of a job it claimed (no ORM instance: building one costs more than
+    the claim's round trip)."""
+
+    pk: int
+    task: str
+    tenant_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    started_at: datetime | None
 
 
 _last_recycle_check = 0.0
@@ -95,7 +112,7 @@ def _recycle_connection_now_and_then() -> None:
         close_old_connections()
 
 
-def claim(job_id: int, *, worker_id: str) -> Job | None:
+def claim(job_id: int, *, worker_id: str) -> ClaimedJob | None:
     """The conditional UPDATE only one claimer wins; None when someone else has the job."""
     check_move(CLAIMABLE_STATUSES, JobStatus.RUNNING)
     now = timezone.now()
@@ -104,11 +121,18 @@ def claim(job_id: int, *, worker_id: str) -> Job | None:
         JobStatus.RUNNING.value, worker_id, now, lease, now, job_id,
         [str(s) for s in CLAIMABLE_STATUSES], JobStatus.ENQUEUED.value, now,
     ]  # fmt: skip
-    rows = list(Job.objects.raw(_CLAIM_SQL, params))
-    return rows[0] if rows else None
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, task, tenant_id, payload, attempts, max_attempts, started_at = row
+    if isinstance(payload, str):  # jsonb arrives parsed, but be safe with a text column
+        payload = json.loads(payload)
+    return ClaimedJob(pk, task, tenant_id, payload, attempts, max_attempts, started_at)
 
 
-def _run_claimed(job: Job, worker_id: str) -> Outcome:
+def _run_claimed(job: ClaimedJob, worker_id: str) -> Outcome:
     try:
         handler = get_handler(job.task)
     except UnknownHandler as exc:
@@ -146,7 +170,7 @@ def _run_claimed(job: Job, worker_id: str) -> Outcome:
 
 
 def _finish_failed(
-    job: Job, worker_id: str, handler: Handler, error: str, transient: bool
+    job: ClaimedJob, worker_id: str, handler: Handler, error: str, transient: bool
 ) -> Outcome:
     if transient and job.attempts < job.max_attempts:
         delay = backoff_seconds(job.attempts)
@@ -164,7 +188,7 @@ def _finish_failed(
     return _finish_dead(job, worker_id, error)
 
 
-def _finish_dead(job: Job, worker_id: str, error: str) -> Outcome:
+def _finish_dead(job: ClaimedJob, worker_id: str, error: str) -> Outcome:
     return _finish(job, worker_id, JobStatus.DEAD, Outcome.DEAD, last_error=error[:5000])
 
 
@@ -179,7 +203,7 @@ _FINISH_SQL = """
 
 
 def _finish(
-    job: Job,
+    job: ClaimedJob,
     worker_id: str,
     to: str,
     outcome: Outcome,

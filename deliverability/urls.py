@@ -2,11 +2,22 @@ from __future__ import annotations
 
 from django.urls import path
 
-from deliverability import views
+from deliverability import views, views_mailboxes
 
 app_name = "deliverability"
 urlpatterns = [
-    path("mailboxes/", views.mailboxes, name="mailboxes"),
+    path("mailboxes/", views_mailboxes.mailboxes, name="mailboxes"),
+    path("mailboxes/create/", views_mailboxes.mailbox_create, name="mailbox_create"),
+    path("mailboxes/connect/", views_mailboxes.mailbox_connect, name="mailbox_connect"),
+    path("mailboxes/<int:mailbox_id>/test/", views_mailboxes.mailbox_test, name="mailbox_test"),
+    path("mailboxes/<int:mailbox_id>/pause/", views_mailboxes.mailbox_pause, name="mailbox_pause"),
+    path(
+        "mailboxes/<int:mailbox_id>/resume/", views_mailboxes.mailbox_resume, name="mailbox_resume"
+    ),
+    path("mailboxes/<int:mailbox_id>/limit/", views_mailboxes.mailbox_limit, name="mailbox_limit"),
+    path(
+        "mailboxes/<int:mailbox_id>/delete/", views_mailboxes.mailbox_delete, name="mailbox_delete"
+    ),
     path("domains/", views.domains, name="domains"),
     path("domains/add/", views.domain_add, name="domain_add"),
     path("domains/<int:domain_id>/", views.domain_detail, name="domain_detail"),

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from deliverability.api import DomainViewSet
+from deliverability.api_mailboxes import MailboxViewSet
 from infrastructure.api import InfrastructureViewSet
 from penguinmails.api import schema as _schema  # noqa: F401  (registers the bearer scheme)
 from penguinmails.api.errors import not_found
@@ -29,6 +30,7 @@ router.register("members", MemberViewSet, basename="member")
 router.register("roles", RoleViewSet, basename="role")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("domains", DomainViewSet, basename="domain")
+router.register("mailboxes", MailboxViewSet, basename="mailbox")
 router.register("infrastructure", InfrastructureViewSet, basename="infrastructure")
 
 urlpatterns: list[URLPattern | URLResolver] = [

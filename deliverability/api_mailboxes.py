@@ -1,0 +1,209 @@
+"""REST API of mailboxes (thin: deliverability.services.mailboxes does the work).
+
+/api/v1/mailboxes (list, create, retrieve, PATCH daily_limit, delete), POST
+/api/v1/mailboxes/{id}/test (the live connection test's report), /pause and /resume. Passwords
+are write-only: accepted on create, never in any response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from deliverability.models import Mailbox, MailboxKind, Security
+from deliverability.services import mailboxes as service
+from penguinmails.api.viewsets import TenantScopedViewSet
+from tenants.models import Tenant
+from tenants.permissions import Area
+
+SECURITY_HELP = "One of: " + ", ".join(Security.values) + "."
+
+
+class MailboxSerializer(serializers.ModelSerializer):
+    sent_today = serializers.SerializerMethodField()
+    smtp_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
+    imap_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "id",
+            "address",
+            "display_name",
+            "kind",
+            "status",
+            "status_reason",
+            "daily_limit",
+            "sent_today",
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_username",
+            "imap_host",
+            "imap_port",
+            "imap_security",
+            "imap_username",
+            "mail_server_id",
+            "last_test_at",
+            "last_test_ok",
+            "last_error",
+            "last_error_step",
+            "consecutive_failures",
+            "paused_reason",
+            "last_sent_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_sent_today(self, mailbox: Mailbox) -> int:
+        return service.sent_today(mailbox)
+
+
+class MailboxCreateSerializer(serializers.Serializer):
+    """`kind: hosted` creates the mailbox on the workspace's mail server (local_part + domain);
+    any other kind connects an existing one after a live test (SMTP and IMAP settings)."""
+
+    kind = serializers.ChoiceField(choices=MailboxKind.choices)
+    display_name = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    daily_limit = serializers.IntegerField(required=False, min_value=1)
+    local_part = serializers.CharField(max_length=64, required=False)
+    domain = serializers.CharField(max_length=253, required=False)
+    address = serializers.CharField(max_length=254, required=False)
+    smtp_host = serializers.CharField(max_length=253, required=False)
+    smtp_port = serializers.IntegerField(required=False)
+    # Plain strings (the service validates them): one enum for both fields would get two names.
+    smtp_security = serializers.CharField(required=False, help_text=SECURITY_HELP)
+    smtp_username = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    smtp_password = serializers.CharField(
+        max_length=500, required=False, write_only=True, style={"input_type": "password"}
+    )
+    imap_host = serializers.CharField(max_length=253, required=False)
+    imap_port = serializers.IntegerField(required=False)
+    imap_security = serializers.CharField(required=False, help_text=SECURITY_HELP)
+    imap_username = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    imap_password = serializers.CharField(
+        max_length=500, required=False, write_only=True, style={"input_type": "password"}
+    )
+
+    HOSTED_FIELDS = ("local_part", "domain")
+    CONNECT_FIELDS = (
+        "address",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_password",
+        "imap_host",
+        "imap_port",
+        "imap_security",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        needed = self.HOSTED_FIELDS if attrs["kind"] == MailboxKind.HOSTED else self.CONNECT_FIELDS
+        missing = {f: ["This field is required."] for f in needed if attrs.get(f) in (None, "")}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
+
+class MailboxLimitSerializer(serializers.Serializer):
+    daily_limit = serializers.IntegerField(min_value=1, max_value=service.MAX_DAILY_LIMIT)
+
+
+class ProbeSerializer(serializers.Serializer):
+    protocol = serializers.CharField()
+    ok = serializers.BooleanField()
+    step = serializers.CharField(help_text="dns, connect, tls, auth, or ok.")
+    message = serializers.CharField()
+
+
+class TestReportSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    summary = serializers.CharField()
+    smtp = ProbeSerializer()
+    imap = ProbeSerializer(allow_null=True)
+    mailbox = MailboxSerializer()
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+
+@extend_schema_view(
+    create=extend_schema(request=MailboxCreateSerializer, responses={201: MailboxSerializer}),
+    partial_update=extend_schema(request=MailboxLimitSerializer, responses=MailboxSerializer),
+    destroy=extend_schema(responses={204: OpenApiResponse(description="Deleted.")}),
+    test=extend_schema(request=None, responses={200: TestReportSerializer}),
+    pause=extend_schema(request=PauseSerializer, responses={200: MailboxSerializer}),
+    resume=extend_schema(request=None, responses={200: MailboxSerializer}),
+)
+class MailboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """This tenant's sending mailboxes with their status, limit and health."""
+
+    queryset = Mailbox.objects.all()
+    permission_area = Area.MAILBOXES
+    serializer_class = MailboxSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def scoped_queryset(self, tenant: Tenant) -> QuerySet[Mailbox]:
+        # Tenant-schema rows: the connection is on this tenant's schema, every row is its own.
+        return Mailbox.objects.all()
+
+    def create(self, request: Request) -> Response:
+        form = MailboxCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        if data["kind"] == MailboxKind.HOSTED:
+            mailbox = service.create_mailbox(
+                self.principal,
+                **{
+                    k: data[k]
+                    for k in ("local_part", "domain", "display_name", "daily_limit")
+                    if k in data
+                },
+            )
+        else:
+            for name in ("local_part", "domain"):
+                data.pop(name, None)
+            mailbox = service.connect_mailbox(self.principal, **data)
+        return Response(MailboxSerializer(mailbox).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        form = MailboxLimitSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        mailbox = service.set_daily_limit(
+            self.principal, self.get_object(), daily_limit=form.validated_data["daily_limit"]
+        )
+        return Response(MailboxSerializer(mailbox).data)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        service.delete_mailbox(self.principal, self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        mailbox = self.get_object()
+        report = service.test_mailbox(self.principal, mailbox)
+        body = report.as_dict()
+        body["summary"] = report.summary()
+        body["mailbox"] = MailboxSerializer(mailbox).data
+        return Response(body)
+
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        form = PauseSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        mailbox = service.pause_mailbox(
+            self.principal, self.get_object(), reason=form.validated_data.get("reason") or ""
+        )
+        return Response(MailboxSerializer(mailbox).data)
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        mailbox = service.resume_mailbox(self.principal, self.get_object())
+        return Response(MailboxSerializer(mailbox).data)

@@ -24,9 +24,15 @@ from tenants.permissions import Area
 
 
 @extend_schema_view(
-    list=extend_schema(responses={200: OpenApiTypes.OBJECT}),
-    retrieve=extend_schema(responses={200: OpenApiTypes.OBJECT}),
-    provision=extend_schema(request=None, responses={202: OpenApiTypes.OBJECT}),
+    list=extend_schema(responses={200: OpenApiTypes.OBJECT}, operation_id="infrastructure"),
+    retrieve=extend_schema(
+        responses={200: OpenApiTypes.OBJECT}, operation_id="infrastructure_server"
+    ),
+    provision=extend_schema(
+        request=None,
+        responses={202: OpenApiTypes.OBJECT},
+        operation_id="infrastructure_provision",
+    ),
 )
 class InfrastructureViewSet(TenantScopedViewSet):
     """This tenant's servers (VPS), IP addresses and mail servers, with provisioning progress."""

@@ -184,3 +184,12 @@ def post_only(view: Callable[P, HttpResponse]) -> Callable[P, HttpResponse]:
     from django.views.decorators.http import require_POST
 
     return require_POST(view)  # type: ignore[return-value]
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The address brute-force budgets are counted against.
+
+    REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
+    and trusting it would let a guesser pick a fresh address for every attempt.
+    """
+    return request.META.get("REMOTE_ADDR") or "unknown"

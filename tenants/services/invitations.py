@@ -29,7 +29,7 @@ from penguinmails.errors import (
 from penguinmails.mail import send_transactional
 from tenants.models import Invitation, InvitationStatus, Membership, Role, User
 from tenants.permissions import Area, BuiltinRole, Level
-from tenants.services import audit
+from tenants.services import audit, login_guard
 from tenants.services.access import Principal, require
 from tenants.services.tenancy import public_url
 
@@ -186,7 +186,9 @@ def unusable_reason(invitation: Invitation | None) -> str | None:
 
 
 @transaction.atomic
-def accept_invitation(token: str, *, password: str, full_name: str = "") -> Membership:
+def accept_invitation(
+    token: str, *, password: str, full_name: str = "", client_ip: str = "unknown"
+) -> Membership:
     """Accept an invitation: join as the existing account (its password proves it is theirs)
     or create the account. Returns the active membership.
 
@@ -204,11 +206,19 @@ def accept_invitation(token: str, *, password: str, full_name: str = "") -> Memb
         raise TenantSuspended("This workspace is suspended; it cannot take new members now.")
     user = User.objects.filter(email__iexact=invitation.email).first()
     if user is not None:
-        if not user.is_active or not user.check_password(password or ""):
+        # The password check spends the same brute-force budget as the login form does.
+        reservation = login_guard.reserve_attempt(email=user.email, ip=client_ip)
+        if not reservation.allowed or not user.is_active or not user.check_password(password or ""):
             raise ValidationFailed(
                 "Wrong password.",
-                fields={"password": ["That is not the password of this account."]},
+                fields={
+                    "password": [
+                        "That is not the password of this account, or there were too many "
+                        "attempts; try again later."
+                    ]
+                },
             )
+        login_guard.record_success(reservation)
     else:
         user = _create_invited_user(invitation.email, password=password, full_name=full_name)
     membership = Membership.objects.select_for_update().filter(tenant=tenant, user=user).first()

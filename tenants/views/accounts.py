@@ -17,6 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from penguinmails.errors import Conflict, ValidationFailed
+from penguinmails.web import client_ip
 from tenants.forms import LoginForm, PasswordResetRequestForm, SetPasswordForm, SignupForm
 from tenants.models import User
 from tenants.services import accounts
@@ -25,12 +26,6 @@ from tenants.services.handoff import consume_handoff, issue_handoff
 from tenants.services.tenancy import public_url
 
 BACKEND = "tenants.auth.EmailBackend"
-
-
-def _client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
-    # and trusting it would let a guesser pick a fresh address for every attempt.
-    return request.META.get("REMOTE_ADDR") or "unknown"
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -84,7 +79,7 @@ def public_login(request: HttpRequest) -> HttpResponse:
             user = accounts.check_login(
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password"],
-                ip=_client_ip(request),
+                ip=client_ip(request),
             )
         except accounts.LoginRefused as exc:
             form.add_error(None, exc.message)
@@ -190,7 +185,7 @@ def tenant_login(request: HttpRequest) -> HttpResponse:
             user = accounts.check_login(
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password"],
-                ip=_client_ip(request),
+                ip=client_ip(request),
                 tenant=tenant,
             )
         except accounts.LoginRefused as exc:

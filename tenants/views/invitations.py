@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
 from penguinmails.errors import ValidationFailed
+from penguinmails.web import client_ip
 from tenants.forms_team import AcceptInvitationForm, apply_errors
 from tenants.models import User
 from tenants.services.handoff import issue_handoff
@@ -35,6 +36,7 @@ def accept(request: HttpRequest, token: str) -> HttpResponse:
                     token,
                     password=form.cleaned_data["password"],
                     full_name=form.cleaned_data.get("full_name", ""),
+                    client_ip=client_ip(request),
                 )
             except InvitationUnusable as exc:
                 return render(

@@ -219,3 +219,24 @@ def test_it_lands_the_new_member_logged_in_on_the_workspace(
     assert landed.status_code == 200
     assert landed.context["request"].user.email == "lands@example.com"
     assert "Acme Agency" in landed.content.decode()
+
+
+def test_it_limits_password_guesses_when_accepting_as_an_existing_user(
+    cast: Cast, mailoutbox: list[Any], django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    from tenants.services import login_guard
+
+    settings.LOGIN_MAX_FAILURES_PER_ACCOUNT = 3
+    existing = User.objects.create_user("guessed@example.com", PASSWORD)
+    login_guard.clear_account(existing.email)
+    token = _invite(cast, "guessed@example.com", "member", django_capture_on_commit_callbacks)
+    public = client_for(None, None)
+    for _ in range(3):
+        assert public.post(f"/invite/{token}/", {"password": "a-wrong-guess"}).status_code == 400
+    # The budget is spent: even the right password is refused, and nothing is created.
+    refused = public.post(f"/invite/{token}/", {"password": PASSWORD})
+    assert refused.status_code == 400
+    assert not Membership.objects.filter(tenant=cast.tenant, user=existing).exists()
+    login_guard.clear_account(existing.email)
+    accepted = public.post(f"/invite/{token}/", {"password": PASSWORD})
+    assert _handed_off_user(accepted, cast) == existing

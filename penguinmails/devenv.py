@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,62 +62,25 @@ class Embedded:
     """Embedded PostgreSQL and Redis, started only if no URL is configured."""
 
     def __init__(self) -> None:
+        self._pg_server: Any = None
         self.started_pg: Path | None = None
         self.started_redis: Path | None = None
 
     # -- PostgreSQL ---------------------------------------------------------------------------
     def postgres(self) -> str:
+        """pgserver's PostgreSQL on a unix socket, data in .local/pg.
+
+        pgserver handles what a bare initdb cannot: run as root (as here and in CI), it creates
+        an unprivileged `pgserver` user to own the server. The server stops when this launcher
+        exits (cleanup_mode="stop"), unless another process still uses it.
+        """
         import pgserver  # type: ignore[import-untyped]
 
-        bindir = Path(pgserver.__file__).parent / "pginstall" / "bin"
         datadir = LOCAL / "pg"
-        sockdir = LOCAL / "pgrun"
-        if len(str(sockdir)) > 90:  # unix socket paths are limited to ~107 bytes
-            sockdir = Path(tempfile.gettempdir()) / f"pm-pg-{abs(hash(str(ROOT))) % 10**8}"
-        sockdir.mkdir(parents=True, exist_ok=True)
-        if not (datadir / "PG_VERSION").exists():
-            log(f"initialising embedded PostgreSQL in {datadir}")
-            subprocess.run(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(datadir),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-instructions",
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-        status = subprocess.run(
-            [str(bindir / "pg_ctl"), "-D", str(datadir), "status"], capture_output=True
-        )
-        if status.returncode != 0:
-            log("starting embedded PostgreSQL")
-            opts = (
-                f"-k {sockdir} -c listen_addresses='' -c max_connections=200 "
-                # pg_dump and schema cloning across many tenant schemas take many locks.
-                "-c max_locks_per_transaction=1024 -c fsync=off"
-            )
-            subprocess.run(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(datadir),
-                    "-o",
-                    opts,
-                    "-l",
-                    str(LOCAL / "pg.log"),
-                    "-w",
-                    "start",
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            self.started_pg = datadir
+        log("starting embedded PostgreSQL (pgserver) in .local/pg")
+        server = pgserver.get_server(datadir, cleanup_mode="stop")
+        self.started_pg = datadir
+        sockdir = server.get_postmaster_info().socket_dir
         import psycopg
 
         conninfo = f"host={sockdir} user=postgres dbname=postgres"
@@ -125,6 +89,7 @@ class Embedded:
                 "SELECT 1 FROM pg_database WHERE datname='penguinmails'"
             ).fetchone():
                 conn.execute("CREATE DATABASE penguinmails")
+        self._pg_server = server  # keeps the handle (and its atexit stop) alive
         return f"postgres://postgres@{quote(str(sockdir), safe='')}/penguinmails"
 
     # -- Redis --------------------------------------------------------------------------------
@@ -184,15 +149,8 @@ class Embedded:
             except redis.ConnectionError:
                 pass
         if self.started_pg is not None:
-            import pgserver
-
             log("stopping embedded PostgreSQL")
-            bindir = Path(pgserver.__file__).parent / "pginstall" / "bin"
-            subprocess.run(
-                [str(bindir / "pg_ctl"), "-D", str(self.started_pg), "-m", "fast", "-w", "stop"],
-                stdout=subprocess.DEVNULL,
-                check=False,
-            )
+            self._pg_server.cleanup()
 
 
 def prepare_environment(embedded: Embedded) -> dict[str, str]:

@@ -159,11 +159,13 @@ def _dmarc_rua(raw: str | None) -> str:
 def sending_ips_for(tenant: Tenant) -> list[str]:
     """The tenant's sending IPv4s, which SPF lists and PTR expects.
 
-    None are assigned to tenants yet (IP assignment comes with the VPS work): until then SPF
-    authorises the platform through `include:SENDING_SPF_INCLUDE`, a record the platform keeps
-    listing all its sending IPs.
+    A tenant without IPs of its own yet (nothing provisioned, or a plan without dedicated IPs)
+    gets none: SPF then authorises the platform through `include:SENDING_SPF_INCLUDE`, a record
+    the platform keeps listing all its sending IPs.
     """
-    return []
+    from infrastructure.services.ips import sending_ips
+
+    return sending_ips(tenant)
 
 
 def dns_spec(domain: SendingDomain, *, ips: list[str]) -> DomainDnsSpec:

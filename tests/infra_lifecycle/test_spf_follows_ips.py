@@ -1,0 +1,44 @@
+"""Once a tenant's servers are provisioned, its sending domains' SPF lists its own IPs."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from deliverability.models import DomainRecord
+from deliverability.services.domains import add_domain
+from infrastructure.providers.local import LocalProvider
+from infrastructure.services.ips import sending_ips
+from infrastructure.services.provisioning import provision_infrastructure
+from tenants.services.access import active_membership, principal_for_membership
+from tests.conftest import Cast
+from tests.infra_lifecycle.conftest import run_jobs, set_plan
+
+# The queue runner works in autocommit, as a worker does.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _spf_of_new_domain(cast: Cast, name: str) -> str:
+    membership = active_membership(cast.owner, cast.tenant)
+    assert membership is not None
+    with schema_context(cast.tenant.schema_name):
+        domain = add_domain(principal_for_membership(membership), name=name)
+        spf = DomainRecord.objects.get(domain_id=domain.pk, purpose="spf").value
+    connection.set_schema_to_public()
+    return spf
+
+
+def test_it_lists_the_tenants_own_ips_in_spf_once_provisioned(
+    cast: Cast, local_vps: LocalProvider
+) -> None:
+    # (Without IPs SPF falls back to the platform's include: tests/domains covers that.)
+    set_plan(cast.tenant, "scale")
+    provision_infrastructure(cast.tenant, actor=cast.owner)
+    run_jobs()
+    ips = sending_ips(cast.tenant)
+    assert ips
+
+    spf = _spf_of_new_domain(cast, "after-servers.example")
+    for ip in ips:
+        assert f"ip4:{ip}" in spf

@@ -32,6 +32,8 @@ LOOP_API_URL = env_str("LOOP_API_URL", default="https://app.loops.so/api/v1")
 LOOP_TRANSACTIONAL_IDS = dict(
     item.split("=", 1) for item in env_list("LOOP_TRANSACTIONAL_IDS", default=[]) if "=" in item
 )
+LOOP_TIMEOUT_SECONDS = float(env_int("LOOP_TIMEOUT_SECONDS", default=10))
+LOOP_RETRY_BACKOFF_MS = env_int("LOOP_RETRY_BACKOFF_MS", default=500)
 POSTHOG_API_KEY = env_str("POSTHOG_API_KEY", default="")
 
 # --- Applications ---------------------------------------------------------------------------
@@ -341,6 +343,12 @@ LOCAL_VPS_MAX_SECONDARY_IPS = env_int("LOCAL_VPS_MAX_SECONDARY_IPS", default=4)
 MAILU_VERSION = env_str("MAILU_VERSION", default="2024.06")
 MAILU_DKIM_SELECTOR = env_str("MAILU_DKIM_SELECTOR", default="dkim")
 MAILU_TLS_FLAVOR = env_str("MAILU_TLS_FLAVOR", default="letsencrypt")
+# Where a provisioned server's Mailu admin API answers ({hostname} is the server's mail host).
+MAILU_API_URL_TEMPLATE = env_str("MAILU_API_URL_TEMPLATE", default="https://{hostname}/api/v1")
+# Provisioning: seconds between polls of a server that is not active yet (backs off from this),
+# and the domain mail hosts are named under (default BASE_DOMAIN).
+INFRA_POLL_SECONDS = env_int("INFRA_POLL_SECONDS", default=15)
+INFRA_MAIL_DOMAIN = env_str("INFRA_MAIL_DOMAIN", default="")
 
 # --- DNS (sending domains: records, verification, publishing; see docs/dns.md) ----------------
 # Resolvers verification asks, as host:port (empty = the system resolver). `make run` and tests

@@ -81,7 +81,7 @@ class StepRetry(DomainError):
 
 def _poll_delay(polls: int) -> timedelta:
     """Backoff between 'is it active yet?' polls: base doubling to 5 minutes at most."""
-    base = float(getattr(settings, "INFRA_POLL_SECONDS", 15))
+    base = float(settings.INFRA_POLL_SECONDS)
     return timedelta(seconds=min(base * 2 ** min(polls, 8), 300.0))
 
 
@@ -92,12 +92,12 @@ def _slug_label(tenant: Tenant) -> str:
 
 
 def _mail_domain() -> str:
-    return str(getattr(settings, "INFRA_MAIL_DOMAIN", "") or settings.BASE_DOMAIN)
+    return settings.INFRA_MAIL_DOMAIN or settings.BASE_DOMAIN
 
 
 def mailu_api_url(hostname: str) -> str:
     """Where a Mailu server's admin API answers (its front serves /api under WEB_API)."""
-    template = str(getattr(settings, "MAILU_API_URL_TEMPLATE", "https://{hostname}/api/v1"))
+    template = settings.MAILU_API_URL_TEMPLATE
     return template.format(hostname=hostname)
 
 

@@ -74,8 +74,8 @@ class LoopsClient:
             settings.LOOP_API_KEY,
             settings.LOOP_API_URL,
             settings.LOOP_TRANSACTIONAL_IDS,
-            timeout=float(getattr(settings, "LOOP_TIMEOUT_SECONDS", 10.0)),
-            backoff_seconds=float(getattr(settings, "LOOP_RETRY_BACKOFF_SECONDS", 0.5)),
+            timeout=settings.LOOP_TIMEOUT_SECONDS,
+            backoff_seconds=settings.LOOP_RETRY_BACKOFF_MS / 1000,
         )
 
     def send(

@@ -25,20 +25,6 @@ from tenants.permissions import Area, Level
 from tenants.services.access import Principal
 
 
-@area_required(Area.MAILBOXES)
-def mailboxes(request: HttpRequest) -> HttpResponse:
-    return not_built_page(
-        request,
-        title="Mailboxes",
-        summary="Mailboxes are not built yet.",
-        will_hold=[
-            "The sending mailboxes on your domains, with their daily limits",
-            "Connection status of each mailbox (SMTP and IMAP)",
-            "Bounces, complaints and replies received per mailbox",
-        ],
-    )
-
-
 @area_required(Area.WARMUP)
 def warmup(request: HttpRequest) -> HttpResponse:
     return not_built_page(

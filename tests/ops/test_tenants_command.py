@@ -191,26 +191,6 @@ def test_it_refuses_demo_unless_debug(cast: Cast, settings: SettingsWrapper) -> 
     assert not Tenant.objects.filter(slug="demo").exists()
 
 
-def test_it_makes_the_demo_login_fresh_on_every_run(cast: Cast, settings: SettingsWrapper) -> None:
-    settings.DEBUG = True
-    first = run("demo")
-    assert "http://demo.localhost:8000/login/" in first
-    assert "demo@example.com" in first
-    old_password = password_in(first)
-    demo = Tenant.objects.get(slug="demo")
-    assert demo.name == "Demo Agency"
-    user = authenticate(None, email="demo@example.com", password=old_password)
-    assert user is not None
-    assert Membership.objects.get(tenant=demo, user=user).is_owner
-
-    second = run("demo")
-    new_password = password_in(second)
-    assert new_password != old_password
-    assert authenticate(None, email="demo@example.com", password=old_password) is None
-    assert authenticate(None, email="demo@example.com", password=new_password) == user
-    assert Tenant.objects.filter(slug="demo").count() == 1
-
-
 # --- a real process: exit codes ---------------------------------------------------------------
 
 

@@ -424,6 +424,9 @@ def create_mailbox(
     require(principal, Area.MAILBOXES, Level.WRITE)
     tenant = principal.tenant
     _in_schema(tenant)
+    with transaction.atomic():
+        # At the plan's limit nothing else matters: say so first (checked again below, locked).
+        _require_capacity(tenant)
     domain_name = (domain or "").strip().lower().rstrip(".")
     if not SendingDomain.objects.filter(name=domain_name).exists():
         raise _fail("domain", "Choose one of your sending domains (add it on the Domains page).")

@@ -43,6 +43,18 @@ def principal_for_api_key(key: ApiKey) -> Principal:
     return Principal(tenant=key.tenant, role=key.role, user=key.created_by, api_key=key)
 
 
+def operator_principal(tenant: Tenant) -> Principal:
+    """Ops acting in one tenant from a management command: owner-level rights there, no user.
+
+    Only commands run by whoever operates the platform use this; nothing reachable over HTTP does.
+    """
+    from tenants.permissions import BuiltinRole
+
+    return Principal(
+        tenant=tenant, role=Role.objects.get(tenant=None, slug=BuiltinRole.OWNER), user=None
+    )
+
+
 def require(principal: Principal, area: Area | str, level: Level | str = Level.READ) -> None:
     """Refuse unless the principal's role grants `level` on `area`.
 

@@ -175,3 +175,17 @@ def test_it_lists_and_tests_from_the_command_with_exit_codes(
         call_command("mailboxes", "test", "acme", "nobody@acme-mail.test", stdout=StringIO())
     with pytest.raises(CommandError):
         call_command("mailboxes", "list", "no-such-tenant", stdout=StringIO())
+
+
+def test_it_refuses_beyond_the_plan_limit_from_the_command_too(
+    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+) -> None:
+    allowed = limits_for(cast.tenant).count("mailboxes")
+    for n in range(allowed):
+        connect(cast.tenant, cast.owner, smtp_server, imap_server, address=f"rep{n}@acme-mail.test")
+    with pytest.raises(CommandError) as caught:
+        call_command("mailboxes", "create", "acme", "one.more@acme-mail.test", stdout=StringIO())
+    assert "mailboxes" in str(caught.value) and "Upgrade to" in str(caught.value)
+    assert len(mailboxes_in(cast.tenant)) == allowed
+    with pytest.raises(CommandError, match="local@domain"):
+        call_command("mailboxes", "create", "acme", "no-at-sign", stdout=StringIO())

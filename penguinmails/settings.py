@@ -61,6 +61,7 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "deliverability",  # sending domains (docs/domains.md)
+    "campaigns",  # templates, leads, campaigns (docs/templates.md)
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -42,3 +42,10 @@ configure = _handler(p.CONFIGURE_TASK, p.step_configure, VpsStatus.CONFIGURING)
 network = _handler(p.NETWORK_TASK, p.step_network, VpsStatus.NETWORK)
 check_mail_server = _handler(p.CHECK_TASK, p.step_check_mail_server, VpsStatus.MAIL_SERVER_CHECK)
 terminate = _handler(p.TERMINATE_TASK, p.step_terminate, VpsStatus.TERMINATING)
+
+
+@job_handler(p.DISCOVER_TASK, priority=150, max_attempts=1, timeout=600)
+def discover_awaiting_ips(payload: Payload, context: JobContext) -> None:
+    """Beat enqueues this (penguinmails.schedule): IPs waiting for staff to order them are
+    picked up when they appear at the provider."""
+    p.discover_awaiting_ips()

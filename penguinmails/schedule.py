@@ -27,4 +27,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("platform.prune_jobs",),
         "options": {"queue": Queue.HIGH.value, "expires": 3600},
     },
+    "discover-awaiting-ips": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 900.0,
+        "args": ("infra.discover_awaiting_ips",),
+        "options": {"queue": Queue.HIGH.value, "expires": 600},
+    },
 }

@@ -16,6 +16,7 @@ transient one, marks the VPS failed with the error shown to staff and the tenant
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -57,11 +58,14 @@ from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
 
+logger = logging.getLogger(__name__)
+
 CREATE_TASK = "infra.vps.create"
 WAIT_TASK = "infra.vps.wait_active"
 CONFIGURE_TASK = "infra.vps.configure"
 NETWORK_TASK = "infra.vps.network"
 CHECK_TASK = "infra.vps.check_mail_server"
+DISCOVER_TASK = "infra.discover_awaiting_ips"
 TERMINATE_TASK = "infra.vps.terminate"
 # Attempts of each step job; the last attempt of a transient error fails the VPS with it.
 STEP_MAX_ATTEMPTS = 5
@@ -610,3 +614,21 @@ def step_terminate(vps: VpsInstance, job_id: int | None) -> None:
             vps, VpsStatus.TERMINATED, reason="terminated at the provider", job_id=job_id
         )
         audit("infra.vps_terminated", tenant=vps.tenant, actor=None, vps=vps.name)
+
+
+def discover_awaiting_ips() -> int:
+    """Periodic: for every live server with an IP still awaiting its order, ask the provider
+    whether staff have attached it yet. Reads only the public IP table (no tenant scan); a
+    provider that fails for one server does not stop the others. Returns how many appeared."""
+    vps_ids = (
+        IpAddress.objects.filter(status=IpStatus.AWAITING_ORDER, address__isnull=True)
+        .values_list("vps_id", flat=True)
+        .distinct()
+    )
+    found = 0
+    for vps in VpsInstance.objects.filter(pk__in=list(vps_ids), status=VpsStatus.ACTIVE):
+        try:
+            found += len(discover_ips(vps, actor=None))
+        except ProviderError as exc:
+            logger.warning("IP discovery for %s failed: %s", vps.name, exc)
+    return found

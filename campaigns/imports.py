@@ -1,0 +1,198 @@
+"""Reading lead CSV files: encoding, delimiter, header, the column mapping, streaming rows.
+
+Pure functions over byte streams; `campaigns.services.leads` does the writing. A file is UTF-8
+(a BOM is accepted and dropped), its delimiter is sniffed among `, ; TAB |`, its first record is
+the header. Each data row comes with the line it starts on (a quoted field may span lines), so a
+failure names the line a spreadsheet shows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+# The lead fields a column can map to (besides `custom:<key>` and "" for "ignore").
+LEAD_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "website",
+    "phone",
+    "timezone",
+    "tags",
+)
+CUSTOM_PREFIX = "custom:"
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = ",;\t|"
+# Header spellings seen in exports from CRMs and spreadsheets, normalised by `_key`.
+ALIASES: dict[str, str] = {
+    "email": "email",
+    "e_mail": "email",
+    "email_address": "email",
+    "mail": "email",
+    "first_name": "first_name",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "first": "first_name",
+    "last_name": "last_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "last": "last_name",
+    "company": "company",
+    "company_name": "company",
+    "organization": "company",
+    "organisation": "company",
+    "title": "title",
+    "job_title": "title",
+    "position": "title",
+    "website": "website",
+    "url": "website",
+    "web": "website",
+    "phone": "phone",
+    "phone_number": "phone",
+    "mobile": "phone",
+    "timezone": "timezone",
+    "time_zone": "timezone",
+    "tz": "timezone",
+    "tags": "tags",
+    "tag": "tags",
+}
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+class UnusableFile(Exception):
+    """The file cannot be imported at all (not UTF-8, no header, no email column...)."""
+
+
+@dataclass(frozen=True)
+class FileShape:
+    """What the start of a file says: its delimiter and header."""
+
+    delimiter: str
+    headers: list[str]
+
+
+def _key(header: str) -> str:
+    return _NON_WORD.sub("_", header.strip().lower()).strip("_")
+
+
+def custom_key(header: str) -> str:
+    """The custom-field key an unknown column becomes (`Deal Size ($)` -> `deal_size`)."""
+    return _key(header)[:64] or "column"
+
+
+def default_mapping(headers: list[str]) -> dict[str, str]:
+    """Known headers to their field; every other column to a custom field; the first column
+    claiming a field wins and later ones with the same meaning become custom fields."""
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for header in headers:
+        target = ALIASES.get(_key(header), "")
+        if target and target not in taken:
+            taken.add(target)
+            mapping[header] = target
+        elif _key(header):
+            mapping[header] = CUSTOM_PREFIX + custom_key(header)
+        else:
+            mapping[header] = ""
+    return mapping
+
+
+def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]:
+    """The mapping completed for every header and validated; UnusableFile names the problem."""
+    unknown = sorted(set(mapping) - set(headers))
+    if unknown:
+        raise UnusableFile(f"The mapping names columns the file does not have: {unknown}.")
+    full = default_mapping(headers)
+    full.update({h: (t or "").strip() for h, t in mapping.items()})
+    seen: dict[str, str] = {}
+    for header, target in full.items():
+        if not target:
+            continue
+        if target.startswith(CUSTOM_PREFIX):
+            if not custom_key(target[len(CUSTOM_PREFIX) :]):
+                raise UnusableFile(f"Column {header!r}: name the custom field.")
+            full[header] = CUSTOM_PREFIX + custom_key(target[len(CUSTOM_PREFIX) :])
+        elif target not in LEAD_FIELDS:
+            raise UnusableFile(f"Column {header!r} maps to unknown field {target!r}.")
+        if target in seen:
+            raise UnusableFile(f"Columns {seen[target]!r} and {header!r} both map to {target}.")
+        seen[target] = header
+    if "email" not in seen:
+        raise UnusableFile("No column holds the email address: map one to `email`.")
+    return full
+
+
+def read_shape(stream: IO[bytes]) -> FileShape:
+    """Sniff the delimiter and read the header from the start of a binary stream (rewound)."""
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    if not head.strip():
+        raise UnusableFile("The file is empty.")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        sample = decoder.decode(head, final=len(head) < SNIFF_BYTES)
+    except UnicodeDecodeError:
+        raise UnusableFile("The file is not UTF-8 text; save it as CSV UTF-8.") from None
+    if "\x00" in sample:
+        raise UnusableFile("The file is binary, not CSV text.")
+    # Sniff on whole lines only: a cut line would vote for the wrong delimiter.
+    lines = sample.splitlines()[:50]
+    try:
+        delimiter = csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ","  # one column, or nothing to tell: plain CSV
+    header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
+    headers = [h.strip() for h in header]
+    if not any(headers):
+        raise UnusableFile("The first line must name the columns.")
+    if len(set(headers)) != len(headers):
+        dupes = sorted({h for h in headers if headers.count(h) > 1})
+        raise UnusableFile(f"Column names must be unique; repeated: {dupes}.")
+    return FileShape(delimiter=delimiter, headers=headers)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One data row: the line it starts on and its values by header."""
+
+    line: int
+    values: dict[str, str]
+
+
+def iter_rows(stream: IO[bytes], *, delimiter: str, headers: list[str]) -> Iterator[Row]:
+    """Stream the data rows (the header skipped). A row with more cells than headers keeps the
+    first ones; one with fewer gets blanks. A decoding error raises UnusableFile naming the line."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    width = len(headers)
+    try:
+        next(reader, None)  # the header
+        start = reader.line_num + 1
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not cells or not any(c.strip() for c in cells):
+                continue  # blank lines are not rows
+            cells = cells[:width] + [""] * (width - len(cells))
+            yield Row(line=line, values=dict(zip(headers, cells, strict=True)))
+    except UnicodeDecodeError:
+        raise UnusableFile(f"The file is not UTF-8 text after line {reader.line_num}.") from None
+    except csv.Error as exc:
+        raise UnusableFile(f"Line {reader.line_num}: {exc}.") from None
+    finally:
+        # Leave the caller's stream to the caller (closing the wrapper would close it).
+        if not stream.closed:
+            text.detach()
+
+
+def count_rows(stream: IO[bytes], *, delimiter: str, headers: list[str]) -> int:
+    """How many data rows `iter_rows` will yield (one quick pass, for the progress bar)."""
+    return sum(1 for _ in iter_rows(stream, delimiter=delimiter, headers=headers))

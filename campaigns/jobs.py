@@ -1,0 +1,13 @@
+"""Job handlers of the campaigns app: thin, one service call each, ids only in the payload."""
+
+from __future__ import annotations
+
+from campaigns.services import leads
+from penguinmails.queue.registry import JobContext, Payload, job_handler
+from tenants.models import Tenant
+
+
+@job_handler(leads.IMPORT_TASK, max_attempts=3, priority=60, timeout=3600, tenant_scoped=True)
+def import_leads(payload: Payload, context: JobContext) -> None:
+    # Resumable: a re-run continues after the last committed batch (see run_import).
+    leads.run_import(payload["import_id"], tenant=Tenant.objects.get(pk=context.tenant_id))

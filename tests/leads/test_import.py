@@ -1,0 +1,210 @@
+"""CSV imports through the job: mapping, custom fields, duplicates, bad rows with their lines,
+suppressed rows, progress counts, resumption, the errors CSV and the MX check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django_tenants.utils import schema_context
+
+from campaigns.models import ImportStatus, LeadImportError
+from campaigns.services.leads import import_errors_csv
+from penguinmails.models import Job, JobStatus
+from penguinmails.sandbox.dns import SandboxDnsServer, ZoneRecord, ZoneStore, start_sandbox_dns
+from tests.conftest import Cast
+from tests.leads.conftest import (
+    csv_bytes,
+    import_in,
+    leads_in,
+    principal,
+    run_jobs,
+    suppress,
+    upload,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Semicolons (a European spreadsheet's CSV), a BOM, a quoted field over two lines (line 4-5),
+# an unknown column (Deal Size) and a renamed one (E-mail).
+MIXED = (
+    "E-mail;First Name;Surname;Company;Deal Size;Time zone;Tags\n"  # line 1
+    "Ann@Example.com;Ann;Lee;Acme;100;Europe/Paris;vip, q3\n"  # 2: created
+    "not-an-address;Bob;;;;;\n"  # 3: failed
+    'carl@example.org;Carl;Diaz;"Big\nCo";;;\n'  # 4-5: created (company spans two lines)
+    "ann@example.com;Annie;;;250;;new\n"  # 6: duplicate of line 2
+    "info@example.net;;;;;;\n"  # 7: created, a role address
+    "dora@example.com;Dora;;;;Mars/Olympus;\n"  # 8: failed (time zone)
+    "\n"  # 9: blank, not a row
+    "eve@blocked.example;Eve;;;;;\n"  # 10: suppressed domain
+    "fred@mailinator.com;Fred;;;;;\n"  # 11: created, disposable
+    "gus@example.com;Gus;;;;;\n"  # 12: suppressed address
+)
+
+
+def test_it_imports_a_csv_with_mapping_custom_fields_duplicates_and_bad_rows(cast: Cast) -> None:
+    suppress(cast, "blocked.example")
+    suppress(cast, "GUS@example.com", reason="bounced")
+    lead_import = upload(cast, csv_bytes(MIXED, bom=True), list_name="Webinar")
+    assert lead_import.delimiter == ";"
+    assert lead_import.mapping["E-mail"] == "email"
+    assert lead_import.mapping["Deal Size"] == "custom:deal_size"
+    job = Job.objects.get(pk=lead_import.job_id)
+    assert job.task == "leads.import" and job.tenant_id == cast.tenant.pk
+    run_jobs()
+    assert Job.objects.get(pk=job.pk).status == JobStatus.COMPLETED
+    done = import_in(cast, lead_import.pk)
+    assert done.status == ImportStatus.COMPLETED
+    assert (done.total_rows, done.processed) == (9, 9)
+    assert (done.created, done.updated, done.skipped, done.failed) == (4, 1, 2, 2)
+    leads = leads_in(cast)
+    assert set(leads) == {
+        "ann@example.com",
+        "carl@example.org",
+        "info@example.net",
+        "fred@mailinator.com",
+    }
+    ann = leads["ann@example.com"]
+    # The duplicate row updated Ann: non-empty values win, custom fields merge, tags add up.
+    assert (ann.first_name, ann.last_name, ann.company) == ("Annie", "Lee", "Acme")
+    assert ann.custom_fields == {"deal_size": "250"}
+    assert ann.tags == ["vip", "q3", "new"]
+    assert ann.timezone == "Europe/Paris"
+    assert leads["carl@example.org"].company == "Big\nCo"
+    assert leads["info@example.net"].is_role_address
+    assert leads["fred@mailinator.com"].is_disposable
+    assert not ann.is_role_address and not ann.is_disposable and ann.mx_ok is None
+    assert all([lst.name for lst in lead.lists.all()] == ["Webinar"] for lead in leads.values())
+    with schema_context(cast.tenant.schema_name):
+        rows = list(LeadImportError.objects.filter(lead_import=done).values_list("line", "outcome"))
+        csv_text = "".join(import_errors_csv(principal(cast.tenant, cast.viewer), done))
+    assert rows == [(3, "failed"), (8, "failed"), (10, "skipped"), (12, "skipped")]
+    lines = csv_text.splitlines()
+    assert lines[0] == "line,email,outcome,reason"
+    assert lines[1].startswith("3,not-an-address,failed,email: ")
+    assert lines[2].startswith("8,dora@example.com,failed,timezone: Unknown time zone")
+    assert "suppressed domain (unsubscribed)" in lines[3]
+    assert "suppressed address (hard bounce)" in lines[4]
+
+
+def test_it_skips_duplicates_when_asked(cast: Cast) -> None:
+    first = upload(cast, csv_bytes("email,first_name\nann@example.com,Ann\n"))
+    run_jobs()
+    again = upload(
+        cast,
+        csv_bytes("email,first_name\nANN@example.com,Changed\nbo@example.com,Bo\n"),
+        duplicates="skip",
+    )
+    run_jobs()
+    done = import_in(cast, again.pk)
+    assert (done.created, done.updated, done.skipped, done.failed) == (1, 0, 1, 0)
+    assert leads_in(cast)["ann@example.com"].first_name == "Ann"
+    assert import_in(cast, first.pk).created == 1
+
+
+def test_it_counts_progress_batch_by_batch_and_resumes_after_the_last_batch(
+    cast: Cast, settings: Any
+) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 7
+    body = "email,company\n" + "".join(f"p{n}@example.com,Co {n}\n" for n in range(30))
+    lead_import = upload(cast, csv_bytes(body))
+    seen: list[tuple[int, int]] = []
+    from campaigns.services.leads import run_import
+
+    with schema_context(cast.tenant.schema_name):
+        run_import(
+            lead_import.pk,
+            tenant=cast.tenant,
+            on_progress=lambda i: seen.append((i.processed, i.total_rows or 0)),
+        )
+    assert seen[:6] == [(0, 30), (7, 30), (14, 30), (21, 30), (28, 30), (30, 30)]
+    done = import_in(cast, lead_import.pk)
+    assert done.percent == 100 and done.created == 30
+    # The queued job then finds it finished and changes nothing.
+    run_jobs()
+    assert import_in(cast, lead_import.pk).created == 30
+    assert len(leads_in(cast)) == 30
+
+
+def test_it_resumes_a_half_done_import_without_counting_twice(cast: Cast, settings: Any) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 5
+    body = "email\n" + "".join(f"r{n}@example.com\n" for n in range(12))
+    lead_import = upload(cast, csv_bytes(body))
+    from campaigns.services.leads import run_import
+
+    class Killed(Exception):
+        pass
+
+    def die_after_first_batch(i: Any) -> None:
+        if i.processed == 5:
+            raise Killed
+
+    with schema_context(cast.tenant.schema_name), pytest.raises(Killed):
+        run_import(lead_import.pk, tenant=cast.tenant, on_progress=die_after_first_batch)
+    half = import_in(cast, lead_import.pk)
+    assert (half.status, half.processed, half.created) == ("running", 5, 5)
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    assert (done.status, done.processed, done.created, done.skipped) == ("completed", 12, 12, 0)
+
+
+def test_it_fails_an_import_whose_file_breaks_past_the_upload_check(
+    cast: Cast, settings: Any
+) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 1000
+    # Past the first 64 KB read at upload, so the upload itself looks fine.
+    good = "".join(f"a{n:06d}@example.com\n" for n in range(4000)).encode()
+    body = b"email\n" + good + b"c\xff@example.com\n"
+    lead_import = upload(cast, body)
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    assert done.status == ImportStatus.FAILED
+    assert "not UTF-8" in done.error_message
+    # The counting pass reads the whole file first, so nothing of it was imported.
+    assert done.processed == 0 and leads_in(cast) == {}
+
+
+def test_it_refuses_an_unusable_file_and_stores_nothing(cast: Cast) -> None:
+    from penguinmails.errors import ValidationFailed
+
+    for bad, why in [
+        (b"", "empty"),
+        (b"name,company\nAnn,Acme\n", "email"),
+        (b"email,email\nx@example.com,y\n", "unique"),
+        ("email\nx@example.com\n".encode("utf-16"), "UTF-8"),
+    ]:
+        with pytest.raises(ValidationFailed, match=why):
+            upload(cast, bad)
+    with pytest.raises(ValidationFailed, match="unknown field"):
+        upload(cast, b"email,x\na@example.com,1\n", mapping={"x": "salary"})
+    with schema_context(cast.tenant.schema_name):
+        from campaigns.models import LeadImport
+
+        assert LeadImport.objects.count() == 0
+    assert not Job.objects.filter(task="leads.import").exists()
+
+
+@pytest.fixture
+def dns_server(tmp_path: Path, settings: Any) -> Any:
+    server = start_sandbox_dns("127.0.0.1", 0, ZoneStore(tmp_path / "zones.json"))
+    settings.DNS_RESOLVERS = [server.nameserver]
+    settings.DNS_TIMEOUT = 2
+    yield server
+    server.stop()
+
+
+def test_it_checks_mx_records_against_dns_when_asked(
+    cast: Cast, dns_server: SandboxDnsServer
+) -> None:
+    dns_server.store.add(
+        ZoneRecord.make("mail-ok.example", "MX", "mx.mail-ok.example", priority=10)
+    )
+    dns_server.store.add(ZoneRecord.make("a-only.example", "A", "127.0.0.1"))
+    body = "email\nx@mail-ok.example\ny@a-only.example\nz@nowhere.example\n"
+    upload(cast, csv_bytes(body), check_mx=True)
+    run_jobs()
+    leads = leads_in(cast)
+    assert leads["x@mail-ok.example"].mx_ok is True
+    assert leads["y@a-only.example"].mx_ok is True
+    assert leads["z@nowhere.example"].mx_ok is False

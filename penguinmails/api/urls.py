@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from campaigns.api_templates import TemplateViewSet
 from deliverability.api import DomainViewSet
 from deliverability.api_mailboxes import MailboxViewSet
 from infrastructure.api import InfrastructureViewSet
@@ -32,6 +33,7 @@ router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("domains", DomainViewSet, basename="domain")
 router.register("mailboxes", MailboxViewSet, basename="mailbox")
 router.register("infrastructure", InfrastructureViewSet, basename="infrastructure")
+router.register("templates", TemplateViewSet, basename="template")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),

@@ -52,3 +52,16 @@ def subprocess_env(**overrides: str | None) -> dict[str, str]:
         else:
             env[key] = value
     return env
+
+
+def tests_database_url() -> str:
+    """DATABASE_URL of the database this test run uses (test_<name>), for child processes."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    host = db["HOST"] or "127.0.0.1"
+    if host.startswith("/"):  # a unix socket directory (the embedded PostgreSQL)
+        return f"postgres://{quote(db['USER'])}@{quote(host, safe='')}/{db['NAME']}"
+    return f"postgres://{quote(db['USER'])}@{host}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -20,7 +20,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from penguinmails.sandbox.smtp import free_port
-from tests.ops.conftest import PYTHON, ROOT, LiveSandbox, subprocess_env
+from tests.ops.conftest import PYTHON, ROOT, LiveSandbox, subprocess_env, tests_database_url
 
 CLOSED_DB = "postgres://postgres@127.0.0.1:1/unreachable"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
@@ -88,6 +88,8 @@ def test_it_reports_email_down_when_smtp_is_unreachable(settings: SettingsWrappe
 
 @contextmanager
 def running_app(**env: str) -> Iterator[str]:
+    # The app process talks to this run's test database, which exists, unless told otherwise.
+    env.setdefault("DATABASE_URL", tests_database_url())
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -130,7 +132,7 @@ def fetch(url: str) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_it_returns_503_when_postgresql_is_unreachable() -> None:
+def test_it_returns_503_when_postgresql_is_unreachable(django_db_setup: None) -> None:
     with running_app(DATABASE_URL=CLOSED_DB) as base:
         status, body = fetch(f"{base}/health")
         assert status == 503
@@ -141,7 +143,7 @@ def test_it_returns_503_when_postgresql_is_unreachable() -> None:
 
 
 @pytest.mark.slow
-def test_it_returns_503_when_redis_is_unreachable() -> None:
+def test_it_returns_503_when_redis_is_unreachable(django_db_setup: None) -> None:
     with running_app(REDIS_URL=CLOSED_REDIS) as base:
         status, body = fetch(f"{base}/health")
         assert status == 503

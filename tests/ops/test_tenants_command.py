@@ -6,7 +6,6 @@ import io
 import json
 import re
 import subprocess
-from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import authenticate
@@ -19,7 +18,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from tenants.models import ApiKey, AuditEvent, Domain, Membership, Tenant, TenantStatus, User
 from tenants.services.apikeys import authenticate_api_key
 from tests.conftest import PASSWORD, Cast
-from tests.ops.conftest import MANAGE, PYTHON, ROOT, subprocess_env
+from tests.ops.conftest import MANAGE, PYTHON, ROOT, subprocess_env, tests_database_url
 
 
 def run(*args: str) -> str:
@@ -194,14 +193,8 @@ def test_it_refuses_demo_unless_debug(cast: Cast, settings: SettingsWrapper) -> 
 # --- a real process: exit codes ---------------------------------------------------------------
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    host = db["HOST"] or "127.0.0.1"
-    return f"postgres://{quote(db['USER'])}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def test_it_exits_non_zero_with_a_reason_from_the_command_line(cast: Cast) -> None:
-    env = subprocess_env(DATABASE_URL=_test_database_url())
+    env = subprocess_env(DATABASE_URL=tests_database_url())
     missing = subprocess.run(
         [PYTHON, MANAGE, "tenants", "create", "--name", "X", "--owner", "a@example.com"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,

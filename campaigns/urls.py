@@ -2,12 +2,29 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns import views, views_templates
+from campaigns import views, views_leads, views_templates
 
 app_name = "campaigns"
 urlpatterns = [
     path("", views.index, name="index"),
-    path("leads/", views.leads, name="leads"),
+    path("leads/", views_leads.leads, name="leads"),
+    path("leads/export.csv", views_leads.export, name="leads_export"),
+    path("leads/<int:lead_id>/", views_leads.lead_detail, name="lead_detail"),
+    path("leads/<int:lead_id>/delete/", views_leads.lead_delete, name="lead_delete"),
+    path("leads/lists/new/", views_leads.list_create, name="list_create"),
+    path("leads/imports/new/", views_leads.import_new, name="import_new"),
+    path("leads/imports/<int:import_id>/", views_leads.import_detail, name="import_detail"),
+    path(
+        "leads/imports/<int:import_id>/progress/",
+        views_leads.import_progress,
+        name="import_progress",
+    ),
+    path("leads/imports/<int:import_id>/start/", views_leads.import_start, name="import_start"),
+    path(
+        "leads/imports/<int:import_id>/errors.csv",
+        views_leads.import_errors,
+        name="import_errors",
+    ),
     path("templates/", views_templates.template_list, name="templates"),
     path("templates/new/", views_templates.template_new, name="template_new"),
     path("templates/preview/", views_templates.template_preview, name="template_preview"),

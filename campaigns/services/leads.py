@@ -31,6 +31,7 @@ from django.core.files.base import File
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from django_tenants.utils import schema_context
 from email_validator import EmailNotValidError, validate_email
 
 from campaigns.imports import (
@@ -498,8 +499,29 @@ class _Echo:
         return value
 
 
+def _bound_to_schema(rows: Iterator[str]) -> Iterator[str]:
+    """Run each step of `rows` in the schema it was made in: a streaming response is iterated
+    after the tenant middleware has put the connection back on public."""
+    schema = connection.schema_name  # read now: this function is not a generator
+
+    def steps() -> Iterator[str]:
+        while True:
+            with schema_context(schema):
+                try:
+                    item = next(rows)
+                except StopIteration:
+                    return
+            yield item
+
+    return steps()
+
+
 def export_csv(leads: QuerySet[Lead]) -> Iterator[str]:
     """The leads as CSV lines, streamed from a server-side cursor (custom fields as columns)."""
+    return _bound_to_schema(_export_rows(leads))
+
+
+def _export_rows(leads: QuerySet[Lead]) -> Iterator[str]:
     keys = sorted(
         {k for fields in leads.values_list("custom_fields", flat=True) for k in fields or {}}
     )[: MAX_CUSTOM_FIELDS * 4]
@@ -554,6 +576,10 @@ def _chunks(items: Iterable[Lead], size: int) -> Iterator[list[Lead]]:
 def import_errors_csv(principal: Principal, lead_import: LeadImport) -> Iterator[str]:
     """The rows an import did not take, as CSV: line, email, outcome, reason."""
     require(principal, Area.LEADS, Level.READ)
+    return _bound_to_schema(_error_rows(lead_import))
+
+
+def _error_rows(lead_import: LeadImport) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(["line", "email", "outcome", "reason"])
     rows = lead_import.errors.order_by("line", "id").values_list(

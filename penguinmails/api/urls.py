@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from campaigns.api_leads import LeadViewSet
 from campaigns.api_templates import TemplateViewSet
 from deliverability.api import DomainViewSet
 from deliverability.api_mailboxes import MailboxViewSet
@@ -34,6 +35,7 @@ router.register("domains", DomainViewSet, basename="domain")
 router.register("mailboxes", MailboxViewSet, basename="mailbox")
 router.register("infrastructure", InfrastructureViewSet, basename="infrastructure")
 router.register("templates", TemplateViewSet, basename="template")
+router.register("leads", LeadViewSet, basename="lead")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),

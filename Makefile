@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEVENV := $(PY) -m penguinmails.devenv
 
-.PHONY: install run test test-fast bench lint check migrate clean
+.PHONY: install run test test-fast bench lint typecheck check migrate clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -31,6 +31,9 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(DEVENV) exec -- $(VENV)/bin/mypy penguinmails tenants billing infrastructure deliverability
 
 check: install
 	$(DEVENV) exec -- $(PY) manage.py check

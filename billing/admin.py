@@ -6,7 +6,7 @@ assign`); the limits document is validated by `Plan.clean`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -15,6 +15,8 @@ from django.http import HttpRequest
 from billing.models import Plan, TenantPlan
 from billing.services.plans import change_plan, check_plan_change
 from penguinmails.errors import DomainError
+from tenants.auth import logged_in_user
+from tenants.models import Tenant
 from tenants.services.tenancy import real_tenants
 
 
@@ -38,7 +40,8 @@ class TenantPlanForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "tenant" in self.fields:
-            self.fields["tenant"].queryset = real_tenants()
+            tenant_field = cast("forms.ModelChoiceField[Tenant]", self.fields["tenant"])
+            tenant_field.queryset = real_tenants()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -71,7 +74,7 @@ class TenantPlanAdmin(admin.ModelAdmin):
         return ("tenant", *self.readonly_fields) if obj is not None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: TenantPlan, form: Any, change: bool) -> None:
-        assignment = change_plan(obj.tenant, plan=obj.plan, actor=request.user)  # type: ignore[arg-type]
+        assignment = change_plan(obj.tenant, plan=obj.plan, actor=logged_in_user(request))
         obj.pk = assignment.pk
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

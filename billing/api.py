@@ -42,7 +42,8 @@ class PlanSerializer(serializers.ModelSerializer):
 
 class UsageSerializer(serializers.Serializer):
     resource = serializers.CharField()
-    label = serializers.CharField()
+    # A declared field, not Field.label: DRF's metaclass moves it into _declared_fields.
+    label = serializers.CharField()  # type: ignore[assignment]
     limit = serializers.IntegerField()
     in_use = serializers.IntegerField(allow_null=True, help_text="null where not counted yet")
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
+from typing import cast
 
 from django.db import connection
 
@@ -25,6 +26,7 @@ from deliverability.models import Mailbox, MailboxStatus
 from deliverability.services import mailboxes as service
 from deliverability.services.mailbox_probe import StepFailed, open_smtp
 from penguinmails.crypto import SecretUnavailable
+from tenants.db import TenantConnection
 from tenants.models import Tenant
 
 
@@ -63,8 +65,9 @@ class SmtpPool:
         pause_after: int = service.PAUSE_AFTER_FAILURES,
         timeout: float = 30.0,
     ) -> None:
-        if connection.schema_name != tenant.schema_name:
-            raise RuntimeError(f"SmtpPool for {tenant.slug} built in {connection.schema_name!r}")
+        schema = cast(TenantConnection, connection).schema_name
+        if schema != tenant.schema_name:
+            raise RuntimeError(f"SmtpPool for {tenant.slug} built in {schema!r}")
         self.tenant = tenant
         self.mailbox_ids = list(dict.fromkeys(mailbox_ids))
         self.pause_after = pause_after
@@ -170,7 +173,8 @@ class SmtpPool:
                 )
             except smtplib.SMTPResponseException as exc:
                 self._drop(mailbox.pk)
-                text = exc.smtp_error.decode(errors="replace")
+                error = exc.smtp_error  # bytes from the server; typeshed also allows str
+                text = error.decode(errors="replace") if isinstance(error, bytes) else error
                 return self._failed(mailbox, "send", f"{exc.smtp_code} {text}")
             except (smtplib.SMTPException, OSError) as exc:
                 self._drop(mailbox.pk)

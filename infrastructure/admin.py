@@ -21,6 +21,7 @@ from infrastructure.services.provisioning import (
     terminate_vps,
 )
 from penguinmails.errors import DomainError
+from tenants.auth import logged_in_user
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -100,19 +101,18 @@ class VpsInstanceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry provisioning (failed servers)")
     def retry(self, request: HttpRequest, queryset: QuerySet[VpsInstance]) -> None:
-        _each(
-            self, request, queryset, lambda v: retry_provisioning(v, actor=request.user), "Retried"
-        )
+        actor = logged_in_user(request)
+        _each(self, request, queryset, lambda v: retry_provisioning(v, actor=actor), "Retried")
 
     @admin.action(description="Terminate at the provider")
     def terminate(self, request: HttpRequest, queryset: QuerySet[VpsInstance]) -> None:
-        _each(
-            self, request, queryset, lambda v: terminate_vps(v, actor=request.user), "Terminating"
-        )
+        actor = logged_in_user(request)
+        _each(self, request, queryset, lambda v: terminate_vps(v, actor=actor), "Terminating")
 
     @admin.action(description="Discover IPs ordered in the provider's portal")
     def discover(self, request: HttpRequest, queryset: QuerySet[VpsInstance]) -> None:
-        _each(self, request, queryset, lambda v: discover_ips(v, actor=request.user), "Checked")
+        actor = logged_in_user(request)
+        _each(self, request, queryset, lambda v: discover_ips(v, actor=actor), "Checked")
 
 
 class QuarantineForm(forms.Form):
@@ -165,11 +165,12 @@ class IpAddressAdmin(admin.ModelAdmin):
         form = QuarantineForm(request.POST if "reason" in request.POST else None)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
+            actor = logged_in_user(request)
             _each(
                 self,
                 request,
                 queryset,
-                lambda ip: quarantine_ip(ip, reason=reason, actor=request.user),
+                lambda ip: quarantine_ip(ip, reason=reason, actor=actor),
                 "Quarantined",
             )
             return None
@@ -188,7 +189,8 @@ class IpAddressAdmin(admin.ModelAdmin):
 
     @admin.action(description="Release")
     def release(self, request: HttpRequest, queryset: QuerySet[IpAddress]) -> None:
-        _each(self, request, queryset, lambda ip: release_ip(ip, actor=request.user), "Released")
+        actor = logged_in_user(request)
+        _each(self, request, queryset, lambda ip: release_ip(ip, actor=actor), "Released")
 
 
 @admin.register(MailServer)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from typing import cast
 
 from django.conf import settings
 from django.db import connection
@@ -30,6 +31,7 @@ from infrastructure.models import VpsInstance
 from infrastructure.services.provisioning import provision_infrastructure
 from penguinmails.models import CLAIMABLE_STATUSES, Job
 from penguinmails.queue import runner
+from tenants.db import TenantConnection
 from tenants.models import Tenant, User
 from tenants.services.access import active_membership, principal_for_membership
 
@@ -103,7 +105,7 @@ def _drive_jobs(tenant: Tenant, *, say: Callable[[str], None], limit: int = 200)
         if wait > 0:
             time.sleep(wait)
         runner.run(job.pk, worker_id="demo-seed")
-        connection.set_schema_to_public()
+        cast(TenantConnection, connection).set_schema_to_public()
     say("Demo seeding stopped after many jobs; the worker will finish the rest.")
 
 

@@ -17,6 +17,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from penguinmails.errors import DomainError
+from tenants.auth import logged_in_user
 from tenants.models import ApiKey, AuditEvent, Domain, Invitation, Membership, Role, Tenant, User
 from tenants.services.apikeys import revoke_api_key
 from tenants.services.tenancy import reactivate_tenant, real_tenants, suspend_tenant
@@ -80,9 +81,10 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Suspend selected tenants", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        actor = logged_in_user(request)
         for tenant in queryset:
             try:
-                suspend_tenant(tenant, actor=request.user, reason="Suspended by platform staff.")
+                suspend_tenant(tenant, actor=actor, reason="Suspended by platform staff.")
             except DomainError as exc:
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
             else:
@@ -90,9 +92,10 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reactivate selected tenants", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        actor = logged_in_user(request)
         for tenant in queryset:
             try:
-                reactivate_tenant(tenant, actor=request.user)
+                reactivate_tenant(tenant, actor=actor)
             except DomainError as exc:
                 self.message_user(request, f"{tenant.slug}: {exc.message}", messages.ERROR)
             else:
@@ -256,9 +259,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        actor = logged_in_user(request)
         for key in queryset.select_related("tenant"):
             try:
-                revoke_api_key(key, actor=request.user)
+                revoke_api_key(key, actor=actor)
             except DomainError as exc:
                 self.message_user(request, f"{key}: {exc.message}", messages.WARNING)
             else:

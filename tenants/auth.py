@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from tenants.models import User
@@ -29,3 +30,14 @@ class EmailBackend(ModelBackend):
         if user.check_password(password) and self.user_can_authenticate(user):
             return user
         return None
+
+
+def logged_in_user(request: HttpRequest) -> User:
+    """`request.user` of a login-protected request (`@login_required` views, the admin).
+
+    Narrows Django's `User | AnonymousUser`; reaching it anonymously is a wiring error.
+    """
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionDenied("Login required.")
+    return user

@@ -6,13 +6,18 @@ ValidationFailed field errors are copied back onto the form with `apply_errors`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
 from penguinmails.errors import ValidationFailed
 from tenants.models import Role
 from tenants.permissions import Area, BuiltinRole, Level
+
+
+def _role_field(form: forms.Form) -> forms.TypedChoiceField:
+    """The form's `role` field (declared as a TypedChoiceField; `form.fields` is typed `Field`)."""
+    return cast(forms.TypedChoiceField, form.fields["role"])
 
 
 def role_choices(roles: list[Role], *, allow_owner: bool = True) -> list[tuple[int, str]]:
@@ -37,7 +42,7 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args: Any, roles: list[Role], allow_owner: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = role_choices(roles, allow_owner=allow_owner)
+        _role_field(self).choices = role_choices(roles, allow_owner=allow_owner)
         member = next((r for r in roles if r.is_builtin and r.slug == BuiltinRole.MEMBER), None)
         if member is not None:
             self.fields["role"].initial = member.pk
@@ -48,7 +53,7 @@ class RoleChoiceForm(forms.Form):
 
     def __init__(self, *args: Any, roles: list[Role], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = role_choices(roles)
+        _role_field(self).choices = role_choices(roles)
 
 
 class CustomRoleForm(forms.Form):
@@ -90,7 +95,7 @@ class ApiKeyForm(forms.Form):
         # `id_name` inputs would point both labels at the first.
         kwargs.setdefault("auto_id", "key_%s")
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = role_choices(roles, allow_owner=False)
+        _role_field(self).choices = role_choices(roles, allow_owner=False)
         member = next((r for r in roles if r.is_builtin and r.slug == BuiltinRole.MEMBER), None)
         if member is not None:
             self.fields["role"].initial = member.pk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
@@ -10,6 +11,7 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotFound
 from django.urls import set_urlconf
 
+from tenants.db import TenantConnection
 from tenants.models import Domain
 from tenants.services.access import active_membership, principal_for_membership
 
@@ -25,7 +27,8 @@ class TenantHostMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        connection.set_schema_to_public()
+        db = cast(TenantConnection, connection)
+        db.set_schema_to_public()
         try:
             hostname = request.get_host().split(":")[0].lower()
         except DisallowedHost:
@@ -45,13 +48,13 @@ class TenantHostMiddleware:
             tenant = domain.tenant
             tenant.domain_url = hostname
             request.tenant = tenant  # type: ignore[attr-defined]
-            connection.set_tenant(tenant)
+            db.set_tenant(tenant)
             request.urlconf = settings.ROOT_URLCONF  # type: ignore[attr-defined]
         try:
             return self.get_response(request)
         finally:
             # Never let a schema leak into the next request served by this thread.
-            connection.set_schema_to_public()
+            db.set_schema_to_public()
             set_urlconf(None)
 
 

@@ -7,6 +7,7 @@ tenant from the admin.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -34,17 +35,23 @@ TENANT_TRANSITIONS: dict[str, set[str]] = {
 class Tenant(TenantMixin):
     """A workspace: an agency or a sales team, with its own PostgreSQL schema."""
 
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=40, unique=True)
-    status = models.CharField(
+    # Annotated because django-tenants has no stubs: TenantMixin is untyped, so the django-stubs
+    # plugin cannot infer these fields' types as it does on a plain Model.
+    name: models.CharField[str, str] = models.CharField(max_length=200)
+    slug: models.SlugField[str, str] = models.SlugField(max_length=40, unique=True)
+    status: models.CharField[str, str] = models.CharField(
         max_length=20, choices=TenantStatus.choices, default=TenantStatus.ACTIVE, db_index=True
     )
-    suspended_reason = models.CharField(max_length=500, blank=True)
+    suspended_reason: models.CharField[str, str] = models.CharField(max_length=500, blank=True)
     # The hidden tenant whose schema new tenants are cloned from (see tenants.services).
-    is_template = models.BooleanField(default=False, editable=False)
+    is_template: models.BooleanField[bool, bool] = models.BooleanField(
+        default=False, editable=False
+    )
     settings = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
+        default=timezone.now, editable=False
+    )
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
 
     # Schemas are cloned from the template by tenants.services.create_tenant.
     auto_create_schema = False

@@ -19,7 +19,7 @@ import datetime as dt
 import re
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -51,6 +51,7 @@ from deliverability.services.states import transition
 from penguinmails.errors import DomainError, NotFound, ValidationFailed
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
+from tenants.db import TenantConnection
 from tenants.models import Tenant, User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -105,10 +106,9 @@ class CheckResult:
 def _in_schema(tenant: Tenant) -> None:
     # Domains live in the tenant's schema: writing them from anywhere else would write another
     # tenant's (or no) table. A wiring error, not a user error.
-    if connection.schema_name != tenant.schema_name:
-        raise RuntimeError(
-            f"domain services for {tenant.slug} ran in schema {connection.schema_name!r}"
-        )
+    schema = cast(TenantConnection, connection).schema_name
+    if schema != tenant.schema_name:
+        raise RuntimeError(f"domain services for {tenant.slug} ran in schema {schema!r}")
 
 
 def validate_domain_name(raw: str) -> str:

@@ -17,7 +17,7 @@ UNUSABLE and raises `SecretUnavailable`, naming the setting.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -43,6 +43,7 @@ from infrastructure.services.mailservers import active_mail_server, mailu_client
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError, IllegalTransition, NotFound, ValidationFailed
 from penguinmails.queue.producer import enqueue
+from tenants.db import TenantConnection
 from tenants.models import Tenant, User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -87,16 +88,15 @@ class MailboxProvisionRetry(Exception):
 # --- helpers -------------------------------------------------------------------------------------
 def _in_schema(tenant: Tenant) -> None:
     # Mailboxes live in the tenant's schema: anywhere else would touch another tenant's table.
-    if connection.schema_name != tenant.schema_name:
-        raise RuntimeError(
-            f"mailbox services for {tenant.slug} ran in schema {connection.schema_name!r}"
-        )
+    schema = cast(TenantConnection, connection).schema_name
+    if schema != tenant.schema_name:
+        raise RuntimeError(f"mailbox services for {tenant.slug} ran in schema {schema!r}")
 
 
 def _tenant_here() -> Tenant | None:
     """The tenant whose schema this connection is on (system callers: jobs, the pool, commands,
     where `connection.tenant` may be a stand-in rather than the Tenant row)."""
-    return Tenant.objects.filter(schema_name=connection.schema_name).first()
+    return Tenant.objects.filter(schema_name=cast(TenantConnection, connection).schema_name).first()
 
 
 def _actor(principal: Principal | None) -> User | None:

@@ -76,9 +76,11 @@ class LocalProvider:
         with open(self.path.with_suffix(".lock"), "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                state: _State = (
-                    json.loads(self.path.read_text()) if self.path.exists() else {"servers": {}}
-                )
+                state: _State
+                if self.path.exists():
+                    state = json.loads(self.path.read_text())
+                else:
+                    state = {"servers": {}}
                 yield state
                 tmp = self.path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(state, indent=2, sort_keys=True))

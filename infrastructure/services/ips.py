@@ -3,6 +3,8 @@ procedure (move a tenant's sending off a quarantined IP onto a clean one)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.db import transaction
 
 from infrastructure.models import IP_SENDING, IpAddress, IpRole, IpStatus
@@ -16,13 +18,14 @@ def sending_ips(tenant: Tenant) -> list[str]:
     """The addresses the tenant's mail goes out from: role sending, status assigned, warming or
     active. SPF lists these and the sending path binds to them; quarantined, released and
     standby IPs are never used."""
-    return list(
+    addresses = (
         IpAddress.objects.filter(
             tenant=tenant, role=IpRole.SENDING, status__in=IP_SENDING, address__isnull=False
         )
         .order_by("-is_primary", "id")
         .values_list("address", flat=True)
     )
+    return cast(list[str], list(addresses))  # address__isnull=False: no None among them
 
 
 def find_ip(address: str) -> IpAddress:

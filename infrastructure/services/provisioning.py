@@ -450,14 +450,14 @@ def step_network(vps: VpsInstance, job_id: int | None) -> None:
             known.add(address)
     while len(ips) < vps.ip_quota:
         try:
-            address = provider.add_secondary_ip(vps.provider_id)
+            added = provider.add_secondary_ip(vps.provider_id)
         except NotSupported as exc:
             ips.append(_awaiting(vps, reason=str(exc)))
             continue
-        if address is None:
+        if added is None:
             ips.append(_awaiting(vps, reason="ordered; will appear at the provider", ordered=True))
         else:
-            ips.append(_new_ip(vps, address, primary=False))
+            ips.append(_new_ip(vps, added, primary=False))
     for ip in ips:
         if ip.address and not ip.ptr_set and ip.status != IpStatus.QUARANTINED:
             provider.set_reverse_dns(vps.provider_id, ip.address, vps.hostname)

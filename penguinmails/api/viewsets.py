@@ -14,12 +14,11 @@ access to that area, writes need write access, and writes in a suspended tenant 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from rest_framework import viewsets
-from rest_framework.request import Request
 
 from tenants.models import Tenant
 from tenants.permissions import Area
@@ -27,12 +26,18 @@ from tenants.services.access import Principal
 
 _SEALED = ("get_queryset",)
 
+if TYPE_CHECKING:
+    # The mixin only ever precedes an APIView; this gives it APIView's `request: Request`
+    # without changing the runtime MRO.
+    from rest_framework.views import APIView as _MixinBase
+else:
+    _MixinBase = object
 
-class TenantScopedMixin:
+
+class TenantScopedMixin(_MixinBase):
     """Scoping and principal access for any tenant API view (viewset or plain APIView)."""
 
     permission_area: ClassVar[Area | None]
-    request: Request
 
     @property
     def tenant(self) -> Tenant:

@@ -116,7 +116,7 @@ class LoopsClient:
         self,
         url: str,
         headers: dict[str, str],
-        body: dict[str, object],
+        body: Mapping[str, object],
         *,
         kind: str,
         idempotency_key: str,

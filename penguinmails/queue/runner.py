@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -27,6 +27,7 @@ from penguinmails.models import CLAIMABLE_STATUSES, Job, JobStatus
 from penguinmails.queue import live
 from penguinmails.queue.registry import Handler, JobContext, UnknownHandler, get_handler
 from penguinmails.queue.states import check_move
+from tenants.db import TenantConnection
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def claim(job_id: int, *, worker_id: str) -> ClaimedJob | None:
     check_move(CLAIMABLE_STATUSES, JobStatus.RUNNING)
     now = timezone.now()
     lease = now + timedelta(seconds=settings.JOB_RUNNING_LEASE_SECONDS)
-    params = [
+    params: list[Any] = [
         JobStatus.RUNNING.value, worker_id, now, lease, now, job_id,
         [str(s) for s in CLAIMABLE_STATUSES], JobStatus.ENQUEUED.value, now,
     ]  # fmt: skip
@@ -147,13 +148,17 @@ def _run_claimed(job: ClaimedJob, worker_id: str) -> Outcome:
         schema = tenant.schema_name
     elif handler.tenant_scoped:
         return _finish_dead(job, worker_id, "tenant job without a tenant; refused to run in public")
+
+    def heartbeat() -> None:
+        extend_lease([job.pk], worker_id)
+
     context = JobContext(
         job_id=job.pk,
         attempt=job.attempts,
         tenant_id=job.tenant_id,
         schema_name=schema,
         worker_id=worker_id,
-        heartbeat=lambda: extend_lease([job.pk], worker_id),
+        heartbeat=heartbeat,
     )
     try:
         if schema == "public":
@@ -235,8 +240,9 @@ def _finish(
 
 def _use_public() -> None:
     # Only when needed: every switch makes django-tenants issue SET search_path again.
-    if connection.schema_name != "public":
-        connection.set_schema_to_public()
+    db = cast(TenantConnection, connection)
+    if db.schema_name != "public":
+        db.set_schema_to_public()
 
 
 def _iso(value: datetime | None) -> str:

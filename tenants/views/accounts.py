@@ -18,8 +18,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from penguinmails.errors import Conflict, ValidationFailed
 from penguinmails.web import client_ip
+from tenants.auth import logged_in_user
 from tenants.forms import LoginForm, PasswordResetRequestForm, SetPasswordForm, SignupForm
-from tenants.models import User
 from tenants.services import accounts
 from tenants.services.access import active_membership
 from tenants.services.handoff import consume_handoff, issue_handoff
@@ -99,7 +99,7 @@ def public_login(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 def workspaces(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = logged_in_user(request)
     return render(
         request, "accounts/workspaces.html", {"workspaces": accounts.workspaces_for(user)}
     )
@@ -109,7 +109,7 @@ def workspaces(request: HttpRequest) -> HttpResponse:
 @login_required
 def enter_workspace(request: HttpRequest, slug: str) -> HttpResponse:
     """A fresh handoff on each click: tokens live a minute, the chooser page may sit longer."""
-    user: User = request.user  # type: ignore[assignment]
+    user = logged_in_user(request)
     tenant = accounts.access_workspace(user, slug)
     if tenant is None:
         messages.error(request, "You are not a member of that workspace.")
@@ -224,7 +224,7 @@ def handoff(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 @login_required
 def resend_verification(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+    user = logged_in_user(request)
     try:
         accounts.resend_verification(user)
     except Conflict as exc:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from penguinmails.errors import Conflict, ValidationFailed
 from penguinmails.web import area_required, principal_of
+from tenants.auth import logged_in_user
 from tenants.forms_team import ApiKeyForm, RenameWorkspaceForm, apply_errors
 from tenants.models import ApiKey, Invitation, InvitationStatus, Membership
 from tenants.permissions import Area, Level
@@ -116,7 +117,7 @@ def switch(request: HttpRequest, slug: str) -> HttpResponse:
     target = (
         Membership.objects.select_related("tenant")
         .filter(
-            user=request.user,
+            user=logged_in_user(request),
             is_active=True,
             user__is_active=True,
             tenant__slug=slug,

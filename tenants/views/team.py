@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -166,7 +168,9 @@ def roles(request: HttpRequest) -> HttpResponse:
     # Built-in roles from most to least powerful, then custom roles by name.
     rank = {slug: i for i, slug in enumerate(BuiltinRole.values)}
     all_roles.sort(key=lambda r: (not r.is_builtin, rank.get(r.slug, 0), r.name.lower()))
-    rows = [{"role": role, "levels": [role.level(area) for area in Area]} for role in all_roles]
+    rows: list[dict[str, Any]] = [
+        {"role": role, "levels": [role.level(area) for area in Area]} for role in all_roles
+    ]
     return render(
         request,
         "team/roles.html",

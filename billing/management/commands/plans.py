@@ -46,7 +46,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
 
     def list_plans(self, options: dict[str, Any]) -> None:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "slug": plan.slug,
                 "name": plan.name,

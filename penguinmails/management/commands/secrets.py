@@ -46,7 +46,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         batch = max(1, options["batch_size"])
         counts = Counts()
-        public, tenant_models = [], []
+        public: list[type[models.Model]] = []
+        tenant_models: list[type[models.Model]] = []
         for model in apps.get_models():
             if not _encrypted_fields(model):
                 continue

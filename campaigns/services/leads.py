@@ -18,6 +18,7 @@ committed batch, and two runs at once cannot both count a batch.
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
@@ -156,11 +157,17 @@ def normalize_tags(raw: object) -> list[str]:
     return tags
 
 
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    # available_timezones() walks the tz database on every call: once per process is enough.
+    return frozenset(zoneinfo.available_timezones())
+
+
 def validate_timezone(raw: str) -> str:
     name = raw.strip()
     if not name:
         return ""
-    if name not in zoneinfo.available_timezones():
+    if name not in _time_zones():
         raise ValueError(f"Unknown time zone {name!r}; use an IANA name such as Europe/Paris.")
     return name
 

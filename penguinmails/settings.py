@@ -352,6 +352,10 @@ MAILU_API_URL_TEMPLATE = env_str("MAILU_API_URL_TEMPLATE", default="https://{hos
 INFRA_POLL_SECONDS = env_int("INFRA_POLL_SECONDS", default=15)
 INFRA_MAIL_DOMAIN = env_str("INFRA_MAIL_DOMAIN", default="")
 
+# --- Leads (docs/leads.md) ------------------------------------------------------------------
+# Rows a lead import commits at a time (its progress moves in these steps).
+LEAD_IMPORT_BATCH_SIZE = env_int("LEAD_IMPORT_BATCH_SIZE", default=1000)
+
 # --- DNS (sending domains: records, verification, publishing; see docs/dns.md) ----------------
 # Resolvers verification asks, as host:port (empty = the system resolver). `make run` and tests
 # point this at the sandbox DNS server.

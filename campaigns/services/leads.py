@@ -934,7 +934,7 @@ def _map_row(values: dict[str, str], mapping: dict[str, str]) -> dict[str, Any]:
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "LEAD_IMPORT_BATCH_SIZE", 1000))
+    return int(settings.LEAD_IMPORT_BATCH_SIZE)
 
 
 def run_import(

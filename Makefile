@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEVENV := $(PY) -m penguinmails.devenv
 
-.PHONY: install run test test-fast bench lint typecheck check migrate clean
+.PHONY: install run test bench lint typecheck check migrate clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }

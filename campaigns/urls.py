@@ -2,11 +2,35 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns import views, views_leads, views_templates
+from campaigns import views_campaigns, views_leads, views_templates
 
 app_name = "campaigns"
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("", views_campaigns.campaign_list, name="index"),
+    path("new/", views_campaigns.campaign_new, name="campaign_new"),
+    path("<int:campaign_id>/", views_campaigns.campaign_detail, name="campaign_detail"),
+    path("<int:campaign_id>/delete/", views_campaigns.campaign_delete, name="campaign_delete"),
+    path(
+        "<int:campaign_id>/do/<slug:action>/",
+        views_campaigns.campaign_move,
+        name="campaign_move",
+    ),
+    path("<int:campaign_id>/steps/", views_campaigns.step_add, name="step_add"),
+    path(
+        "<int:campaign_id>/steps/<int:step_id>/delete/",
+        views_campaigns.step_remove,
+        name="step_remove",
+    ),
+    path(
+        "<int:campaign_id>/steps/<int:step_id>/variants/",
+        views_campaigns.variant_add,
+        name="variant_add",
+    ),
+    path(
+        "<int:campaign_id>/steps/<int:step_id>/variants/<int:variant_id>/delete/",
+        views_campaigns.variant_remove,
+        name="variant_remove",
+    ),
     path("leads/", views_leads.leads, name="leads"),
     path("leads/export.csv", views_leads.export, name="leads_export"),
     path("leads/<int:lead_id>/", views_leads.lead_detail, name="lead_detail"),

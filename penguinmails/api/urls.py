@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from campaigns.api_campaigns import CampaignViewSet, LeadRepliedView
 from campaigns.api_leads import LeadViewSet
 from campaigns.api_templates import TemplateViewSet
 from deliverability.api import DomainViewSet
@@ -36,9 +37,11 @@ router.register("mailboxes", MailboxViewSet, basename="mailbox")
 router.register("infrastructure", InfrastructureViewSet, basename="infrastructure")
 router.register("templates", TemplateViewSet, basename="template")
 router.register("leads", LeadViewSet, basename="lead")
+router.register("campaigns", CampaignViewSet, basename="campaign")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),
+    re_path(r"^leads/(?P<lead_id>\d+)/replied/?$", LeadRepliedView.as_view(), name="lead-replied"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,

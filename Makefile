@@ -33,7 +33,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(DEVENV) exec -- $(VENV)/bin/mypy penguinmails tenants billing infrastructure deliverability
+	$(DEVENV) exec -- $(VENV)/bin/mypy penguinmails tenants billing infrastructure deliverability campaigns
 
 check: install
 	$(DEVENV) exec -- $(PY) manage.py check

@@ -50,7 +50,9 @@ class LeadFilter(django_filters.FilterSet):
 
 
 class LeadSerializer(serializers.ModelSerializer):
-    lists = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    lists: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True
+    )
 
     class Meta:
         model = Lead

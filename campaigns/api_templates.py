@@ -119,7 +119,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     def get_permissions(self) -> list[Any]:
         if self.action == "preview":
             return [ReadOnlyAction()]
-        return super().get_permissions()
+        return list(super().get_permissions())
 
     def create(self, request: Request) -> Response:
         form = TemplateWriteSerializer(data=request.data)

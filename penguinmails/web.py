@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
@@ -27,6 +28,8 @@ from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 
 P = ParamSpec("P")
+# Any response a guarded view returns: pages, redirects, streamed CSV exports.
+R = TypeVar("R", bound=HttpResponseBase)
 
 
 @dataclass(frozen=True)
@@ -141,15 +144,15 @@ def principal_of(request: HttpRequest) -> Principal:
 
 def area_required(
     *areas: Area, level: Level = Level.READ
-) -> Callable[[Callable[P, HttpResponse]], Callable[P, HttpResponse]]:
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Login, then `level` on at least one of `areas` (403 page otherwise).
 
     With no areas, any active member of the workspace may open the page.
     """
 
-    def decorator(view: Callable[P, HttpResponse]) -> Callable[P, HttpResponse]:
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             request = args[0]
             assert isinstance(request, HttpRequest)
             principal = getattr(request, "principal", None)

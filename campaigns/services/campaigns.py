@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, time
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, QuerySet
@@ -30,10 +30,16 @@ from campaigns.models import (
 from campaigns.services.leads import validate_timezone
 from deliverability.models import Mailbox
 from penguinmails.errors import IllegalTransition, NotFound, ValidationFailed
+from tenants.db import TenantConnection
 from tenants.models import User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
+
+
+def _current_schema() -> str:
+    return cast(TenantConnection, connection).schema_name
+
 
 MAX_NAME_CHARS = 200
 MAX_STEPS = 20
@@ -57,10 +63,9 @@ _NEEDS_READY = {"schedule", "start"}
 
 
 def _in_schema(principal: Principal) -> None:
-    if connection.schema_name != principal.tenant.schema_name:
+    if _current_schema() != principal.tenant.schema_name:
         raise RuntimeError(
-            f"campaign services for {principal.tenant.slug} ran in schema "
-            f"{connection.schema_name!r}"
+            f"campaign services for {principal.tenant.slug} ran in schema {_current_schema()!r}"
         )
 
 
@@ -140,7 +145,7 @@ def _cleaned(data: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str
         errors["name"] = ["Give the campaign a name."]
     elif len(name) > MAX_NAME_CHARS:
         errors["name"] = [f"At most {MAX_NAME_CHARS} characters."]
-    elif Campaign.objects.filter(name__iexact=name).exclude(pk=exclude_pk).exists():
+    elif Campaign.objects.filter(name__iexact=name).exclude(pk=exclude_pk or 0).exists():
         errors["name"] = [f"A campaign named “{name}” already exists."]
     out["name"] = name
     try:

@@ -11,6 +11,7 @@ sender (mailboxes, tracking, unsubscribe headers) comes with campaigns.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -21,10 +22,16 @@ from email_validator import EmailNotValidError, validate_email
 from campaigns import rendering
 from campaigns.models import EmailTemplate
 from penguinmails.errors import NotFound, ValidationFailed
+from tenants.db import TenantConnection
 from tenants.models import User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
+
+
+def _current_schema() -> str:
+    return cast(TenantConnection, connection).schema_name
+
 
 # The lead a preview and a test send use when none is given.
 SAMPLE_LEAD: dict[str, object] = {
@@ -44,10 +51,9 @@ MAX_NAME_CHARS = 200
 
 
 def _in_schema(principal: Principal) -> None:
-    if connection.schema_name != principal.tenant.schema_name:
+    if _current_schema() != principal.tenant.schema_name:
         raise RuntimeError(
-            f"template services for {principal.tenant.slug} ran in schema "
-            f"{connection.schema_name!r}"
+            f"template services for {principal.tenant.slug} ran in schema {_current_schema()!r}"
         )
 
 
@@ -96,7 +102,7 @@ def _cleaned(
         errors["name"] = ["Give the template a name."]
     elif len(name) > MAX_NAME_CHARS:
         errors["name"] = [f"At most {MAX_NAME_CHARS} characters."]
-    elif EmailTemplate.objects.filter(name__iexact=name).exclude(pk=exclude_pk).exists():
+    elif EmailTemplate.objects.filter(name__iexact=name).exclude(pk=exclude_pk or 0).exists():
         errors["name"] = [f"A template named “{name}” already exists."]
     if not subject:
         errors["subject"] = ["Write a subject."]

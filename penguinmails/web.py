@@ -16,6 +16,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -23,7 +24,7 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 
-from penguinmails.errors import DomainError
+from penguinmails.errors import Conflict, DomainError
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 
@@ -196,3 +197,21 @@ def client_ip(request: HttpRequest) -> str:
     and trusting it would let a guesser pick a fresh address for every attempt.
     """
     return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def perform(
+    request: HttpRequest,
+    action: Callable[[], object],
+    *,
+    success: str,
+    refused: tuple[type[DomainError], ...] = (Conflict,),
+) -> bool:
+    """Run a dashboard action: a refusal the user can act on (`refused`) becomes an error
+    message, anything else a success message. Other domain errors go to the error pages."""
+    try:
+        action()
+    except refused as exc:
+        messages.error(request, exc.message)
+        return False
+    messages.success(request, success)
+    return True

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from penguinmails.errors import Conflict, PermissionDenied, ValidationFailed
-from penguinmails.web import area_required, principal_of
+from penguinmails.web import area_required, perform, principal_of
 from tenants.forms_team import CustomRoleForm, InviteForm, RoleChoiceForm, apply_errors
 from tenants.models import Membership, Role
 from tenants.permissions import Area, BuiltinRole, Level
@@ -76,12 +76,11 @@ def invite(request: HttpRequest) -> HttpResponse:
 def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     principal = principal_of(request)
     invitation = access_invitation(principal, invitation_id)
-    try:
-        revoke_invitation(principal, invitation)
-    except Conflict as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Invitation to {invitation.email} revoked.")
+    perform(
+        request,
+        lambda: revoke_invitation(principal, invitation),
+        success=f"Invitation to {invitation.email} revoked.",
+    )
     return redirect("dashboard:team")
 
 
@@ -131,12 +130,12 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 def member_deactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
     principal = principal_of(request)
     membership = access_membership(principal, membership_id)
-    try:
-        deactivate_member(principal, membership)
-    except (Conflict, PermissionDenied) as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{membership.user.email} can no longer use this workspace.")
+    perform(
+        request,
+        lambda: deactivate_member(principal, membership),
+        success=f"{membership.user.email} can no longer use this workspace.",
+        refused=(Conflict, PermissionDenied),
+    )
     return redirect("dashboard:team")
 
 
@@ -145,12 +144,11 @@ def member_deactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
 def member_reactivate(request: HttpRequest, membership_id: int) -> HttpResponse:
     principal = principal_of(request)
     membership = access_membership(principal, membership_id)
-    try:
-        reactivate_member(principal, membership)
-    except Conflict as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{membership.user.email} is active again.")
+    perform(
+        request,
+        lambda: reactivate_member(principal, membership),
+        success=f"{membership.user.email} is active again.",
+    )
     return redirect("dashboard:team")
 
 
@@ -235,10 +233,5 @@ def role_delete(request: HttpRequest, role_id: int) -> HttpResponse:
     principal = principal_of(request)
     role = access_role(principal, role_id)
     name = role.name
-    try:
-        delete_role(principal, role)
-    except Conflict as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Role “{name}” deleted.")
+    perform(request, lambda: delete_role(principal, role), success=f"Role “{name}” deleted.")
     return redirect("dashboard:roles")

@@ -128,3 +128,27 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.pk} {self.task} ({self.status})"
+
+
+class RunningCampaign(models.Model):
+    """The public index of campaigns that are running, one row per (tenant, campaign), so the
+    scheduler's beat tick visits only tenants with work instead of looping over every schema.
+    Written by the campaign state machine in the same transaction as the status change (a
+    tenant schema's transaction can write public tables: one database, one connection)."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="running_campaigns"
+    )
+    campaign_id = models.BigIntegerField()
+    next_run_at = models.DateTimeField(default=timezone.now)  # the scheduler's next visit
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "running_campaigns"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "campaign_id"], name="running_campaign_once")
+        ]
+        indexes = [models.Index(fields=["next_run_at"], name="running_campaign_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.campaign_id}"

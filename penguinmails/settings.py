@@ -372,6 +372,19 @@ SENDING_MAIL_HOST = env_str("SENDING_MAIL_HOST", default=f"mail.{BASE_DOMAIN}")
 SENDING_SPF_INCLUDE = env_str("SENDING_SPF_INCLUDE", default=f"_spf.{BASE_DOMAIN}")
 TRACKING_CNAME_TARGET = env_str("TRACKING_CNAME_TARGET", default=f"track.{BASE_DOMAIN}")
 DMARC_REPORT_ADDRESS = env_str("DMARC_REPORT_ADDRESS", default=f"dmarc-reports@{BASE_DOMAIN}")
+# Tracking (docs/tracking.md): where pixel, click and unsubscribe links point when a sending
+# domain has no verified tracking host of its own (and always under DEBUG, where tenant tracking
+# hosts do not resolve), and how long a tracking token stays valid.
+TRACKING_BASE_URL = env_str(
+    "TRACKING_BASE_URL",
+    default=(
+        f"{SITE_SCHEME}://{BASE_DOMAIN}{':' + SITE_PORT if SITE_PORT else ''}"
+        if DEBUG
+        else f"https://{TRACKING_CNAME_TARGET}"
+    ),
+).rstrip("/")
+TRACKING_CUSTOM_HOSTS = env_bool("TRACKING_CUSTOM_HOSTS", default=not DEBUG)
+TRACKING_TOKEN_MAX_AGE_DAYS = env_int("TRACKING_TOKEN_MAX_AGE_DAYS", default=365)
 # The sandbox DNS server (`make run`): loopback only; zones in a JSON file the local provider
 # writes and the server re-reads.
 SANDBOX_DNS_HOST = env_str("SANDBOX_DNS_HOST", default="127.0.0.1")

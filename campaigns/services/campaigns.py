@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, QuerySet
+from django.utils.timezone import now
 
 from campaigns.models import (
     Campaign,
@@ -30,6 +31,7 @@ from campaigns.models import (
 from campaigns.services.leads import validate_timezone
 from deliverability.models import Mailbox
 from penguinmails.errors import IllegalTransition, NotFound, ValidationFailed
+from penguinmails.models import RunningCampaign
 from tenants.db import TenantConnection
 from tenants.models import User
 from tenants.permissions import Area, Level
@@ -465,6 +467,7 @@ def transition_to(
         before = locked.status
         locked.status = target
         locked.save(update_fields=["status", "updated_at"])
+        _index_running(principal, locked)
         CampaignTransition.objects.create(
             campaign=locked,
             from_status=before,
@@ -481,6 +484,17 @@ def transition_to(
             to_status=target,
         )
     return locked
+
+
+def _index_running(principal: Principal, campaign: Campaign) -> None:
+    """Keep the public index of running campaigns (the scheduler's list of work) in step with
+    the status, in the same transaction."""
+    if campaign.status == CampaignStatus.RUNNING:
+        RunningCampaign.objects.update_or_create(
+            tenant=principal.tenant, campaign_id=campaign.pk, defaults={"next_run_at": now()}
+        )
+    else:
+        RunningCampaign.objects.filter(tenant=principal.tenant, campaign_id=campaign.pk).delete()
 
 
 def schedule_campaign(principal: Principal, campaign: Campaign) -> Campaign:

@@ -1,0 +1,75 @@
+"""The tracking parts the sender puts into a message: the base URL, tracked links, the open
+pixel and the unsubscribe URL. Pure functions; the endpoints are in campaigns.tracking.views.
+
+Links are rewritten only in the HTML part's `href` attributes with an http(s) URL; `mailto:`,
+anchors and anything else are left alone, and text parts keep their URLs as written (a text
+part is what spam filters and careful readers look at). The pixel is appended before `</body>`
+(or at the end).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from campaigns.tracking import tokens
+
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+MAX_URL_CHARS = 2000
+
+
+def base_url(tracking_host: str | None, *, verified: bool) -> str:
+    """The tenant's tracking host when it is verified (and custom hosts are on), else the
+    platform's TRACKING_BASE_URL."""
+    if tracking_host and verified and settings.TRACKING_CUSTOM_HOSTS:
+        return f"https://{tracking_host}"
+    return str(settings.TRACKING_BASE_URL)
+
+
+def trackable(url: str) -> bool:
+    """Only absolute http(s) URLs with a host become tracked links (and click destinations)."""
+    if len(url) > MAX_URL_CHARS or any(c in url for c in "\r\n\t\x00 "):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def open_url(base: str, tenant_id: int, message_pk: int) -> str:
+    return f"{base}/t/o/{tokens.sign('o', tenant_id, message_pk)}.gif"
+
+
+def click_url(base: str, tenant_id: int, message_pk: int, url: str) -> str:
+    return f"{base}/t/c/{tokens.sign('c', tenant_id, message_pk, url)}"
+
+
+def unsubscribe_url(base: str, tenant_id: int, message_pk: int) -> str:
+    return f"{base}/t/u/{tokens.sign('u', tenant_id, message_pk)}"
+
+
+def track_html(html_body: str, base: str, tenant_id: int, message_pk: int) -> tuple[str, list[str]]:
+    """The HTML with each trackable href replaced by a click URL and the open pixel added, and
+    the destinations found (in order, repeated ones once)."""
+    found: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        target = html.unescape(match.group(3)).strip()
+        if not trackable(target):
+            return match.group(0)
+        if target not in found:
+            found.append(target)
+        tracked = click_url(base, tenant_id, message_pk, target)
+        return f"{match.group(1)}{match.group(2)}{html.escape(tracked)}{match.group(2)}"
+
+    rewritten = _HREF.sub(replace, html_body)
+    pixel = (
+        f'<img src="{html.escape(open_url(base, tenant_id, message_pk))}" width="1" height="1" '
+        'alt="" style="display:block;border:0;width:1px;height:1px">'
+    )
+    lower = rewritten.lower()
+    at = lower.rfind("</body>")
+    if at == -1:
+        return rewritten + pixel, found
+    return rewritten[:at] + pixel + rewritten[at:], found

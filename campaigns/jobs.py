@@ -11,3 +11,7 @@ from tenants.models import Tenant
 def import_leads(payload: Payload, context: JobContext) -> None:
     # Resumable: a re-run continues after the last committed batch (see run_import).
     leads.run_import(payload["import_id"], tenant=Tenant.objects.get(pk=context.tenant_id))
+
+
+# Sending and tracking handlers live in their own modules; importing them here registers them.
+from campaigns import jobs_sending, jobs_tracking  # noqa: E402, F401

@@ -33,4 +33,18 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("infra.discover_awaiting_ips",),
         "options": {"queue": Queue.HIGH.value, "expires": 600},
     },
+    # Campaign sending (docs/sending.md): visit tenants with running campaigns (the public index).
+    "campaigns-tick": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 10.0,
+        "args": ("campaigns.tick",),
+        "options": {"queue": Queue.HIGH.value, "expires": 10},
+    },
+    # Tracking (docs/tracking.md): buffered opens, clicks and unsubscribes into PostgreSQL.
+    "tracking-flush": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 2.0,
+        "args": ("tracking.flush",),
+        "options": {"queue": Queue.HIGH.value, "expires": 5},
+    },
 }

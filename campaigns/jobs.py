@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from campaigns.services import leads
+from campaigns.services import lead_import, leads
 from penguinmails.queue.registry import JobContext, Payload, job_handler
 from tenants.models import Tenant
 
@@ -10,7 +10,7 @@ from tenants.models import Tenant
 @job_handler(leads.IMPORT_TASK, max_attempts=3, priority=60, timeout=3600, tenant_scoped=True)
 def import_leads(payload: Payload, context: JobContext) -> None:
     # Resumable: a re-run continues after the last committed batch (see run_import).
-    leads.run_import(payload["import_id"], tenant=Tenant.objects.get(pk=context.tenant_id))
+    lead_import.run_import(payload["import_id"], tenant=Tenant.objects.get(pk=context.tenant_id))
 
 
 # Sending and tracking handlers live in their own modules; importing them here registers them.

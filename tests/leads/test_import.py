@@ -110,7 +110,7 @@ def test_it_counts_progress_batch_by_batch_and_resumes_after_the_last_batch(
     body = "email,company\n" + "".join(f"p{n}@example.com,Co {n}\n" for n in range(30))
     lead_import = upload(cast, csv_bytes(body))
     seen: list[tuple[int, int]] = []
-    from campaigns.services.leads import run_import
+    from campaigns.services.lead_import import run_import
 
     with schema_context(cast.tenant.schema_name):
         run_import(
@@ -131,7 +131,7 @@ def test_it_resumes_a_half_done_import_without_counting_twice(cast: Cast, settin
     settings.LEAD_IMPORT_BATCH_SIZE = 5
     body = "email\n" + "".join(f"r{n}@example.com\n" for n in range(12))
     lead_import = upload(cast, csv_bytes(body))
-    from campaigns.services.leads import run_import
+    from campaigns.services.lead_import import run_import
 
     class Killed(Exception):
         pass

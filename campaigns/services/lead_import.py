@@ -1,0 +1,469 @@
+"""The CSV import job's work (docs/leads.md, "Import"): stream, validate, write in batches.
+
+Reading and validation stream (memory stays flat whatever the file's size); each batch is then
+written with a handful of set-based statements instead of one ORM object per row:
+
+1. its valid rows, one per address (a repeated address within the batch is merged into the
+   first, or skipped, by the duplicate policy), are COPied into a temporary staging table;
+2. one DELETE ... RETURNING takes out the suppressed addresses and domains, with their reason;
+3. one INSERT ... SELECT ... ON CONFLICT (email) creates the new leads and, by policy, merges
+   into the existing ones (non-empty values win, custom fields merge, tags add up) or leaves
+   them alone;
+4. one INSERT ... SELECT adds the list memberships; the rows not imported are COPied into
+   LeadImportError; the counts move.
+
+All of it in one transaction, under a lock on the import row that checks `processed` is still
+where this run left it: a re-run (a worker killed, the job re-queued) resumes after the last
+committed batch, and two runs at once cannot both count a batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from campaigns.imports import (
+    CUSTOM_PREFIX,
+    UnusableFile,
+    count_rows,
+    custom_key,
+    iter_records,
+)
+from campaigns.models import (
+    DuplicatePolicy,
+    ImportStatus,
+    Lead,
+    LeadImport,
+    LeadImportError,
+    RowOutcome,
+    Suppression,
+    SuppressionReason,
+)
+from campaigns.services.leads import (
+    DISPOSABLE_DOMAINS,
+    MAX_CUSTOM_FIELDS,
+    MAX_CUSTOM_VALUE,
+    ROLE_LOCAL_PARTS,
+    TEXT_FIELDS,
+    ImportTakenOver,
+    MxChecker,
+    _in_schema,
+    _reason,
+    _time_zones,
+    clean_lead,
+    normalize_email,
+    normalize_tags,
+    plain_email,
+)
+from tenants.models import Tenant
+from tenants.services.audit import record as audit
+
+# A record is a list, one slot per staging column (a dataclass per row costs a second a million).
+TEXT_NAMES = list(TEXT_FIELDS)  # first_name ... timezone
+EMAIL, CUSTOM, TAGS, ROLE, DISPOSABLE, MX = 0, 8, 9, 10, 11, 12
+Record = list[Any]
+STAGE = "pm_lead_import_stage"
+_COLUMNS = [
+    "email",
+    *TEXT_NAMES,
+    "custom_fields",
+    "tags",
+    "is_role_address",
+    "is_disposable",
+    "mx_ok",
+]
+
+
+def batch_size() -> int:
+    return int(settings.LEAD_IMPORT_BATCH_SIZE)
+
+
+def _map_row(values: dict[str, str], mapping: dict[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {"custom_fields": {}}
+    for header, target in mapping.items():
+        value = (values.get(header) or "").strip()
+        if not target:
+            continue
+        if target.startswith(CUSTOM_PREFIX):
+            if value:
+                raw["custom_fields"][custom_key(target[len(CUSTOM_PREFIX) :])] = value
+        else:
+            raw[target] = value
+    return raw
+
+
+class RowCleaner:
+    """Validate a CSV row (its cells) into a record, or say why not.
+
+    The same rules as `clean_lead` over `_map_row` (tests/leads/test_email_fast_path.py compares
+    them on generated rows), by column index and without the dicts: the million-row import
+    spends most of its Python time here. A row that fails any check goes through `clean_lead`
+    itself, which words the reasons.
+    """
+
+    def __init__(self, headers: list[str], mapping: dict[str, str]) -> None:
+        self.headers = headers
+        self.mapping = mapping
+        at = {header: index for index, header in enumerate(headers)}
+        self.email_at = -1
+        self.tags_at: int | None = None
+        self.text: list[tuple[int, int, int]] = []  # (cell, record slot, max length)
+        self.custom: list[tuple[str, int]] = []
+        self.timezone_slot: int | None = None
+        for header, target in mapping.items():
+            if header not in at or not target:
+                continue
+            if target == "email":
+                self.email_at = at[header]
+            elif target == "tags":
+                self.tags_at = at[header]
+            elif target.startswith(CUSTOM_PREFIX):
+                self.custom.append((custom_key(target[len(CUSTOM_PREFIX) :]), at[header]))
+            elif target in TEXT_FIELDS:
+                slot = 1 + TEXT_NAMES.index(target)
+                self.text.append((at[header], slot, TEXT_FIELDS[target]))
+                if target == "timezone":
+                    self.timezone_slot = slot
+        self.zones = _time_zones()
+
+    def __call__(self, cells: list[str]) -> Record | tuple[str, str]:
+        """A record, or (the address as written, the reason) for a row that fails."""
+        return self.fast(cells) or self.slow(cells)
+
+    def fast(self, cells: list[str]) -> Record | None:
+        if self.email_at < 0:
+            return None
+        raw_email = cells[self.email_at].strip()
+        email = plain_email(raw_email)
+        if email is None:
+            if not raw_email:
+                return None
+            try:
+                email = normalize_email(raw_email)
+            except ValueError:
+                return None
+        record: Record = [email, "", "", "", "", "", "", "", None, None, False, False, None]
+        for cell, slot, limit in self.text:
+            value = cells[cell].strip()
+            if len(value) > limit:
+                return None
+            record[slot] = value
+        if self.timezone_slot is not None:
+            name = record[self.timezone_slot]
+            if name and name not in self.zones:
+                return None
+        tags: list[str] = []
+        if self.tags_at is not None:
+            value = cells[self.tags_at].strip()
+            if value:
+                try:
+                    tags = normalize_tags(value)
+                except ValueError:
+                    return None
+        custom: dict[str, str] = {}
+        for key, cell in self.custom:
+            value = cells[cell].strip()
+            if value:
+                if len(value) > MAX_CUSTOM_VALUE:
+                    return None
+                custom[key] = value
+        if len(custom) > MAX_CUSTOM_FIELDS:
+            return None
+        local, _, domain = email.rpartition("@")
+        record[CUSTOM] = custom
+        record[TAGS] = tags
+        record[ROLE] = local in ROLE_LOCAL_PARTS
+        record[DISPOSABLE] = domain in DISPOSABLE_DOMAINS
+        return record
+
+    def slow(self, cells: list[str]) -> Record | tuple[str, str]:
+        raw = _map_row(dict(zip(self.headers, cells, strict=True)), self.mapping)
+        data, errors = clean_lead(raw)
+        if data is None:
+            return str(raw.get("email") or "")[:320], _reason(errors)
+        # Only reached if the fast checks are stricter than clean_lead somewhere: its answer
+        # stands.
+        record = [data.email, *(data.fields.get(name, "") for name in TEXT_NAMES)]
+        flags = [data.is_role_address, data.is_disposable, None]
+        return [*record, dict(data.custom_fields), data.tags, *flags]
+
+
+def _merge_record(into: Record, later: Record) -> None:
+    """A later row of the same address folded into the first, as `leads._merge` would apply
+    them one after the other: non-empty values win, custom fields merge, tags add up."""
+    for slot in range(1, 1 + len(TEXT_NAMES)):
+        if later[slot]:
+            into[slot] = later[slot]
+    if later[CUSTOM]:
+        into[CUSTOM] = {**into[CUSTOM], **later[CUSTOM]}
+    if later[TAGS]:
+        into[TAGS] = list(dict.fromkeys([*into[TAGS], *later[TAGS]]))
+    into[ROLE], into[DISPOSABLE] = later[ROLE], later[DISPOSABLE]
+    if later[MX] is not None:
+        into[MX] = later[MX]
+
+
+def run_import(
+    import_id: int,
+    *,
+    tenant: Tenant,
+    size: int | None = None,
+    on_progress: Callable[[LeadImport], None] | None = None,
+) -> LeadImport | None:
+    """The job: stream the file, validate, write in batches, count. Idempotent: a finished import
+    is left alone; a running one resumes after its last committed batch."""
+    _in_schema(tenant)
+    size = size or batch_size()
+    lead_import = LeadImport.objects.select_related("lead_list").filter(pk=import_id).first()
+    if lead_import is None or lead_import.finished:
+        return lead_import
+    with transaction.atomic():
+        LeadImport.objects.filter(pk=import_id, status=ImportStatus.PENDING).update(
+            status=ImportStatus.RUNNING, started_at=timezone.now()
+        )
+    lead_import.refresh_from_db()
+    cleaner = RowCleaner(lead_import.headers, lead_import.mapping)
+    mx = MxChecker() if lead_import.check_mx else None
+    shape = {"delimiter": lead_import.delimiter, "headers": lead_import.headers}
+    try:
+        if lead_import.total_rows is None:
+            with lead_import.file.open("rb") as stream:
+                total = count_rows(stream, **shape)
+            LeadImport.objects.filter(pk=import_id).update(total_rows=total)
+            lead_import.total_rows = total
+        if on_progress:
+            on_progress(lead_import)
+        done = lead_import.processed
+        batch: list[tuple[int, list[str]]] = []
+        with lead_import.file.open("rb") as stream:
+            for seen, row in enumerate(iter_records(stream, **shape)):
+                if seen < done:
+                    continue  # committed by an earlier run
+                batch.append(row)
+                if len(batch) >= size:
+                    _import_batch(lead_import, batch, cleaner=cleaner, mx=mx)
+                    batch = []
+                    if on_progress:
+                        on_progress(lead_import)
+            if batch:
+                _import_batch(lead_import, batch, cleaner=cleaner, mx=mx)
+    except ImportTakenOver:
+        lead_import.refresh_from_db()
+        return lead_import
+    except UnusableFile as exc:
+        _finish(tenant, lead_import, ImportStatus.FAILED, str(exc))
+    except FileNotFoundError:
+        _finish(tenant, lead_import, ImportStatus.FAILED, "The uploaded file is gone.")
+    else:
+        _finish(tenant, lead_import, ImportStatus.COMPLETED, "")
+    lead_import.refresh_from_db()
+    if on_progress:
+        on_progress(lead_import)
+    return lead_import
+
+
+def _finish(tenant: Tenant, lead_import: LeadImport, status: str, message: str) -> None:
+    with transaction.atomic():
+        moved = LeadImport.objects.filter(pk=lead_import.pk, status=ImportStatus.RUNNING).update(
+            status=status, error_message=message[:500], finished_at=timezone.now()
+        )
+        if moved:
+            lead_import.refresh_from_db()
+            audit(
+                f"leads.import_{status}",
+                tenant=tenant,
+                import_id=lead_import.pk,
+                file=lead_import.original_name,
+                processed=lead_import.processed,
+                created=lead_import.created,
+                updated=lead_import.updated,
+                skipped=lead_import.skipped,
+                failed=lead_import.failed,
+                error=message,
+            )
+
+
+def _import_batch(
+    lead_import: LeadImport,
+    rows: list[tuple[int, list[str]]],
+    *,
+    cleaner: RowCleaner,
+    mx: MxChecker | None,
+) -> None:
+    problems: list[tuple[int, str, str, str]] = []  # (line, email, outcome, reason)
+    valid: list[tuple[int, Record]] = []
+    for line, cells in rows:
+        cleaned = cleaner(cells)
+        if isinstance(cleaned, tuple):
+            problems.append((line, cleaned[0], RowOutcome.FAILED, cleaned[1]))
+        else:
+            valid.append((line, cleaned))
+    if mx is not None:  # DNS outside the transaction
+        for _, record in valid:
+            record[MX] = mx(record[EMAIL].rpartition("@")[2])
+    failed = len(problems)
+    update = lead_import.duplicates == DuplicatePolicy.UPDATE
+    # One staged record per address: the first row's, later rows merged into it (update) or
+    # reported as skipped (skip policy).
+    staged: dict[str, Record] = {}
+    first_line: dict[str, int] = {}
+    for line, record in valid:
+        email = record[EMAIL]
+        first = staged.get(email)
+        if first is None:
+            staged[email] = record
+            first_line[email] = line
+        elif update:
+            _merge_record(first, record)
+    with transaction.atomic():
+        locked = LeadImport.objects.select_for_update().get(pk=lead_import.pk)
+        if locked.processed != lead_import.processed or locked.status != ImportStatus.RUNNING:
+            raise ImportTakenOver
+        with connection.cursor() as cursor:
+            _stage(cursor, staged.values())
+            suppressed = _take_out_suppressed(cursor)
+            if update:
+                cursor.execute(_UPSERT_UPDATE)
+                created = cursor.fetchone()[0]
+                existing: set[str] = set()
+            else:
+                cursor.execute(_INSERT_SKIP)
+                existing = {email for (email,) in cursor.fetchall()}
+                created = len(staged) - len(suppressed) - len(existing)
+            if lead_import.lead_list_id is not None:
+                cursor.execute(_ADD_TO_LIST, [lead_import.lead_list_id])
+            counts = {"created": created, "updated": 0, "skipped": 0}
+            for line, record in valid:
+                email = record[EMAIL]
+                if email in suppressed:
+                    counts["skipped"] += 1
+                    problems.append((line, email, RowOutcome.SKIPPED, suppressed[email]))
+                elif update:
+                    continue  # created (counted above) or updated (counted below)
+                elif email in existing:
+                    counts["skipped"] += 1
+                    reason = "duplicate: the lead exists"
+                    problems.append((line, email, RowOutcome.SKIPPED, reason))
+                elif first_line[email] != line:
+                    counts["skipped"] += 1
+                    reason = f"duplicate of line {first_line[email]}"
+                    problems.append((line, email, RowOutcome.SKIPPED, reason))
+            if update:
+                counts["updated"] = len(valid) - counts["skipped"] - created
+            _write_problems(cursor, lead_import.pk, problems)
+        LeadImport.objects.filter(pk=lead_import.pk).update(
+            processed=F("processed") + len(rows),
+            created=F("created") + counts["created"],
+            updated=F("updated") + counts["updated"],
+            skipped=F("skipped") + counts["skipped"],
+            failed=F("failed") + failed,
+        )
+    lead_import.processed += len(rows)
+    lead_import.created += counts["created"]
+    lead_import.updated += counts["updated"]
+    lead_import.skipped += counts["skipped"]
+    lead_import.failed += failed
+
+
+# --- SQL ------------------------------------------------------------------------------------------
+# Table and column names below come from the models, never from input (hence the S608 noqa).
+# The staging table is the connection's own (TEMP) and empties itself at each commit, so a batch
+# never sees another's rows and nothing is left behind; it is created by the first batch of each
+# connection.
+_CREATE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
+    email text PRIMARY KEY,
+    first_name text, last_name text, company text, title text, website text, phone text,
+    timezone text, custom_fields jsonb, tags varchar(64)[],
+    is_role_address boolean, is_disposable boolean, mx_ok boolean
+) ON COMMIT DELETE ROWS
+"""
+_LEAD = Lead._meta.db_table
+_THROUGH = Lead.lists.through._meta.db_table
+_SUPPRESSION = Suppression._meta.db_table
+_ERRORS = LeadImportError._meta.db_table
+_TEXT_SET = ",\n    ".join(
+    f"{name} = COALESCE(NULLIF(EXCLUDED.{name}, ''), l.{name})" for name in TEXT_NAMES
+)
+_INSERT = f"""
+INSERT INTO {_LEAD} AS l ({", ".join(_COLUMNS)}, status, created_at, updated_at)
+SELECT {", ".join(_COLUMNS)}, 'active', now(), now() FROM {STAGE}
+"""  # noqa: S608
+# `xmax = 0` is PostgreSQL's mark of a row this statement inserted (an updated row carries the
+# updating transaction's id): how created and updated leads are told apart in one statement.
+_UPSERT_UPDATE = f"""
+WITH written AS ({_INSERT}
+ON CONFLICT (email) DO UPDATE SET
+    {_TEXT_SET},
+    custom_fields = l.custom_fields || EXCLUDED.custom_fields,
+    tags = CASE WHEN cardinality(EXCLUDED.tags) = 0 THEN l.tags ELSE ARRAY(
+        SELECT t FROM unnest(l.tags || EXCLUDED.tags) WITH ORDINALITY AS u(t, n)
+        GROUP BY t ORDER BY min(n)
+    ) END,
+    is_role_address = EXCLUDED.is_role_address,
+    is_disposable = EXCLUDED.is_disposable,
+    mx_ok = COALESCE(EXCLUDED.mx_ok, l.mx_ok),
+    updated_at = EXCLUDED.updated_at
+RETURNING xmax = 0 AS inserted)
+SELECT count(*) FILTER (WHERE inserted) FROM written
+"""  # noqa: S608
+# The staged addresses that were not inserted: they exist (skipped by policy).
+_INSERT_SKIP = f"""
+WITH written AS ({_INSERT} ON CONFLICT (email) DO NOTHING RETURNING email)
+SELECT s.email FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.email = s.email)
+"""  # noqa: S608
+# An address suppressed itself wins over its domain (as in `suppressed_among`).
+_TAKE_OUT_SUPPRESSED = f"""
+WITH hit AS (
+    SELECT DISTINCT ON (s.email) s.email, x.is_domain, x.reason
+    FROM {STAGE} s JOIN {_SUPPRESSION} x
+      ON x.value = s.email OR x.value = split_part(s.email, '@', 2)
+    ORDER BY s.email, x.value = s.email DESC
+)
+DELETE FROM {STAGE} s USING hit WHERE s.email = hit.email
+RETURNING hit.email, hit.is_domain, hit.reason
+"""  # noqa: S608
+_ADD_TO_LIST = f"""
+INSERT INTO {_THROUGH} (lead_id, leadlist_id)
+SELECT l.id, %s FROM {STAGE} s JOIN {_LEAD} l ON l.email = s.email
+ON CONFLICT DO NOTHING
+"""  # noqa: S608
+
+
+def _stage(cursor: Any, records: Iterable[Record]) -> None:
+    cursor.execute(_CREATE_STAGE)
+    with cursor.copy(f"COPY {STAGE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for record in records:
+            custom = record[CUSTOM]
+            record[CUSTOM] = json.dumps(custom) if custom else "{}"
+            copy.write_row(record)
+            record[CUSTOM] = custom
+
+
+def _take_out_suppressed(cursor: Any) -> dict[str, str]:
+    """Remove the suppressed addresses from the staging table: {address: reason}."""
+    if not Suppression.objects.exists():
+        return {}
+    cursor.execute(_TAKE_OUT_SUPPRESSED)
+    return {
+        email: (
+            f"suppressed {'domain' if is_domain else 'address'} "
+            f"({SuppressionReason(reason).label.lower()})"
+        )
+        for email, is_domain, reason in cursor.fetchall()
+    }
+
+
+def _write_problems(cursor: Any, import_id: int, problems: list[tuple[int, str, str, str]]) -> None:
+    if not problems:
+        return
+    columns = "lead_import_id, line, email, outcome, reason"
+    with cursor.copy(f"COPY {_ERRORS} ({columns}) FROM STDIN") as copy:
+        for line, email, outcome, reason in problems:
+            copy.write_row((import_id, line, email[:320], str(outcome), reason[:500]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import time as dt_time
 from typing import cast
 
 from django.conf import settings
@@ -130,3 +131,95 @@ def _sandbox_dns() -> AbstractContextManager[object]:
             server.stop()
 
     return _Running()
+
+
+# --- The demo campaign (issue 5, item 9) ---------------------------------------------------------
+DEMO_LIST = "Demo prospects"
+DEMO_CAMPAIGN = "Demo outreach"
+DEMO_LEADS = (
+    ("ada@prospects.example", "Ada", "Lovelace", "Analytical Engines", "Europe/London"),
+    ("grace@prospects.example", "Grace", "Hopper", "Compilers Inc", "America/New_York"),
+    ("alan@prospects.example", "Alan", "Turing", "Bletchley Labs", "Europe/London"),
+    ("katherine@prospects.example", "Katherine", "Johnson", "Orbital Math", "America/Chicago"),
+    ("edsger@prospects.example", "Edsger", "Dijkstra", "Shortest Paths BV", "Europe/Amsterdam"),
+    ("barbara@prospects.example", "Barbara", "Liskov", "Substitution Co", "America/New_York"),
+)
+DEMO_TEMPLATES = (
+    (
+        "Demo: first touch",
+        "{Quick question|A thought} for {{company|your team}}",
+        "<p>{Hi|Hello} {{first_name|there}},</p>"
+        "<p>I noticed {{company|your company}} is growing. We help teams like yours land in the "
+        'inbox instead of spam: <a href="https://penguinmails.example/tour">take the tour</a>.</p>'
+        "<p>Worth a chat this week?</p><p>Alex</p>",
+    ),
+    (
+        "Demo: follow-up",
+        "Re: {{company|your team}}",
+        "<p>{{first_name|Hi}}, just bumping this up.</p>"
+        '<p>Here is a two-minute <a href="https://penguinmails.example/case-study">case study</a>'
+        " from a team like {{company|yours}}.</p><p>Alex</p>",
+    ),
+)
+
+
+def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None]) -> None:
+    """Templates, a list of prospects and a two-step campaign from the demo mailboxes, started:
+    the worker sends its first step into the sandbox inbox, where opening a message and clicking
+    its links shows up on the campaign page. Skipped when the campaign exists."""
+    from campaigns.models import Campaign, EmailTemplate
+    from campaigns.services import campaigns as campaign_service
+    from campaigns.services.leads import create_leads
+    from campaigns.services.templates import create_template
+
+    membership = active_membership(owner, tenant)
+    if membership is None:
+        raise RuntimeError("the demo owner is not an active member of the demo workspace")
+    principal = principal_for_membership(membership)
+    with schema_context(tenant.schema_name):
+        if Campaign.objects.filter(name=DEMO_CAMPAIGN).exists():
+            return
+        mailboxes = list(
+            Mailbox.objects.filter(address__endswith=f"@{DEMO_DOMAIN}", status="active")
+        )
+        if not mailboxes:
+            say("Demo campaign skipped: no active demo mailbox.")
+            return
+        templates = []
+        for name, subject, html_body in DEMO_TEMPLATES:
+            found = EmailTemplate.objects.filter(name=name).first()
+            templates.append(
+                found or create_template(principal, name=name, subject=subject, html_body=html_body)
+            )
+        rows = [
+            {"email": e, "first_name": f, "last_name": la, "company": c, "timezone": tz}
+            for e, f, la, c, tz in DEMO_LEADS
+        ]
+        create_leads(principal, rows=rows, list_name=DEMO_LIST)
+        from campaigns.models import LeadList
+
+        lead_list = LeadList.objects.get(name=DEMO_LIST)
+        campaign = campaign_service.create_campaign(
+            principal,
+            name=DEMO_CAMPAIGN,
+            timezone="UTC",
+            window_days=list(range(7)),
+            window_start=dt_time(0, 0),
+            window_end=dt_time(23, 59),
+            daily_cap=100,
+            min_gap_seconds=2,
+            max_gap_seconds=8,
+            stop_on_reply=True,
+            lead_list_ids=[lead_list.pk],
+            mailbox_ids=[m.pk for m in mailboxes],
+        )
+        campaign_service.add_step(
+            principal, campaign, delay_amount=0, delay_unit="hours",
+            variants=[(templates[0].pk, 1)],
+        )  # fmt: skip
+        campaign_service.add_step(
+            principal, campaign, delay_amount=1, delay_unit="hours",
+            variants=[(templates[1].pk, 1)],
+        )  # fmt: skip
+        campaign_service.start_campaign(principal, campaign)
+    say(f"Demo campaign:  {DEMO_CAMPAIGN} (running; {len(DEMO_LEADS)} leads, 2 steps)")

@@ -15,6 +15,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from campaigns.models import Campaign, EmailTemplate
 from deliverability.models import Mailbox, MailboxStatus, SendingDomain
 from infrastructure.models import IpAddress, VpsInstance
 from tenants.models import Membership, Tenant
@@ -69,6 +70,13 @@ def test_it_seeds_a_working_offline_workspace(cast: Cast, offline: None) -> None
         boxes = list(Mailbox.objects.all())
     assert len(boxes) == 2 and all(b.status == MailboxStatus.ACTIVE for b in boxes)
     assert "demo-agency.test (verified)" in output
+    with schema_context(demo.schema_name):
+        campaign = Campaign.objects.get(name="Demo outreach")
+        assert campaign.status == "running"
+        assert campaign.steps.count() == 2
+        assert set(campaign.mailboxes.all()) == set(boxes)
+        assert campaign.lead_lists.get().leads.count() == 6
+    assert "Demo campaign:" in output
 
 
 def test_it_makes_the_demo_login_fresh_on_every_run(cast: Cast, offline: None) -> None:
@@ -92,3 +100,4 @@ def test_it_makes_the_demo_login_fresh_on_every_run(cast: Cast, offline: None) -
     assert VpsInstance.objects.filter(tenant=demo).count() == 1
     with schema_context(demo.schema_name):
         assert SendingDomain.objects.count() == 1 and Mailbox.objects.count() == 2
+        assert Campaign.objects.count() == 1 and EmailTemplate.objects.count() == 2

@@ -292,9 +292,10 @@ class Command(BaseCommand):
                     defaults={"role": owner, "is_active": True, "deactivated_at": None},
                 )
             audit.record("demo.login_reset", tenant=tenant, email=DEMO_EMAIL)
-        from penguinmails.demo import seed_demo_infrastructure
+        from penguinmails.demo import seed_demo_campaign, seed_demo_infrastructure
 
         seed_demo_infrastructure(tenant, user, say=self.stdout.write)
+        seed_demo_campaign(tenant, user, say=self.stdout.write)
         self.stdout.write(f"Demo workspace: {tenant.name}")
         self.stdout.write(f"Log in at:      {tenant_url(tenant, '/login/')}")
         self.stdout.write(f"Email:          {DEMO_EMAIL}")

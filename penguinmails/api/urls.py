@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from campaigns.api_campaigns import CampaignViewSet, LeadRepliedView
 from campaigns.api_leads import LeadViewSet
+from campaigns.api_lists import LeadListViewSet, SuppressionViewSet
 from campaigns.api_templates import TemplateViewSet
 from deliverability.api import DomainViewSet
 from deliverability.api_mailboxes import MailboxViewSet
@@ -38,6 +39,8 @@ router.register("infrastructure", InfrastructureViewSet, basename="infrastructur
 router.register("templates", TemplateViewSet, basename="template")
 router.register("leads", LeadViewSet, basename="lead")
 router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("lists", LeadListViewSet, basename="lead-list")
+router.register("suppressions", SuppressionViewSet, basename="suppression")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),

@@ -19,6 +19,8 @@ committed batch, and two runs at once cannot both count a batch.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -418,17 +420,22 @@ _INSERT_SKIP = f"""
 WITH written AS ({_INSERT} ON CONFLICT (email) DO NOTHING RETURNING email)
 SELECT s.email FROM {STAGE} s WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.email = s.email)
 """  # noqa: S608
-# An address suppressed itself wins over its domain (as in `suppressed_among`).
+# An address suppressed itself wins over its domain (as in `suppressed_among`). Two equality
+# joins rather than one join on `a OR b`, which PostgreSQL can only run as a nested loop.
 _TAKE_OUT_SUPPRESSED = f"""
 WITH hit AS (
-    SELECT DISTINCT ON (s.email) s.email, x.is_domain, x.reason
-    FROM {STAGE} s JOIN {_SUPPRESSION} x
-      ON x.value = s.email OR x.value = split_part(s.email, '@', 2)
-    ORDER BY s.email, x.value = s.email DESC
+    SELECT DISTINCT ON (email) email, is_domain, reason FROM (
+        SELECT s.email, x.is_domain, x.reason, 0 AS rank
+        FROM {STAGE} s JOIN {_SUPPRESSION} x ON x.value = s.email
+        UNION ALL
+        SELECT s.email, x.is_domain, x.reason, 1
+        FROM {STAGE} s JOIN {_SUPPRESSION} x ON x.value = split_part(s.email, '@', 2)
+    ) found ORDER BY email, rank
 )
 DELETE FROM {STAGE} s USING hit WHERE s.email = hit.email
 RETURNING hit.email, hit.is_domain, hit.reason
 """  # noqa: S608
+# The list membership of every staged lead (new, updated or, by the skip policy, left alone).
 _ADD_TO_LIST = f"""
 INSERT INTO {_THROUGH} (lead_id, leadlist_id)
 SELECT l.id, %s FROM {STAGE} s JOIN {_LEAD} l ON l.email = s.email
@@ -437,13 +444,38 @@ ON CONFLICT DO NOTHING
 
 
 def _stage(cursor: Any, records: Iterable[Record]) -> None:
+    """COPY the records into the staging table, as CSV written by the csv module (in C: a
+    third of the time of psycopg's row-by-row `write_row`)."""
     cursor.execute(_CREATE_STAGE)
-    with cursor.copy(f"COPY {STAGE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-        for record in records:
-            custom = record[CUSTOM]
-            record[CUSTOM] = json.dumps(custom) if custom else "{}"
-            copy.write_row(record)
-            record[CUSTOM] = custom
+    buffer = io.StringIO()
+    # Every value quoted, so none reads as NULL (CSV's NULL is an unquoted empty value), except
+    # an empty mx_ok, which FORCE_NULL turns into NULL ("not checked").
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    columns = ", ".join(_COLUMNS)
+    sql = f"COPY {STAGE} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NULL (mx_ok))"
+    with cursor.copy(sql) as copy:
+        for n, record in enumerate(records, 1):
+            writer.writerow(
+                (
+                    *record[:CUSTOM],
+                    json.dumps(record[CUSTOM]) if record[CUSTOM] else "{}",
+                    _array(record[TAGS]) if record[TAGS] else "{}",
+                    "t" if record[ROLE] else "f",
+                    "t" if record[DISPOSABLE] else "f",
+                    "" if record[MX] is None else ("t" if record[MX] else "f"),
+                )
+            )
+            if n % 5000 == 0:
+                copy.write(buffer.getvalue())
+                buffer.seek(0)
+                buffer.truncate()
+        copy.write(buffer.getvalue())
+
+
+def _array(items: list[str]) -> str:
+    """A PostgreSQL array literal of strings."""
+    quoted = (t.replace("\\", "\\\\").replace('"', '\\"') for t in items)
+    return "{" + ",".join(f'"{t}"' for t in quoted) + "}"
 
 
 def _take_out_suppressed(cursor: Any) -> dict[str, str]:

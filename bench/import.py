@@ -1,0 +1,236 @@
+"""Benchmark: a 1,000,000-row CSV lead import against a bare PostgreSQL `COPY` of the same file.
+
+    .venv/bin/python -m penguinmails.devenv exec -- .venv/bin/python bench/import.py
+
+Generates a CSV (11 columns, two of them custom fields; about 1% invalid addresses, 1% repeated
+addresses, some suppressed addresses and a suppressed domain), uploads it with `create_import`
+and times `run_import`, the function the `leads.import` job runs (validation, de-duplication,
+suppression, list membership, error rows, counts). Then times a plain `COPY` of the same file
+into a table of text columns: the ceiling. Prints rows/s, seconds and peak RSS of both.
+
+Runs in its own database (`pm_bench_import` on DATABASE_URL's server, dropped afterwards) with
+uploads in a temporary folder. IMPORT_BENCH_ROWS (default 1000000) sets the size,
+IMPORT_BENCH_BATCH (default LEAD_IMPORT_BATCH_SIZE, or 50000 when that is unset) the batch;
+--keep leaves the database behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/queue.py would shadow the standard library's `queue` (psycopg imports it): drop this
+# folder from the path that Python put first for the script.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "pm_bench_import"
+GOAL_SECONDS = 15.0
+GOAL_PEAK_MB = 250.0
+HEADER = [
+    "Email",
+    "First Name",
+    "Last Name",
+    "Company",
+    "Job Title",
+    "Website",
+    "Phone",
+    "Time zone",
+    "Tags",
+    "Industry",  # custom field
+    "Deal Size",  # custom field
+]
+FIRST = ["Ann", "Bob", "Carla", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivo", "Jun", "Kemal"]
+LAST = ["Lee", "Novak", "Diaz", "Okafor", "Smith", "Tanaka", "Weber", "Rossi", "Kowalski"]
+TITLES = ["CEO", "Head of Sales", "CTO", "Marketing Manager", "Founder", "VP Engineering", ""]
+ZONES = ["Europe/Paris", "America/New_York", "Asia/Tokyo", "", "Europe/Berlin", "UTC"]
+INDUSTRIES = ["SaaS", "Retail", "Logistics", "Fintech", "Health", ""]
+TAGS = ["", "vip", "q3, webinar", "trade-show", "partner; emea"]
+SUPPRESSED_DOMAIN = "optedout.example"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
+    """Write the CSV (streamed, so the generator's memory stays small); return what is in it."""
+    rnd = random.Random(seed)
+    made = {"invalid": 0, "repeated": 0, "suppressed_domain": 0}
+    recent: list[str] = []
+    with path.open("w", newline="") as out:
+        out.write(",".join(HEADER) + "\n")
+        for n in range(rows):
+            roll = rnd.random()
+            first, last = rnd.choice(FIRST), rnd.choice(LAST)
+            if roll < 0.01:
+                email = f"{first.lower()}.{n} at example.com"  # invalid
+                made["invalid"] += 1
+            elif roll < 0.02 and recent:
+                email = rnd.choice(recent).upper()  # a repeat, in another case
+                made["repeated"] += 1
+            elif roll < 0.025:
+                email = f"{first.lower()}{n}@{SUPPRESSED_DOMAIN}"
+                made["suppressed_domain"] += 1
+            elif roll < 0.03:
+                email = f"info@company{n}.example"  # a role address
+            else:
+                email = f"{first.lower()}.{last.lower()}{n}@company{n % 50_000}.example"
+            if n % 1000 == 0:
+                recent = recent[-50:] + [email]
+            company = f"Company {n % 50_000}"
+            deal = str(rnd.randrange(1000, 90_000)) if roll > 0.3 else ""
+            out.write(
+                f"{email},{first},{last},{company},{rnd.choice(TITLES)},"
+                f"https://company{n % 50_000}.example,+33 1 {n % 10**8:08d},"
+                f'{rnd.choice(ZONES)},"{rnd.choice(TAGS)}",{rnd.choice(INDUSTRIES)},{deal}\n'
+            )
+    return made
+
+
+def _urls(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return (
+        urlunsplit(parts._replace(path="/postgres")),
+        urlunsplit(parts._replace(path=f"/{BENCH_DB}")),
+    )
+
+
+def _database(admin_url: str, *, create: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        if create:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def copy_ceiling(bench_url: str, path: Path) -> float:
+    """Seconds for a bare COPY of the file into a plain table of text columns."""
+    import psycopg
+
+    columns = ", ".join(f"c{i} text" for i in range(len(HEADER)))
+    with psycopg.connect(bench_url) as conn:
+        conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS copy_ceiling ({columns})")
+        conn.execute("TRUNCATE copy_ceiling")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cursor:
+            sql = "COPY copy_ceiling FROM STDIN WITH (FORMAT csv, HEADER true)"
+            with cursor.copy(sql) as copy, path.open("rb") as data:
+                while chunk := data.read(1 << 20):
+                    copy.write(chunk)
+        conn.commit()
+        return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=int(os.environ.get("IMPORT_BENCH_ROWS", 10**6)))
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    source_url = os.environ.get("DATABASE_URL", "")
+    if not source_url.startswith(("postgres://", "postgresql://")):
+        print("DATABASE_URL must point at a PostgreSQL server", file=sys.stderr)
+        return 2
+    admin_url, bench_url = _urls(source_url)
+    work = Path(tempfile.mkdtemp(prefix="pm-bench-import-"))
+    csv_path = work / "leads.csv"
+    print(f"[bench] generating {args.rows:,} rows…", flush=True)
+    made = generate(csv_path, args.rows)
+    size_mb = csv_path.stat().st_size / 1024 / 1024
+    print(f"[bench]   {size_mb:.0f} MB; {made}", flush=True)
+
+    _database(admin_url, create=True)
+    os.environ["DATABASE_URL"] = bench_url
+    os.environ["MEDIA_ROOT"] = str(work / "media")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
+    os.environ.setdefault("LEAD_IMPORT_BATCH_SIZE", os.environ.get("IMPORT_BENCH_BATCH", "50000"))
+
+    import django
+
+    django.setup()
+
+    from django.core.management import call_command
+    from django.db import connections
+    from django_tenants.utils import schema_context
+
+    from campaigns.models import Lead, LeadImportError
+    from campaigns.services.lead_import import batch_size, run_import
+    from campaigns.services.leads import add_suppression, create_import
+    from tenants.models import Membership, User
+    from tenants.services.access import principal_for_membership
+    from tenants.services.tenancy import create_tenant, ensure_template_tenant
+
+    try:
+        print(f"[bench] database {BENCH_DB}: migrating…", flush=True)
+        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+        ensure_template_tenant()
+        owner = User.objects.create_user("bench-owner@example.com", "bench-password-123")
+        tenant = create_tenant(name="Import bench", slug="import-bench", owner=owner)
+        principal = principal_for_membership(Membership.objects.get(tenant=tenant, user=owner))
+        with schema_context(tenant.schema_name):
+            add_suppression(None, tenant=tenant, value=SUPPRESSED_DOMAIN, source="bench")
+            for n in range(0, args.rows, 997):  # a few suppressed addresses among the rows
+                first, last = FIRST[n % len(FIRST)], LAST[n % len(LAST)]
+                value = f"{first.lower()}.{last.lower()}{n}@company{n % 50_000}.example"
+                add_suppression(None, tenant=tenant, value=value, source="bench")
+            with csv_path.open("rb") as upload:
+                lead_import = create_import(
+                    principal, upload=upload, filename="leads.csv", list_name="Bench", start=False
+                )
+            rss_before = peak_rss_mb()
+            print(f"[bench] importing (batches of {batch_size():,})…", flush=True)
+            started = time.perf_counter()
+            done = run_import(lead_import.pk, tenant=tenant)
+            seconds = time.perf_counter() - started
+            peak = peak_rss_mb()
+            assert done is not None and done.status == "completed", done and done.error_message
+            leads = Lead.objects.count()
+            errors = LeadImportError.objects.filter(lead_import=done).count()
+        ceiling = copy_ceiling(bench_url, csv_path)
+
+        rate = args.rows / seconds
+        print()
+        print(f"CSV lead import, {args.rows:,} rows ({size_mb:.0f} MB), batch {batch_size():,}")
+        print(
+            f"  counts: {done.created:,} created, {done.updated:,} updated, "
+            f"{done.skipped:,} skipped, {done.failed:,} failed; {leads:,} leads, "
+            f"{errors:,} error rows"
+        )
+        print(f"  {'':<34} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+        print(
+            f"  {'run_import (the job)':<34} {seconds:>8.2f} {rate:>10,.0f} {peak:>12.0f}"
+            f"   (RSS before: {rss_before:.0f} MB)"
+        )
+        print(
+            f"  {'bare COPY into text columns':<34} {ceiling:>8.2f} "
+            f"{args.rows / ceiling:>10,.0f} {'':>12}"
+        )
+        print(f"  import / COPY: {seconds / ceiling:.1f}x the ceiling's time")
+        scaled = seconds * 10**6 / args.rows
+        met = scaled < GOAL_SECONDS and peak < GOAL_PEAK_MB
+        print(
+            f"Goal: 1,000,000 rows under {GOAL_SECONDS:.0f} s and {GOAL_PEAK_MB:.0f} MB: "
+            f"{scaled:.1f} s per million, {peak:.0f} MB -> {'MET' if met else 'NOT MET'}"
+            + ("" if args.rows == 10**6 else " (scaled from a smaller run)")
+        )
+    finally:
+        connections.close_all()
+        if not args.keep:
+            _database(admin_url, create=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ from rest_framework.routers import SimpleRouter
 from campaigns.api_campaigns import CampaignViewSet, LeadRepliedView
 from campaigns.api_leads import LeadViewSet
 from campaigns.api_lists import LeadListViewSet, SuppressionViewSet
+from campaigns.api_stats import CampaignStatsView, OverviewView
 from campaigns.api_templates import TemplateViewSet
 from deliverability.api import DomainViewSet
 from deliverability.api_mailboxes import MailboxViewSet
@@ -45,6 +46,12 @@ router.register("suppressions", SuppressionViewSet, basename="suppression")
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),
     re_path(r"^leads/(?P<lead_id>\d+)/replied/?$", LeadRepliedView.as_view(), name="lead-replied"),
+    re_path(
+        r"^campaigns/(?P<campaign_id>\d+)/stats/?$",
+        CampaignStatsView.as_view(),
+        name="campaign-stats",
+    ),
+    re_path(r"^stats/overview/?$", OverviewView.as_view(), name="stats-overview"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,

@@ -331,15 +331,16 @@ def _import_batch(
             _stage(cursor, staged.values())
             suppressed = _take_out_suppressed(cursor)
             if update:
-                cursor.execute(_UPSERT_UPDATE)
+                # The list membership in the same statement, from the ids it returns.
+                cursor.execute(_UPSERT_UPDATE, {"list": lead_import.lead_list_id})
                 created = cursor.fetchone()[0]
                 existing: set[str] = set()
             else:
                 cursor.execute(_INSERT_SKIP)
                 existing = {email for (email,) in cursor.fetchall()}
                 created = len(staged) - len(suppressed) - len(existing)
-            if lead_import.lead_list_id is not None:
-                cursor.execute(_ADD_TO_LIST, [lead_import.lead_list_id])
+                if lead_import.lead_list_id is not None:
+                    cursor.execute(_ADD_TO_LIST, [lead_import.lead_list_id])
             counts = {"created": created, "updated": 0, "skipped": 0}
             for line, record in valid:
                 email = record[EMAIL]
@@ -380,7 +381,7 @@ def _import_batch(
 # connection.
 _CREATE_STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
-    email text PRIMARY KEY,
+    email text,
     first_name text, last_name text, company text, title text, website text, phone text,
     timezone text, custom_fields jsonb, tags varchar(64)[],
     is_role_address boolean, is_disposable boolean, mx_ok boolean
@@ -412,7 +413,12 @@ ON CONFLICT (email) DO UPDATE SET
     is_disposable = EXCLUDED.is_disposable,
     mx_ok = COALESCE(EXCLUDED.mx_ok, l.mx_ok),
     updated_at = EXCLUDED.updated_at
-RETURNING xmax = 0 AS inserted)
+RETURNING id, xmax = 0 AS inserted),
+member AS (
+    INSERT INTO {_THROUGH} (lead_id, leadlist_id)
+    SELECT id, %(list)s FROM written WHERE %(list)s::bigint IS NOT NULL
+    ON CONFLICT DO NOTHING
+)
 SELECT count(*) FILTER (WHERE inserted) FROM written
 """  # noqa: S608
 # The staged addresses that were not inserted: they exist (skipped by policy).
@@ -435,7 +441,7 @@ WITH hit AS (
 DELETE FROM {STAGE} s USING hit WHERE s.email = hit.email
 RETURNING hit.email, hit.is_domain, hit.reason
 """  # noqa: S608
-# The list membership of every staged lead (new, updated or, by the skip policy, left alone).
+# The skip policy's list membership: every staged lead, the new and those left alone.
 _ADD_TO_LIST = f"""
 INSERT INTO {_THROUGH} (lead_id, leadlist_id)
 SELECT l.id, %s FROM {STAGE} s JOIN {_LEAD} l ON l.email = s.email

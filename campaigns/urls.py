@@ -2,12 +2,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns import views_campaigns, views_leads, views_templates
+from campaigns import views_campaigns, views_leads, views_stats, views_templates
 
 app_name = "campaigns"
 urlpatterns = [
     path("", views_campaigns.campaign_list, name="index"),
     path("new/", views_campaigns.campaign_new, name="campaign_new"),
+    path("overview/", views_stats.overview, name="overview"),
+    path(
+        "<int:campaign_id>/progress/",
+        views_stats.campaign_progress,
+        name="campaign_progress",
+    ),
     path("<int:campaign_id>/", views_campaigns.campaign_detail, name="campaign_detail"),
     path("<int:campaign_id>/delete/", views_campaigns.campaign_delete, name="campaign_delete"),
     path(

@@ -1,5 +1,6 @@
 """Campaign pages: list, create, and the campaign page (settings, steps and variants while a
-draft; status buttons). Every write calls a service in campaigns.services.campaigns."""
+draft; status buttons; once it left draft, its progress, statistics and chart from
+campaigns.views_stats). Every write calls a service in campaigns.services.campaigns."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign, CampaignStatus, DelayUnit, EmailTemplate, LeadList
 from campaigns.services import campaigns as svc
+from campaigns.views_stats import days_of, stats_context
 from deliverability.models import Mailbox
 from penguinmails.errors import NotFound, ValidationFailed
 from penguinmails.web import area_required, principal_of
@@ -98,8 +100,12 @@ def _page(
     *,
     form: CampaignForm | None = None,
     status: int = 200,
+    days: int | None = None,
 ) -> HttpResponse:
     can_write = principal.allows(Area.CAMPAIGNS, Level.WRITE)
+    sending = (
+        {} if campaign.status == CampaignStatus.DRAFT else stats_context(principal, campaign, days)
+    )
     return render(
         request,
         "campaigns_dash/detail.html",
@@ -113,6 +119,7 @@ def _page(
             "actions": [(a, ACTION_LABELS[a]) for a in svc.allowed_actions(campaign)],
             "problems": svc.readiness_problems(campaign),
             "transitions": campaign.transitions.all(),
+            **sending,
         },
         status=status,
     )
@@ -164,7 +171,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
                 messages.success(request, "Campaign saved.")
                 return redirect("campaigns:campaign_detail", campaign_id=campaign.pk)
         return _page(request, principal, campaign, form=form, status=400)
-    return _page(request, principal, campaign)
+    return _page(request, principal, campaign, days=days_of(request))
 
 
 @require_POST

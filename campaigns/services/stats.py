@@ -136,6 +136,11 @@ class Figures:
     def rates(self) -> dict[str, float | None]:
         return {name: self.rate(name) for name in RATES}
 
+    @property
+    def percents(self) -> dict[str, str]:
+        """Rates as display text with one decimal ("12.5%"), "" without a base."""
+        return {k: "" if v is None else f"{v * 100:.1f}%" for k, v in self.rates.items()}
+
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "rates": self.rates}
 

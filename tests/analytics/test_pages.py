@@ -1,0 +1,88 @@
+"""The campaign page's progress, results table and chart, the polled progress part, and the
+overview page: what they show, who may open them, and the outsider who cannot."""
+
+from __future__ import annotations
+
+import pytest
+from django_tenants.utils import schema_context
+
+from campaigns.models import Campaign, CampaignStatus
+from tests.analytics.conftest import World
+from tests.conftest import Cast, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def _set_status(cast: Cast, world: World, status: str) -> None:
+    with schema_context(cast.tenant.schema_name):
+        # Test setup: the state machine's moves are tested in tests/campaigns.
+        Campaign.objects.filter(pk=world.campaign.pk).update(status=status)
+
+
+def test_it_shows_results_progress_and_a_chart_on_the_campaign_page(
+    cast: Cast, world: World
+) -> None:
+    _set_status(cast, world, CampaignStatus.RUNNING)
+    web = client_for(cast.viewer, cast.tenant)
+    response = web.get(f"/campaigns/{world.campaign.pk}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="campaign-progress"' in html and 'hx-trigger="every 5s"' in html
+    assert "2 of 4 leads done (50%)" in html
+    assert '<td data-status="queued">1</td>' in html
+    total = html.split('id="stats-total"')[1].split("</tr>")[0]
+    assert '<td data-counter="sent">5</td>' in total
+    assert '<span class="muted small" data-rate="delivery_rate">80.0%</span>' in total
+    assert '<span class="muted small" data-rate="open_rate">50.0%</span>' in total
+    assert '<td class="muted" data-counter="machine">1 / 1</td>' in total
+    assert f'id="stats-variant-{world.b.pk}"' in html and "Intro B" in html
+    assert '<svg role="img" aria-label="Spring: messages per day"' in html
+    assert "<script" not in html.split('id="stats-chart"')[1].split("</figure>")[0]
+    assert "http://kozea" not in html and "cdn" not in html.lower()
+    week = web.get(f"/campaigns/{world.campaign.pk}/?days=1").content.decode()
+    assert '<td data-counter="sent">1</td>' in week.split('id="stats-total"')[1].split("</tr>")[0]
+    assert web.get(f"/campaigns/{world.campaign.pk}/?days=0").status_code == 400
+    assert web.get(f"/campaigns/{world.campaign.pk}/?days=soon").status_code == 400
+
+
+def test_it_polls_progress_only_while_the_campaign_runs(cast: Cast, world: World) -> None:
+    web = client_for(cast.member, cast.tenant)
+    url = f"/campaigns/{world.campaign.pk}/progress/"
+    _set_status(cast, world, CampaignStatus.RUNNING)
+    part = web.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert part.startswith('<div id="campaign-progress" hx-get=') and "<html" not in part
+    _set_status(cast, world, CampaignStatus.COMPLETED)
+    part = web.get(url).content.decode()
+    assert "hx-trigger" not in part and "2 of 4 leads done" in part
+    page = web.get(f"/campaigns/{world.campaign.pk}/").content.decode()
+    assert 'hx-trigger="every 5s"' not in page and 'id="stats-table"' in page
+
+
+def test_it_leaves_results_off_a_draft(cast: Cast, world: World) -> None:
+    html = client_for(cast.owner, cast.tenant).get(f"/campaigns/{world.campaign.pk}/")
+    assert html.status_code == 200 and 'id="campaign-stats"' not in html.content.decode()
+
+
+def test_it_shows_the_overview_across_campaigns(cast: Cast, world: World) -> None:
+    web = client_for(cast.viewer, cast.tenant)
+    assert 'href="/campaigns/overview/"' in web.get("/campaigns/").content.decode()
+    response = web.get("/campaigns/overview/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    row = html.split(f'id="overview-campaign-{world.campaign.pk}"')[1].split("</tr>")[0]
+    assert "Spring" in row and '<td data-counter="sent">5</td>' in row
+    assert '<svg role="img" aria-label="All campaigns: messages per day"' in html
+    assert web.get("/campaigns/overview/?days=1").status_code == 200
+    assert web.get("/campaigns/overview/?days=400").status_code == 400
+
+
+def test_it_keeps_the_outsider_out(cast: Cast, world: World) -> None:
+    _set_status(cast, world, CampaignStatus.RUNNING)
+    web = client_for(cast.outsider, cast.other_tenant)
+    assert web.get(f"/campaigns/{world.campaign.pk}/progress/").status_code == 404
+    overview = web.get("/campaigns/overview/")
+    assert overview.status_code == 200 and "Spring" not in overview.content.decode()
+    acme_host = client_for(cast.outsider, cast.tenant)
+    for url in (f"/campaigns/{world.campaign.pk}/progress/", "/campaigns/overview/"):
+        response = acme_host.get(url)
+        assert response.status_code in (302, 404) and "Spring" not in response.content.decode()

@@ -385,6 +385,18 @@ TRACKING_BASE_URL = env_str(
 ).rstrip("/")
 TRACKING_CUSTOM_HOSTS = env_bool("TRACKING_CUSTOM_HOSTS", default=not DEBUG)
 TRACKING_TOKEN_MAX_AGE_DAYS = env_int("TRACKING_TOKEN_MAX_AGE_DAYS", default=365)
+# The domain of List-Unsubscribe mailto addresses (unsubscribe-<token>@...); its inbound mail is
+# handed to campaigns.tracking.unsubscribe.unsubscribe_by_address.
+TRACKING_UNSUBSCRIBE_MAIL_DOMAIN = env_str("TRACKING_UNSUBSCRIBE_MAIL_DOMAIN", default=BASE_DOMAIN)
+# Behind a reverse proxy, the header holding the client address (its last entry is used, the one
+# the proxy added), e.g. X-Forwarded-For; empty: the connection's address.
+TRACKING_CLIENT_IP_HEADER = env_str("TRACKING_CLIENT_IP_HEADER", default="")
+# Machine opens and clicks (docs/tracking.md): an open this soon after sending, or a click this
+# soon, is a proxy or a link scanner, not a person.
+TRACKING_MACHINE_OPEN_SECONDS = env_int("TRACKING_MACHINE_OPEN_SECONDS", default=3)
+TRACKING_MACHINE_CLICK_SECONDS = env_int("TRACKING_MACHINE_CLICK_SECONDS", default=15)
+# Events moved from Redis to PostgreSQL per transaction by the tracking.flush job.
+TRACKING_FLUSH_BATCH = env_int("TRACKING_FLUSH_BATCH", default=2000)
 # The sandbox DNS server (`make run`): loopback only; zones in a JSON file the local provider
 # writes and the server re-reads.
 SANDBOX_DNS_HOST = env_str("SANDBOX_DNS_HOST", default="127.0.0.1")

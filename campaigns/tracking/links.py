@@ -1,5 +1,6 @@
 """The tracking parts the sender puts into a message: the base URL, tracked links, the open
-pixel and the unsubscribe URL. Pure functions; the endpoints are in campaigns.tracking.views.
+pixel, the unsubscribe URL and the unsubscribe address. Pure functions; the endpoints are in
+campaigns.tracking.app.
 
 Links are rewritten only in the HTML part's `href` attributes with an http(s) URL; `mailto:`,
 anchors and anything else are left alone, and text parts keep their URLs as written (a text
@@ -47,6 +48,16 @@ def click_url(base: str, tenant_id: int, message_pk: int, url: str) -> str:
 
 def unsubscribe_url(base: str, tenant_id: int, message_pk: int) -> str:
     return f"{base}/t/u/{tokens.sign('u', tenant_id, message_pk)}"
+
+
+MAILTO_PREFIX = "unsubscribe-"
+
+
+def unsubscribe_mailto(tenant_id: int, message_pk: int) -> str:
+    """The address for `List-Unsubscribe: <mailto:...>`: mail to it unsubscribes the message's
+    lead (campaigns.tracking.unsubscribe.unsubscribe_by_address)."""
+    token = tokens.sign_mailto(tenant_id, message_pk)
+    return f"{MAILTO_PREFIX}{token}@{settings.TRACKING_UNSUBSCRIBE_MAIL_DOMAIN}"
 
 
 def track_html(html_body: str, base: str, tenant_id: int, message_pk: int) -> tuple[str, list[str]]:

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import struct
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -102,3 +103,48 @@ def verify(token: str, *, kind: str, max_age_days: int | None = None) -> Token:
     if today() - token_obj.issued_day > age:
         raise BadToken("expired")
     return token_obj
+
+
+# --- Unsubscribe addresses (List-Unsubscribe: <mailto:...>) ---------------------------------
+# A mail address's local part is at most 64 characters and may be lower-cased on the way (some
+# MTAs and clients do), so the web token (base64url, case-sensitive, ~60 characters) does not
+# fit. The mailto token is a packed binary payload (tenant 4 bytes, message 8, issued day 2) and
+# an 80-bit MAC under its own derived key, in lower-case base32: 39 characters.
+_MAILTO = struct.Struct(">IQH")
+_MAILTO_MAC_BYTES = 10
+
+
+@lru_cache(maxsize=4)
+def _mailto_key(secret: str) -> bytes:
+    return hashlib.sha256(b"penguinmails.tracking.mailto.v1:" + secret.encode()).digest()
+
+
+def sign_mailto(tenant_id: int, message_pk: int, *, day: int | None = None) -> str:
+    issued = (today() if day is None else day) & 0xFFFF
+    payload = _MAILTO.pack(int(tenant_id), int(message_pk), issued)
+    mac = hmac.new(_mailto_key(settings.SECRET_KEY), payload, hashlib.sha256).digest()
+    raw = payload + mac[:_MAILTO_MAC_BYTES]
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def verify_mailto(text: str, *, max_age_days: int | None = None) -> Token:
+    """The unsubscribe token in a mailto local part (any case), or BadToken."""
+    try:
+        cleaned = text.strip().upper()
+        raw = base64.b32decode(cleaned + "=" * (-len(cleaned) % 8))
+    except (ValueError, binascii.Error) as exc:
+        raise BadToken("malformed") from exc
+    if len(raw) != _MAILTO.size + _MAILTO_MAC_BYTES:
+        raise BadToken("malformed")
+    payload, given = raw[: _MAILTO.size], raw[_MAILTO.size :]
+    mac = hmac.new(_mailto_key(settings.SECRET_KEY), payload, hashlib.sha256).digest()
+    if not hmac.compare_digest(given, mac[:_MAILTO_MAC_BYTES]):
+        raise BadToken("bad signature")
+    tenant_id, message_pk, issued16 = _MAILTO.unpack(payload)
+    # The day is stored modulo 2**16 (179 years): the most recent day with those low bits.
+    now = today()
+    issued = now - ((now - issued16) & 0xFFFF)
+    age = settings.TRACKING_TOKEN_MAX_AGE_DAYS if max_age_days is None else max_age_days
+    if now - issued > age:
+        raise BadToken("expired")
+    return Token("u", tenant_id, message_pk, issued)

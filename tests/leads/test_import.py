@@ -208,3 +208,116 @@ def test_it_checks_mx_records_against_dns_when_asked(
     assert leads["x@mail-ok.example"].mx_ok is True
     assert leads["y@a-only.example"].mx_ok is True
     assert leads["z@nowhere.example"].mx_ok is False
+
+
+def _errors(cast: Cast, import_id: int) -> list[tuple[int, str, str, str]]:
+    with schema_context(cast.tenant.schema_name):
+        return list(
+            LeadImportError.objects.filter(lead_import_id=import_id)
+            .order_by("line")
+            .values_list("line", "email", "outcome", "reason")
+        )
+
+
+def test_it_reports_repeated_addresses_in_the_file_as_skipped_with_their_line(
+    cast: Cast, settings: Any
+) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 3  # line 5 repeats line 2 across a batch boundary
+    suppress(cast, "zed@example.com")
+    body = (
+        "email,first_name,tags\n"
+        "ann@example.com,Ann,a\n"  # 2: created
+        "ANN@example.com,Annie,b\n"  # 3: repeat within the batch
+        "bo@example.com,Bo,\n"  # 4: created
+        "ann@example.com,Anna,c\n"  # 5: repeat, in the next batch
+        "zed@example.com,Zed,\n"  # 6: suppressed
+        "zed@example.com,Zed,\n"  # 7: suppressed again
+    )
+    skip = upload(cast, csv_bytes(body), duplicates="skip", list_name="Fair")
+    run_jobs()
+    done = import_in(cast, skip.pk)
+    assert (done.created, done.updated, done.skipped, done.failed) == (2, 0, 4, 0)
+    assert _errors(cast, skip.pk) == [
+        (3, "ann@example.com", "skipped", "duplicate of line 2"),
+        (5, "ann@example.com", "skipped", "duplicate: the lead exists"),
+        (6, "zed@example.com", "skipped", "suppressed address (unsubscribed)"),
+        (7, "zed@example.com", "skipped", "suppressed address (unsubscribed)"),
+    ]
+    leads = leads_in(cast)
+    assert set(leads) == {"ann@example.com", "bo@example.com"}
+    assert (leads["ann@example.com"].first_name, leads["ann@example.com"].tags) == ("Ann", ["a"])
+    assert all([x.name for x in lead.lists.all()] == ["Fair"] for lead in leads.values())
+
+
+def test_it_merges_repeated_addresses_by_the_update_policy_within_and_across_batches(
+    cast: Cast, settings: Any
+) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 3
+    first = upload(cast, csv_bytes("email,company,Plan\nann@example.com,Acme,free\n"))
+    run_jobs()
+    body = (
+        "email,first_name,company,tags,Plan,Seats\n"
+        "ann@example.com,Ann,,x,,\n"  # 2: updates the lead from the first import
+        "ann@example.com,,Acme 2,y,pro,\n"  # 3: merged into line 2
+        "cy@example.com,Cy,,,,\n"  # 4: created
+        "ANN@example.com,Annie,,x;z,,5\n"  # 5: next batch: updates again
+    )
+    again = upload(cast, csv_bytes(body))
+    run_jobs()
+    done = import_in(cast, again.pk)
+    assert (done.created, done.updated, done.skipped, done.failed) == (1, 3, 0, 0)
+    assert _errors(cast, again.pk) == []
+    ann = leads_in(cast)["ann@example.com"]
+    assert (ann.first_name, ann.company, ann.tags) == ("Annie", "Acme 2", ["x", "y", "z"])
+    assert ann.custom_fields == {"plan": "pro", "seats": "5"}
+    assert import_in(cast, first.pk).created == 1
+
+
+def test_it_skips_suppressed_domains_and_addresses_whatever_their_case(cast: Cast) -> None:
+    suppress(cast, "Blocked.example", reason="complaint")
+    suppress(cast, "amy@ok.example", reason="bounced")
+    body = "email\nAMY@ok.example\nbob@BLOCKED.example\ncat@ok.example\n"
+    lead_import = upload(cast, csv_bytes(body))
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    assert (done.created, done.skipped) == (1, 2)
+    assert [(line, reason) for line, _, _, reason in _errors(cast, lead_import.pk)] == [
+        (2, "suppressed address (hard bounce)"),
+        (3, "suppressed domain (spam complaint)"),
+    ]
+    assert set(leads_in(cast)) == {"cat@ok.example"}
+
+
+def test_it_resumes_after_a_crash_inside_a_batch_without_half_a_batch(
+    cast: Cast, settings: Any
+) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 4
+    body = "email\n" + "".join(f"k{n}@example.com\n" for n in range(10)) + "bad\n"
+    lead_import = upload(cast, csv_bytes(body))
+    from django.db import DatabaseError, connection
+
+    from campaigns.services.lead_import import run_import
+
+    # A real failure in the database, after batch 2 has written its leads and before its
+    # transaction commits: its counts update raises.
+    with schema_context(cast.tenant.schema_name), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION fail_import() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER fail_import BEFORE UPDATE ON campaigns_leadimport FOR EACH ROW "
+            "WHEN (NEW.processed = 8) EXECUTE FUNCTION fail_import()"
+        )
+    with schema_context(cast.tenant.schema_name), pytest.raises(DatabaseError, match="disk"):
+        run_import(lead_import.pk, tenant=cast.tenant)
+    with schema_context(cast.tenant.schema_name), connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER fail_import ON campaigns_leadimport")
+        cursor.execute("DROP FUNCTION fail_import()")
+    half = import_in(cast, lead_import.pk)
+    assert (half.status, half.processed, half.created) == ("running", 4, 4)
+    assert len(leads_in(cast)) == 4  # batch 2 rolled back whole
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    assert (done.status, done.processed, done.created, done.failed) == ("completed", 11, 10, 1)
+    assert [line for line, *_ in _errors(cast, lead_import.pk)] == [12]

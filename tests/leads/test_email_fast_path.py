@@ -1,0 +1,102 @@
+"""The import's fast paths agree with the slow, canonical ones: `plain_email` with
+email-validator, `RowCleaner` with `clean_lead` over `_map_row`, on many generated inputs."""
+
+from __future__ import annotations
+
+import random
+
+from email_validator import EmailNotValidError, validate_email
+
+from campaigns.imports import default_mapping
+from campaigns.services.lead_import import RowCleaner, _map_row
+from campaigns.services.leads import clean_lead, normalize_email, plain_email
+
+LOCAL_CHARS = "abcXYZ019._%+-'!#&*/=?^`{|}~\"() ,;:<>@[]\\é"
+DOMAIN_CHARS = "abcXYZ019.-_ é"
+TLDS = ["com", "ORG", "io", "test", "local", "arpa", "invalid", "c0m", "x", "onion", "example"]
+
+
+def _address(rnd: random.Random) -> str:
+    if rnd.random() < 0.2:  # the shape of most real addresses, edge lengths included
+        local = "".join(rnd.choice("abXY09_+-") for _ in range(rnd.randrange(1, 66)))
+        host = "".join(rnd.choice("abXY09-") for _ in range(rnd.randrange(1, 65)))
+        return f"{local}.{local[:3]}@{host}.{rnd.choice(TLDS)}"
+    local = "".join(rnd.choice(LOCAL_CHARS) for _ in range(rnd.choice([1, 3, 8, 64, 65, 70])))
+    if rnd.random() < 0.5:  # mostly plausible local parts, so the fast path is exercised
+        local = "".join(rnd.choice("abcXY019._+-") for _ in range(rnd.randrange(1, 70)))
+    labels = [
+        "".join(rnd.choice(DOMAIN_CHARS if rnd.random() < 0.2 else "abcXY09-") for _ in range(n))
+        for n in (rnd.choice([1, 2, 5, 63, 64]) for _ in range(rnd.randrange(0, 4)))
+    ]
+    domain = ".".join([*labels, rnd.choice(TLDS)])
+    if rnd.random() < 0.05:
+        domain = "xn--" + domain
+    return f"{local}@{domain}" if rnd.random() < 0.97 else local
+
+
+def test_it_accepts_with_the_fast_path_only_what_email_validator_accepts_alike() -> None:
+    rnd = random.Random(20240601)
+    fast_hits = 0
+    for _ in range(20_000):
+        raw = _address(rnd)
+        fast = plain_email(raw)
+        try:
+            slow: str | None = validate_email(raw, check_deliverability=False).normalized.lower()
+        except EmailNotValidError:
+            slow = None
+        if fast is not None:
+            fast_hits += 1
+            assert fast == slow, raw
+    assert fast_hits > 500  # the generator does reach the fast path (about 900 times)
+
+
+def test_it_takes_the_fast_path_for_plain_addresses_and_falls_back_for_the_rest() -> None:
+    assert plain_email("Ann.Lee+news@Example.COM") == "ann.lee+news@example.com"
+    assert normalize_email("  Ann.Lee@Example.COM ") == "ann.lee@example.com"
+    for unusual in (
+        "ann@example.test",  # special-use
+        "ann@xn--bcher-kva.example",  # Punycode
+        "ann@ab--cd.example",  # refused by IDNA
+        '"ann lee"@example.com',  # quoted
+        "josé@example.com",  # internationalised
+        "ann..lee@example.com",
+        "ann@example",
+        "a" * 65 + "@example.com",
+    ):
+        assert plain_email(unusual) is None, unusual
+    assert normalize_email("josé@Example.com") == "josé@example.com"
+
+
+def test_it_cleans_csv_rows_like_clean_lead() -> None:
+    headers = ["Email", "First Name", "Company", "Time zone", "Tags", "Deal Size", "Phone"]
+    mapping = default_mapping(headers)
+    cleaner = RowCleaner(headers, mapping)
+    rnd = random.Random(7)
+    cells_by_column = [
+        ["ann@example.com", " BOB@Example.org ", "bad", "", "info@x.example", "josé@example.com"],
+        ["Ann", "", "  Bob  ", "x" * 201],
+        ["Acme", "", "Big\nCo"],
+        ["", "Europe/Paris", "Mars/Base", " UTC "],
+        ["", "vip, q3", "a;b|c", "x" * 65, ",".join(f"t{n}" for n in range(31))],
+        ["", "100", "x" * 1001],
+        ["", "+33 1 23", "9" * 65],
+    ]
+    for _ in range(3000):
+        cells = [rnd.choice(column) for column in cells_by_column]
+        got = cleaner(cells)
+        data, errors = clean_lead(_map_row(dict(zip(headers, cells, strict=True)), mapping))
+        if data is None:
+            assert isinstance(got, tuple), cells
+            continue
+        assert isinstance(got, list), (cells, got, errors)
+        assert got[0] == data.email
+        assert got[1:8] == [
+            data.fields.get(name, "")
+            for name in ("first_name", "last_name", "company", "title", "website", "phone")
+        ] + [data.fields.get("timezone", "")]
+        assert (got[8], got[9], got[10], got[11]) == (
+            data.custom_fields,
+            data.tags,
+            data.is_role_address,
+            data.is_disposable,
+        )

@@ -206,3 +206,8 @@ def flush_in_subprocess(database_url: str) -> subprocess.CompletedProcess[str]:
         [PYTHON, "-c", code], env=subprocess_env(DATABASE_URL=database_url), cwd=ROOT,
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+def good_database_url() -> str:
+    """This run's test database, for child processes."""
+    return tests_database_url()

@@ -14,10 +14,12 @@ One pool per worker thread: smtplib connections are not thread-safe.
 from __future__ import annotations
 
 import smtplib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
+from enum import StrEnum
 from typing import cast
 
 from django.db import connection
@@ -75,6 +77,7 @@ class SmtpPool:
         self._cursor = 0
         self._connections: dict[int, smtplib.SMTP] = {}
         self.opened = 0  # connections opened (reuse shows as few opens for many sends)
+        self._used: dict[int, float] = {}  # mailbox id -> monotonic time of its last send
 
     def __enter__(self) -> SmtpPool:
         return self
@@ -195,6 +198,119 @@ class SmtpPool:
         if paused:
             self._drop(mailbox.pk)
         return SendResult(mailbox.pk, mailbox.address, False, step, error, paused=paused)
+
+    def deliver(self, raw: bytes, *, mailbox: Mailbox, from_addr: str, to_addr: str) -> Delivery:
+        """Send one flattened message to one recipient over the mailbox's reused connection. Counts
+        nothing in the database: the caller records a batch's sends at once. A connection failure
+        counts toward the mailbox's pause (`record_send_failure`) and defers the message."""
+        for attempt in (1, 2):
+            client = self._connections.get(mailbox.pk)
+            fresh = client is None
+            if client is not None and time.monotonic() - self._used.get(mailbox.pk, 0.0) > (
+                TRUST_IDLE_SECONDS
+            ):
+                if not self._alive(client):
+                    self._drop(mailbox.pk)
+                    client = None
+            if client is None:
+                try:
+                    client = self.connection_for(mailbox)
+                except SecretUnavailable as exc:
+                    return Delivery(Outcome.DEFERRED, None, exc.message[:500])
+                except StepFailed as failed:
+                    result = self._failed(mailbox, str(failed.result.step), failed.result.message)
+                    return Delivery(Outcome.DEFERRED, None, f"{result.step}: {result.error}"[:500])
+                fresh = True
+            try:
+                delivery = _deliver_once(client, raw, from_addr, to_addr)
+            except _Stage as lost:
+                self._drop(mailbox.pk)
+                return lost.delivery
+            except (smtplib.SMTPException, OSError) as exc:
+                # Before DATA: nothing was handed over, a new connection may try again.
+                self._drop(mailbox.pk)
+                if attempt == 1 and not fresh:
+                    continue
+                self._failed(mailbox, "send", f"{type(exc).__name__}: {exc}")
+                return Delivery(Outcome.DEFERRED, None, f"{type(exc).__name__}: {exc}"[:500])
+            self._used[mailbox.pk] = time.monotonic()
+            if delivery.outcome == Outcome.SENDER_REFUSED:
+                self._failed(mailbox, "send", delivery.response)
+            return delivery
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- the campaign sender's delivery (campaigns.sending.pipeline, docs/sending.md) -------------
+class Outcome(StrEnum):
+    """How one delivery ended, told apart the way the campaign sender needs."""
+
+    ACCEPTED = "accepted"  # 250 after DATA
+    REFUSED = "refused"  # 5xx for the recipient or the content: a hard bounce
+    DEFERRED = "deferred"  # 4xx, or the connection failed before DATA: retry later
+    SENDER_REFUSED = "sender_refused"  # 5xx to MAIL FROM: the mailbox's problem, not the lead's
+    LOST = "lost"  # the connection died after the message was sent, before the reply
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: Outcome
+    code: int | None = None
+    response: str = ""
+
+
+# A connection used this recently is trusted without a NOOP: at volume the NOOP would double
+# the round trips, and a connection found dead before DATA is reopened and the send repeated.
+TRUST_IDLE_SECONDS = 10.0
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+class _Stage(Exception):
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+
+
+def _deliver_once(client: smtplib.SMTP, raw: bytes, from_addr: str, to_addr: str) -> Delivery:
+    """MAIL, RCPT, DATA one step at a time (smtplib's sendmail hides where a failure happened).
+    Raises SMTPServerDisconnected/OSError only before the message body went out."""
+
+    def refuse(code: int, response: bytes, *, sender: bool = False) -> Delivery:
+        try:
+            client.rset()
+        except (smtplib.SMTPException, OSError):
+            pass
+        text = f"{code} {_text(response)}"[:500]
+        if 400 <= code < 500:
+            return Delivery(Outcome.DEFERRED, code, text)
+        return Delivery(Outcome.SENDER_REFUSED if sender else Outcome.REFUSED, code, text)
+
+    if not client.does_esmtp:
+        client.ehlo_or_helo_if_needed()
+    code, response = client.mail(from_addr)
+    if code != 250:
+        return refuse(code, response, sender=True)
+    code, response = client.rcpt(to_addr)
+    if code not in (250, 251):
+        return refuse(code, response)
+    client.putcmd("data")
+    code, response = client.getreply()
+    if code != 354:
+        return refuse(code, response)
+    body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]  (dot-stuffing, as data())
+    if body[-2:] != b"\r\n":
+        body += b"\r\n"
+    try:
+        client.send(body + b".\r\n")
+        code, response = client.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        # The server may have the whole message: whether it was accepted cannot be known.
+        lost = Delivery(Outcome.LOST, None, f"connection lost after DATA: {exc}"[:500])
+        raise _Stage(lost) from exc
+    if code != 250:
+        return refuse(code, response)
+    return Delivery(Outcome.ACCEPTED, code, f"{code} {_text(response)}"[:500])
 
 
 def _items(exc: smtplib.SMTPRecipientsRefused) -> list[tuple[str, tuple[int, bytes]]]:

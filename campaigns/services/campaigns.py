@@ -1,4 +1,4 @@
-"""Campaign definition and lifecycle (docs: issue 5, item 3). Sending comes later.
+"""Campaign definition and lifecycle (docs: issue 5, item 3); sending is in campaigns.sending.
 
 A campaign is editable (settings, steps, variants) only while it is a draft. Its status moves
 only through `transition_to`, which checks the one table of allowed moves, locks the row, writes
@@ -18,17 +18,22 @@ from django.utils.timezone import now
 
 from campaigns.models import (
     Campaign,
+    CampaignLead,
     CampaignStatus,
     CampaignTransition,
     DelayUnit,
     EmailTemplate,
+    EnrollmentStatus,
     Lead,
     LeadList,
     LeadStatus,
+    Message,
+    MessageStatus,
     SequenceStep,
     StepVariant,
 )
 from campaigns.services.leads import validate_timezone
+from campaigns.services.stats import Bump, bump
 from deliverability.models import Mailbox
 from penguinmails.errors import IllegalTransition, NotFound, ValidationFailed
 from penguinmails.models import RunningCampaign
@@ -48,6 +53,7 @@ MAX_STEPS = 20
 MAX_VARIANTS = 10
 MAX_GAP_SECONDS = 24 * 3600
 S = CampaignStatus
+REPLYABLE = (MessageStatus.SENT, MessageStatus.UNKNOWN)
 
 # action -> (statuses it may start from, status it leads to). The one table of allowed moves.
 MOVES: dict[str, tuple[frozenset[str], str]] = {
@@ -468,6 +474,13 @@ def transition_to(
         locked.status = target
         locked.save(update_fields=["status", "updated_at"])
         _index_running(principal, locked)
+        if target == CampaignStatus.RUNNING:
+            # Enrol the lists' leads now and ask for a scheduler run: sending starts at once
+            # instead of at the next tick (docs/sending.md).
+            from campaigns.sending.scheduler import enrol, request_schedule
+
+            enrol(locked, now=now())
+            request_schedule(principal.tenant)
         CampaignTransition.objects.create(
             campaign=locked,
             from_status=before,
@@ -523,8 +536,10 @@ def archive_campaign(principal: Principal, campaign: Campaign) -> Campaign:
 
 # --- stop on reply -------------------------------------------------------------------------------
 def mark_lead_replied(principal: Principal, lead_id: int | str) -> Lead:
-    """Mark a lead replied: campaigns with stop_on_reply send it nothing more. Idempotent; the
-    reply poller (later) calls this too. Unsubscribed or bounced leads keep that stronger status."""
+    """Mark a lead replied: campaigns with stop_on_reply send it nothing more (its enrollments
+    there stop, the latest sent message of each gets replied_at and the `replied` rollup counts
+    it). Idempotent; the reply poller (later) calls this too. Unsubscribed or bounced leads keep
+    that stronger status."""
     require(principal, Area.CAMPAIGNS, Level.WRITE)
     _in_schema(principal)
     with transaction.atomic():
@@ -543,4 +558,29 @@ def mark_lead_replied(principal: Principal, lead_id: int | str) -> Lead:
                 actor=_actor(principal),
                 lead_id=lead.pk,
             )
+        _stop_on_reply(lead)
     return lead
+
+
+def _stop_on_reply(lead: Lead) -> None:
+    at = now()
+    CampaignLead.objects.filter(
+        lead=lead, status=EnrollmentStatus.ACTIVE, campaign__stop_on_reply=True
+    ).update(status=EnrollmentStatus.STOPPED, next_due_at=None, stop_reason="Replied.")
+    increments = []
+    for campaign_id in lead.messages.values_list("campaign_id", flat=True).distinct():
+        latest = (
+            Message.objects.filter(
+                lead=lead, campaign_id=campaign_id, status__in=REPLYABLE, sent_at__isnull=False
+            )
+            .order_by("-sent_at", "-id")
+            .first()
+        )
+        if latest is None or latest.replied_at is not None:
+            continue
+        # Conditional, so two concurrent calls count the reply once.
+        if Message.objects.filter(pk=latest.pk, replied_at__isnull=True).update(replied_at=at):
+            increments.append(
+                Bump(campaign_id, latest.step_id, latest.variant_id, at.date(), "replied")
+            )
+    bump(increments)

@@ -1,0 +1,559 @@
+"""The batched send (docs/sending.md, "Sending"): one `campaigns.send` job carries a batch of one
+campaign's queued messages; each message keeps its own state row.
+
+    queued ──claim──► sending ──250──► sent
+      ▲                  ├──5xx──► bounced (address suppressed, lead bounced)
+      └──4xx, backoff────┤──4xx after MAX_ATTEMPTS──► failed
+                         └──connection lost after DATA──► unknown (never resent blindly)
+    queued ──lead-level check──► skipped        queued ──temporary check──► queued (held)
+
+Order of work per batch: messages found already `sending` by this job (its previous run died
+after handing them to SMTP) become unknown; the checks run in bulk; then per chunk of
+CLAIM_CHUNK messages: one committed UPDATE claims them (queued → sending, attempts + 1, the
+Message-ID fixed on the first attempt and kept on retries) before the first byte goes to SMTP,
+each is rendered, composed and delivered over the mailbox's reused connection, and one
+transaction records the chunk's results, rollups, enrollment moves, suppressions and mailbox
+counts. A crash therefore leaves at most one chunk in `sending`, and those become unknown.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    EmailTemplate,
+    EnrollmentStatus,
+    LeadStatus,
+    MessageStatus,
+    StepVariant,
+    SuppressionReason,
+)
+from campaigns.rendering import Rendered, RenderError, html_to_text, render
+from campaigns.sending import compose as composer
+from campaigns.sending.checks import Context, Item, Stop, run_checks
+from campaigns.sending.sql import chunks, execute, fetch, update_from_values, values
+from campaigns.services.stats import Bump, bump
+from campaigns.tracking import links
+from deliverability.models import DomainStatus, Mailbox
+from deliverability.smtp_pool import Delivery, Outcome, SmtpPool
+from tenants.models import Tenant
+
+CLAIM_CHUNK = 50
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=1)
+DUE_SLACK = timedelta(seconds=1)  # a message this close to its slot is sent now
+
+S = MessageStatus
+
+
+@dataclass
+class BatchReport:
+    """Counts of one batch, by final state of this run (logged by the job, printed by tests)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    stopped_by: Counter[str] = field(default_factory=Counter)
+    later: int = 0  # not due yet: handed to a follow-up job
+
+
+@dataclass
+class _Result:
+    item: Item
+    status: str
+    code: int | None = None
+    response: str = ""
+    subject: str = ""
+    stopped_by: str = ""
+    reason: str = ""
+    retry_at: datetime | None = None
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential from BACKOFF_BASE, capped, with up to 25 % jitter."""
+    delay = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+    return delay * random.uniform(1.0, 1.25)
+
+
+# --- entry point ---------------------------------------------------------------------------------
+def send_batch(
+    tenant: Tenant, *, campaign_id: int, message_ids: Sequence[int], job_id: int
+) -> BatchReport:
+    """Send the batch's due messages that this job holds. Idempotent: a re-run never sends a
+    message twice (claimed rows are `sending`; found again, they become unknown). Runs outside
+    any transaction: each chunk's claim must be committed before SMTP."""
+    if connection.in_atomic_block:
+        raise RuntimeError("send_batch must run outside a transaction (claims commit before SMTP)")
+    report = BatchReport()
+    now = timezone.now()
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return report
+    rows = fetch(
+        """
+        SELECT id, lead_id, step_id, variant_id, mailbox_id, to_email, message_id, attempts,
+               scheduled_for, status
+        FROM campaigns_message
+        WHERE id = ANY(%s) AND job_id = %s AND status = ANY(%s)
+        ORDER BY scheduled_for, id
+        """,
+        [list(message_ids), job_id, [S.QUEUED.value, S.SENDING.value]],
+    )
+    lost = [r[0] for r in rows if r[9] == S.SENDING]
+    if lost:
+        report.counts[S.UNKNOWN] += mark_unknown(
+            lost, reason="found in sending when its job ran again (the previous run died)"
+        )
+    items = [Item(*r[:9]) for r in rows if r[9] == S.QUEUED]
+    due = [i for i in items if i.scheduled_for <= now + DUE_SLACK]
+    later = [i for i in items if i.scheduled_for > now + DUE_SLACK]
+    if later:
+        from campaigns.sending.scheduler import dispatch
+
+        with transaction.atomic():
+            dispatch(tenant, campaign_id, [(i.pk, i.scheduled_for) for i in later])
+        report.later = len(later)
+    if not due:
+        return report
+    ctx = Context(tenant=tenant, campaign=campaign, now=now)
+    passing, stops = run_checks(ctx, due)
+    if stops:
+        with transaction.atomic():
+            _record_stops(campaign, stops, job_id)
+        for stop in stops:
+            report.counts[S.SKIPPED if stop.final else "held"] += 1
+            report.stopped_by[stop.check] += 1
+    if passing:
+        _Sender(tenant, campaign, ctx, job_id, report).send(passing)
+    return report
+
+
+# --- stops ---------------------------------------------------------------------------------------
+def _record_stops(campaign: Campaign, stops: Sequence[Stop], job_id: int) -> None:
+    now = timezone.now()
+    rows = [
+        (
+            s.item.pk,
+            S.SKIPPED.value if s.final else S.QUEUED.value,
+            s.check,
+            s.reason[:500],
+            s.retry_at or s.item.scheduled_for,
+        )
+        for s in stops
+    ]
+    for part in chunks(rows, 1000):
+        body, params = values(part, ["bigint", "text", "text", "text", "timestamptz"])
+        execute(
+            f"""
+            UPDATE campaigns_message AS t
+            SET status = v.status, stopped_by = v.check_name, stop_reason = v.reason,
+                scheduled_for = v.retry_at, job_id = NULL, updated_at = %s
+            FROM ({body}) AS v(id, status, check_name, reason, retry_at)
+            WHERE t.id = v.id AND t.status = %s AND t.job_id = %s
+            """,  # noqa: S608 - placeholders only
+            [now, *params, S.QUEUED.value, job_id],
+        )
+    _stop_enrollments(
+        [(campaign.pk, s.item.lead_id, f"{s.check}: {s.reason}") for s in stops if s.final]
+    )
+
+
+def _stop_enrollments(rows: Sequence[tuple[int, int, str]]) -> None:
+    if rows:
+        update_from_values_enrollment(rows)
+
+
+def update_from_values_enrollment(rows: Sequence[tuple[int, int, str]]) -> None:
+    for part in chunks(rows, 1000):
+        body, params = values(
+            [(c, lead, r[:200]) for c, lead, r in part], ["bigint", "bigint", "text"]
+        )
+        execute(
+            f"""
+            UPDATE campaigns_campaignlead AS e
+            SET status = %s, next_due_at = NULL, stop_reason = v.reason, updated_at = now()
+            FROM ({body}) AS v(campaign_id, lead_id, reason)
+            WHERE e.campaign_id = v.campaign_id AND e.lead_id = v.lead_id AND e.status = %s
+            """,  # noqa: S608 - placeholders only
+            [EnrollmentStatus.STOPPED.value, *params, EnrollmentStatus.ACTIVE.value],
+        )
+
+
+def advance_enrollments(rows: Sequence[tuple[int, int, int, datetime]]) -> None:
+    """(campaign, lead, step, sent at): the enrollment moves to the next step, due its delay
+    after this send, or finishes after the last step. Conditional on still being at this step,
+    so a repeat never skips a step."""
+    for part in chunks(rows, 1000):
+        body, params = values(part, ["bigint", "bigint", "bigint", "timestamptz"])
+        execute(
+            f"""
+            UPDATE campaigns_campaignlead AS e
+            SET next_step = s."order" + 1,
+                status = CASE WHEN nx.id IS NULL THEN %s ELSE %s END,
+                next_due_at = CASE WHEN nx.id IS NULL THEN NULL
+                    ELSE v.at + make_interval(hours => nx.delay_amount
+                        * CASE WHEN nx.delay_unit = 'days' THEN 24 ELSE 1 END) END,
+                last_sent_at = v.at, updated_at = now()
+            FROM ({body}) AS v(campaign_id, lead_id, step_id, at)
+            JOIN campaigns_sequencestep s ON s.id = v.step_id
+            LEFT JOIN campaigns_sequencestep nx
+                   ON nx.campaign_id = s.campaign_id AND nx."order" = s."order" + 1
+            WHERE e.campaign_id = v.campaign_id AND e.lead_id = v.lead_id
+              AND e.status = %s AND e.next_step = s."order"
+            """,  # noqa: S608 - placeholders only
+            [
+                EnrollmentStatus.FINISHED.value,
+                EnrollmentStatus.ACTIVE.value,
+                *params,
+                EnrollmentStatus.ACTIVE.value,
+            ],
+        )
+
+
+def mark_unknown(message_ids: Sequence[int], *, reason: str) -> int:
+    """`sending` → unknown: the message may have reached the server, so it is never resent
+    automatically. The sequence moves on as if it was sent (docs/sending.md, "Unknown")."""
+    if not message_ids:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        rows = fetch(
+            """
+            UPDATE campaigns_message
+            SET status = %s, stopped_by = 'unknown', stop_reason = %s, updated_at = %s
+            WHERE id = ANY(%s) AND status = %s
+            RETURNING campaign_id, lead_id, step_id
+            """,
+            [S.UNKNOWN.value, reason[:500], now, list(message_ids), S.SENDING.value],
+        )
+        advance_enrollments([(c, lead, step, now) for c, lead, step in rows])
+    return len(rows)
+
+
+# --- the sender ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Parts:
+    subject: str
+    html: str
+    text: str
+
+
+class _Sender:
+    def __init__(
+        self, tenant: Tenant, campaign: Campaign, ctx: Context, job_id: int, report: BatchReport
+    ) -> None:
+        self.tenant, self.campaign, self.ctx = tenant, campaign, ctx
+        self.job_id, self.report = job_id, report
+        self.templates: dict[int, _Parts] = {}
+        self.down: dict[int, str] = {}  # mailbox id -> the connection error that downed it
+        self.bases: dict[str, str] = {}
+        for name, domain in ctx.domains.items():
+            self.bases[name] = links.base_url(
+                domain.tracking_host, verified=domain.status == DomainStatus.VERIFIED
+            )
+        self.default_base = links.base_url(None, verified=False)
+
+    def send(self, items: list[Item]) -> None:
+        variant_ids = {i.variant_id for i in items}
+        for variant in StepVariant.objects.filter(pk__in=variant_ids).select_related("template"):
+            t: EmailTemplate = variant.template
+            self.templates[variant.pk] = _Parts(
+                t.subject, t.html_body, t.text_body or html_to_text(t.html_body)
+            )
+        mailbox_ids = sorted({i.mailbox_id for i in items if i.mailbox_id})
+        with SmtpPool(tenant=self.tenant, mailbox_ids=mailbox_ids) as pool:
+            for chunk in chunks(items, CLAIM_CHUNK):
+                held = [i for i in chunk if (i.mailbox_id or 0) in self.down]
+                if held:
+                    with transaction.atomic():
+                        _record_stops(
+                            self.campaign,
+                            [
+                                Stop(i, "mailbox_healthy", self.down[i.mailbox_id or 0])
+                                for i in held
+                            ],
+                            self.job_id,
+                        )
+                    self.report.counts["held"] += len(held)
+                    self.report.stopped_by["mailbox_healthy"] += len(held)
+                ready = [i for i in chunk if (i.mailbox_id or 0) not in self.down]
+                claimed = self._claim(ready)
+                if len(claimed) < len(ready):
+                    self._release_unclaimed(ready, claimed)
+                if not claimed:
+                    if not self._running():
+                        return
+                    continue
+                results = [self._send_one(pool, item) for item in claimed]
+                self._record(results)
+
+    # claim: one committed statement per chunk, before any byte goes to SMTP
+    def _claim(self, items: Sequence[Item]) -> list[Item]:
+        if not items:
+            return []
+        rows = [(i.pk, composer.new_message_id(self._domain_of(i))) for i in items]
+        body, params = values(rows, ["bigint", "text"])
+        with transaction.atomic():
+            got = fetch(
+                f"""
+                UPDATE campaigns_message AS t
+                SET status = %s, attempts = t.attempts + 1,
+                    message_id = COALESCE(t.message_id, v.mid), stopped_by = '',
+                    stop_reason = '', updated_at = now()
+                FROM ({body}) AS v(id, mid)
+                WHERE t.id = v.id AND t.status = %s AND t.job_id = %s
+                  AND EXISTS (SELECT 1 FROM campaigns_campaign c
+                               WHERE c.id = t.campaign_id AND c.status = %s)
+                RETURNING t.id, t.message_id, t.attempts
+                """,  # noqa: S608 - placeholders only
+                [S.SENDING.value, *params, S.QUEUED.value, self.job_id, CampaignStatus.RUNNING],
+            )
+        by_pk = {pk: (mid, attempts) for pk, mid, attempts in got}
+        claimed = []
+        for item in items:
+            if item.pk in by_pk:
+                item.message_id, item.attempts = by_pk[item.pk]
+                claimed.append(item)
+        return claimed
+
+    def _running(self) -> bool:
+        status = Campaign.objects.filter(pk=self.campaign.pk).values_list("status", flat=True)
+        return status.first() == CampaignStatus.RUNNING
+
+    def _release_unclaimed(self, ready: Sequence[Item], claimed: Sequence[Item]) -> None:
+        if self._running():
+            return  # taken by another holder: nothing of ours to release
+        got = {i.pk for i in claimed}
+        stops = [
+            Stop(i, "campaign_running", "The campaign was paused during the batch.")
+            for i in ready
+            if i.pk not in got
+        ]
+        with transaction.atomic():
+            _record_stops(self.campaign, stops, self.job_id)
+        self.report.counts["held"] += len(stops)
+        self.report.stopped_by["campaign_running"] += len(stops)
+
+    def _domain_of(self, item: Item) -> str:
+        return self.ctx.mailboxes[item.mailbox_id or 0].address.rpartition("@")[2]
+
+    # one message
+    def _render(self, item: Item) -> Rendered:
+        parts = self.templates[item.variant_id]
+        lead = self.ctx.leads[item.lead_id]
+        data: dict[str, Any] = {
+            "email": lead.email,
+            "first_name": lead.first_name,
+            "last_name": lead.last_name,
+            "company": lead.company,
+            "title": lead.title,
+            "website": lead.website,
+            "phone": lead.phone,
+            "timezone": lead.timezone,
+            "custom": lead.custom_fields or {},
+        }
+        return render(
+            subject=parts.subject,
+            html_body=parts.html,
+            text_body=parts.text,
+            lead=data,
+            seed=f"{item.lead_id}:{item.step_id}",
+        )
+
+    def _send_one(self, pool: SmtpPool, item: Item) -> _Result:
+        mailbox: Mailbox = self.ctx.mailboxes[item.mailbox_id or 0]
+        if mailbox.pk in self.down:
+            return self._deferred(item, Delivery(Outcome.DEFERRED, None, self.down[mailbox.pk]))
+        try:
+            rendered = self._render(item)
+        except RenderError as exc:
+            return _Result(item, S.FAILED, stopped_by="render", reason=str(exc)[:500])
+        domain = self._domain_of(item)
+        envelope = composer.Envelope(
+            message_pk=item.pk,
+            tenant_id=self.tenant.pk,
+            message_id=item.message_id or composer.new_message_id(domain),
+            from_name=mailbox.display_name,
+            from_addr=mailbox.address,
+            to_addr=item.to_email,
+            reply_to=mailbox.address,
+            tracking_base=self.bases.get(domain, self.default_base),
+            date=timezone.now(),
+        )
+        try:
+            raw = composer.compose(rendered, envelope)
+        except composer.HeaderInjection as exc:
+            return _Result(
+                item, S.FAILED, subject=rendered.subject[:998], stopped_by="header_injection",
+                reason=str(exc),
+            )  # fmt: skip
+        delivery = pool.deliver(
+            raw, mailbox=mailbox, from_addr=mailbox.address, to_addr=item.to_email
+        )
+        subject = rendered.subject[:998]
+        if delivery.outcome == Outcome.ACCEPTED:
+            return _Result(item, S.SENT, delivery.code, delivery.response, subject)
+        if delivery.outcome == Outcome.REFUSED:
+            return _Result(
+                item, S.BOUNCED, delivery.code, delivery.response, subject, "smtp",
+                delivery.response,
+            )  # fmt: skip
+        if delivery.outcome == Outcome.LOST:
+            return _Result(
+                item, S.UNKNOWN, None, delivery.response, subject, "unknown", delivery.response
+            )
+        if delivery.code is None:
+            # Connection-level: the rest of this batch's messages for the mailbox wait.
+            self.down[mailbox.pk] = delivery.response or "the mailbox's server is unreachable"
+        result = self._deferred(item, delivery)
+        result.subject = subject
+        return result
+
+    def _deferred(self, item: Item, delivery: Delivery) -> _Result:
+        if item.attempts >= MAX_ATTEMPTS:
+            return _Result(
+                item, S.FAILED, delivery.code, delivery.response, "", "smtp",
+                f"Gave up after {item.attempts} attempts: {delivery.response}"[:500],
+            )  # fmt: skip
+        return _Result(
+            item, S.QUEUED, delivery.code, delivery.response, "", "smtp", delivery.response,
+            retry_at=timezone.now() + backoff(item.attempts),
+        )  # fmt: skip
+
+    # one transaction per chunk
+    def _record(self, results: Sequence[_Result]) -> None:
+        now = timezone.now()
+        day = now.date()
+        c = self.campaign.pk
+        rows = [
+            (
+                r.item.pk,
+                r.status,
+                r.code,
+                r.response[:500],
+                r.subject,
+                r.stopped_by,
+                r.reason[:500],
+                now if r.status == S.SENT else None,
+                now if r.status == S.BOUNCED else None,
+                r.retry_at,
+            )
+            for r in results
+        ]
+        increments: list[Bump] = []
+        advance: list[tuple[int, int, int, datetime]] = []
+        stop: list[tuple[int, int, str]] = []
+        bounced: list[Item] = []
+        sends: Counter[int] = Counter()
+        for r in results:
+            i = r.item
+            self.report.counts[r.status] += 1
+            if r.stopped_by:
+                self.report.stopped_by[r.stopped_by] += 1
+            if r.status == S.SENT:
+                increments += [
+                    Bump(c, i.step_id, i.variant_id, day, "sent"),
+                    Bump(c, i.step_id, i.variant_id, day, "delivered"),
+                ]
+                advance.append((c, i.lead_id, i.step_id, now))
+                sends[i.mailbox_id or 0] += 1
+            elif r.status == S.UNKNOWN:
+                advance.append((c, i.lead_id, i.step_id, now))
+                sends[i.mailbox_id or 0] += 1  # it used the mailbox's quota all the same
+            elif r.status == S.BOUNCED:
+                increments.append(Bump(c, i.step_id, i.variant_id, day, "bounced"))
+                stop.append((c, i.lead_id, f"Hard bounce: {r.response}"))
+                bounced.append(i)
+            elif r.status == S.FAILED:
+                increments.append(Bump(c, i.step_id, i.variant_id, day, "failed"))
+                stop.append((c, i.lead_id, f"Step failed: {r.reason}"))
+        with transaction.atomic():
+            for part in chunks(rows, 1000):
+                body, params = values(
+                    part,
+                    ["bigint", "text", "integer", "text", "text", "text", "text", "timestamptz",
+                     "timestamptz", "timestamptz"],
+                )  # fmt: skip
+                execute(
+                    f"""
+                    UPDATE campaigns_message AS t
+                    SET status = v.status, smtp_code = v.code, smtp_response = v.response,
+                        subject = CASE WHEN v.subject = '' THEN t.subject ELSE v.subject END,
+                        stopped_by = v.stopped_by, stop_reason = v.reason,
+                        sent_at = COALESCE(v.sent_at, t.sent_at),
+                        bounced_at = COALESCE(v.bounced_at, t.bounced_at),
+                        scheduled_for = COALESCE(v.retry_at, t.scheduled_for),
+                        job_id = CASE WHEN v.status = %s THEN NULL ELSE t.job_id END,
+                        updated_at = %s
+                    FROM ({body}) AS v(id, status, code, response, subject, stopped_by, reason,
+                                       sent_at, bounced_at, retry_at)
+                    WHERE t.id = v.id AND t.status = %s
+                    """,  # noqa: S608 - placeholders only
+                    [S.QUEUED.value, now, *params, S.SENDING.value],
+                )
+            bump(increments)
+            advance_enrollments(advance)
+            _stop_enrollments(stop)
+            if bounced:
+                _suppress_bounced(bounced, now)
+            if sends:
+                _count_sends(sends, now)
+
+
+def _suppress_bounced(items: Sequence[Item], now: datetime) -> None:
+    addresses = sorted({i.to_email.lower() for i in items})
+    body, params = values([(a,) for a in addresses], ["text"])
+    execute(
+        f"""
+        INSERT INTO campaigns_suppression (value, is_domain, reason, source, created_at)
+        SELECT v.value, false, %s, %s, %s FROM ({body}) AS v(value)
+        ON CONFLICT (value) DO NOTHING
+        """,  # noqa: S608 - placeholders only
+        [SuppressionReason.BOUNCED.value, "hard bounce at send time", now, *params],
+    )
+    execute(
+        "UPDATE campaigns_lead SET status = %s, updated_at = %s WHERE id = ANY(%s) "
+        "AND status IN (%s, %s)",
+        [
+            LeadStatus.BOUNCED.value,
+            now,
+            sorted({i.lead_id for i in items}),
+            LeadStatus.ACTIVE.value,
+            LeadStatus.REPLIED.value,
+        ],
+    )
+
+
+def _count_sends(sends: Counter[int], now: datetime) -> None:
+    """The mailboxes' daily counts for a chunk, in one statement (`record_send_success` does
+    the same for one send: the failure streak ends, today's count grows, a new day restarts)."""
+    update_from_values(
+        "deliverability_mailbox",
+        [(mailbox_id, n, now.date(), now) for mailbox_id, n in sends.items() if mailbox_id],
+        [("id", "bigint"), ("n", "integer"), ("day", "date"), ("at", "timestamptz")],
+        "consecutive_failures = 0, last_sent_at = v.at, sent_on = v.day, "
+        "sent_today = CASE WHEN t.sent_on = v.day THEN t.sent_today + v.n ELSE v.n END",
+    )
+
+
+def resend_unknown(message_pk: int) -> None:
+    """Ops: put an unknown message back to queued, with its Message-ID kept, so the next
+    scheduler run sends it again (receivers that saw it drop a repeat by Message-ID)."""
+    execute(
+        "UPDATE campaigns_message SET status = %s, job_id = NULL, stopped_by = '', "
+        "stop_reason = 'resent by an operator', scheduled_for = now(), updated_at = now() "
+        "WHERE id = %s AND status = %s",
+        [S.QUEUED.value, message_pk, S.UNKNOWN.value],
+    )
+
+
+__all__ = ["BatchReport", "backoff", "mark_unknown", "resend_unknown", "send_batch"]

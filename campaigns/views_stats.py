@@ -79,15 +79,15 @@ def daily_chart(series: list[stats.Day], *, title: str) -> SafeString:
 
 
 def stats_context(principal: Principal, campaign: Campaign, days: int | None) -> dict[str, Any]:
-    """What the campaign page shows about sending: numbers, chart, progress."""
+    """What the campaign page shows about sending: numbers and chart from the rollups. The
+    progress part is not counted here: it counts messages (the one read that grows with the
+    campaign), so the page fetches it right after loading (htmx) and then polls it."""
     numbers = stats.campaign_stats(principal, campaign, days=days)
     return {
         "stats": numbers,
         "chart": daily_chart(numbers.series, title=f"{campaign.name}: messages per day")
         if numbers.series
         else "",
-        "progress": stats.progress(principal, campaign),
-        "polling": campaign.status in LIVE,
         "days": days,
         "windows": WINDOWS,
     }

@@ -27,9 +27,12 @@ def test_it_shows_results_progress_and_a_chart_on_the_campaign_page(
     response = web.get(f"/campaigns/{world.campaign.pk}/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="campaign-progress"' in html and 'hx-trigger="every 5s"' in html
-    assert "2 of 4 leads done (50%)" in html
-    assert '<td data-status="queued">1</td>' in html
+    # Progress counts messages: fetched right after the page loads, then polled.
+    progress_url = f"/campaigns/{world.campaign.pk}/progress/"
+    assert f'<div id="campaign-progress" hx-get="{progress_url}" hx-trigger="load"' in html
+    part = web.get(progress_url).content.decode()
+    assert 'hx-trigger="every 5s"' in part and "2 of 4 leads done (50%)" in part
+    assert '<td data-status="queued">1</td>' in part
     total = html.split('id="stats-total"')[1].split("</tr>")[0]
     assert '<td data-counter="sent">5</td>' in total
     assert '<span class="muted small" data-rate="delivery_rate">80.0%</span>' in total

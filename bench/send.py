@@ -1,0 +1,223 @@
+"""Benchmark of the send path (a script, not a test).
+
+    python -m penguinmails.devenv exec -- .venv/bin/python bench/send.py
+
+Uses its own database (pm_bench_send on DATABASE_URL's server, dropped afterwards), its own
+redis-server on a free loopback port, its own tenant, the sandbox SMTP server on a free port (in
+this process) and its own worker processes (one node, -c BENCH_CONCURRENCY) and beat. Prints,
+side by side, messages/s of:
+
+- a bare smtplib loop: the same number of prebuilt messages over BENCH_MAILBOXES connections
+  (round robin) to the same server, the baseline the pipeline cannot beat;
+- the pipeline: a campaign started with BENCH_MESSAGES leads (one step, no gaps, high limits),
+  from the scheduler through the durable queue and the batched send jobs into the sandbox,
+  timed from `start` to the last message recorded as sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.queue import free_port, redis_binary, wait  # noqa: E402
+
+N = int(os.environ.get("BENCH_MESSAGES", "5000"))
+MAILBOXES = int(os.environ.get("BENCH_MAILBOXES", "4"))
+CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
+DB_NAME = "pm_bench_send"
+USER, PASSWORD = "bench@send.bench.test", "bench-password"
+
+
+def main() -> None:
+    import psycopg
+
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    tmp = Path(tempfile.mkdtemp(prefix="pm-bench-send-"))
+    port = free_port()
+    redis_proc = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL,
+    )
+    os.environ.update(
+        DATABASE_URL=urlunsplit(parts._replace(path=f"/{DB_NAME}")),
+        REDIS_URL=f"redis://127.0.0.1:{port}/0",
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    controller = None
+    try:
+        import django
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
+        django.setup()
+        from django.core.management import call_command
+
+        from penguinmails.sandbox.smtp import start_sandbox_smtp
+
+        call_command("migrate_schemas", "--shared", verbosity=0)
+        controller = start_sandbox_smtp(
+            "127.0.0.1", 0, tmp / "maildir", user=USER, password=PASSWORD
+        )
+        tenant, campaign_id, principal = setup(int(controller.port))
+        baseline = bare_smtplib(int(controller.port))
+        procs = start_processes(tmp)
+        rate = pipeline(tenant, campaign_id, principal)
+        print(f"send path, {N} messages, {MAILBOXES} mailboxes, 1 worker node -c {CONCURRENCY}:")
+        print(f"  bare smtplib loop:       {baseline:8.0f} messages/s")
+        print(f"  scheduler+queue+pipeline:{rate:8.0f} messages/s")
+        print(f"  ratio (pipeline / bare): {rate / baseline:8.2f}  (goal: 1,000 messages/s)")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if controller is not None:
+            controller.stop()
+        from django.db import connections
+
+        connections.close_all()
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def setup(smtp_port: int):  # noqa: ANN201 - (tenant, campaign id, principal)
+    from django_tenants.utils import schema_context
+
+    from billing.models import Plan
+    from billing.services.plans import change_plan
+    from campaigns.models import EmailTemplate, Lead, LeadList
+    from campaigns.services import campaigns as svc
+    from deliverability.models import Mailbox, MailboxKind, MailboxStatus, Security, SendingDomain
+    from tenants.models import Membership, User
+    from tenants.services.access import principal_for_membership
+    from tenants.services.tenancy import create_tenant, ensure_template_tenant
+
+    ensure_template_tenant()
+    owner = User.objects.create_user("owner@send.bench.test", "bench-password-123")
+    tenant = create_tenant(name="Send bench", slug="sendbench", owner=owner)
+    biggest = Plan.objects.order_by("-monthly_price").first()
+    assert biggest is not None
+    change_plan(tenant, plan=biggest, actor=owner)
+    principal = principal_for_membership(Membership.objects.get(tenant=tenant, user=owner))
+    with schema_context(tenant.schema_name):
+        SendingDomain.objects.create(
+            name="send.bench.test", tracking_host="t.send.bench.test", dkim_selector="pm1",
+            dkim_public_key="x", dkim_private_key="x", dmarc_rua="d@send.bench.test",
+            status="verified",
+        )  # fmt: skip
+        boxes = [
+            Mailbox.objects.create(
+                address=f"box{i}@send.bench.test",
+                display_name=f"Box {i}",
+                kind=MailboxKind.OTHER,
+                smtp_host="127.0.0.1",
+                smtp_port=smtp_port,
+                smtp_security=Security.NONE,
+                smtp_username=USER,
+                smtp_password=PASSWORD,
+                daily_limit=N,
+                status=MailboxStatus.ACTIVE,
+            )  # fmt: skip
+            for i in range(MAILBOXES)
+        ]
+        template = EmailTemplate.objects.create(
+            name="Bench", subject="Hello {{first_name|there}}",
+            html_body='<p>Hi {{first_name}}, <a href="https://example.org/x">look</a>.</p>',
+            text_body="Hi {{first_name}}, https://example.org/x",
+        )  # fmt: skip
+        lead_list = LeadList.objects.create(name="Bench")
+        leads = Lead.objects.bulk_create(
+            Lead(email=f"lead{i}@example.com", first_name=f"L{i}") for i in range(N)
+        )
+        Lead.lists.through.objects.bulk_create(
+            Lead.lists.through(lead_id=lead.pk, leadlist_id=lead_list.pk) for lead in leads
+        )
+        campaign = svc.create_campaign(
+            principal, name="Bench", lead_list_ids=[lead_list.pk],
+            mailbox_ids=[b.pk for b in boxes], window_days=list(range(7)),
+            window_start=dt.time(0), window_end=dt.time(23, 59),
+            daily_cap=N, min_gap_seconds=0, max_gap_seconds=0,
+        )  # fmt: skip
+        svc.add_step(principal, campaign, delay_amount=0, variants=[(template.pk, 1)])
+    return tenant, campaign.pk, principal
+
+
+def bare_smtplib(port: int) -> float:
+    clients = []
+    for _ in range(MAILBOXES):
+        client = smtplib.SMTP("127.0.0.1", port)
+        client.login(USER, PASSWORD)
+        clients.append(client)
+    messages = []
+    for i in range(N):
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "box@send.bench.test", f"b{i}@example.com", "Hi"
+        msg.set_content("Hi there, https://example.org/x")
+        messages.append(msg)
+    started = time.perf_counter()
+    for i, msg in enumerate(messages):
+        clients[i % MAILBOXES].send_message(msg)
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.quit()
+    return N / elapsed
+
+
+def start_processes(tmp: Path) -> list[subprocess.Popen[bytes]]:
+    from penguinmails.queue import live
+
+    celery = [sys.executable, "-m", "celery", "-A", "penguinmails"]
+    commands = [
+        celery
+        + ["worker", "-Q", "high,default,low", "-c", CONCURRENCY, "-n", "bench@%h"]
+        + ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
+        celery + ["beat", "-s", str(tmp / "beat"), "--loglevel", "WARNING"],
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
+        for cmd in commands
+    ]
+    wait(lambda: live.live_workers(), 60, "the worker", interval=0.1)
+    return procs
+
+
+def pipeline(tenant, campaign_id: int, principal) -> float:  # noqa: ANN001
+    from django_tenants.utils import schema_context
+
+    from campaigns.models import Campaign, Message, MessageStatus
+    from campaigns.services import campaigns as svc
+
+    with schema_context(tenant.schema_name):
+        started = time.perf_counter()
+        svc.start_campaign(principal, Campaign.objects.get(pk=campaign_id))
+        done = Message.objects.filter(status=MessageStatus.SENT)
+        wait(lambda: done.count() >= N, 1800, "the pipeline", interval=0.25)
+        elapsed = time.perf_counter() - started
+    return N / elapsed
+
+
+if __name__ == "__main__":
+    main()

@@ -161,7 +161,10 @@ def depth() -> dict[str, int]:
     """Waiting, in flight, buried and dropped-so-far counts (ops and tests)."""
     client = live.client()
     pipe = client.pipeline(transaction=False)
-    pipe.llen(EVENTS_KEY).llen(PROCESSING_KEY).llen(DEAD_KEY).get(DROPPED_KEY)
+    pipe.llen(EVENTS_KEY)
+    pipe.llen(PROCESSING_KEY)
+    pipe.llen(DEAD_KEY)
+    pipe.get(DROPPED_KEY)
     waiting, processing, dead, dropped = pipe.execute()
     return {
         "waiting": int(waiting),

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import cast
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -33,6 +34,7 @@ from campaigns.tracking import buffer, machine
 from campaigns.tracking.buffer import CLICK, OPEN, UNSUBSCRIBE, Event
 from campaigns.tracking.unsubscribe import UnknownMessage, unsubscribe_message
 from penguinmails.queue import live
+from tenants.db import TenantConnection
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ def write_batch(items: list[bytes]) -> tuple[int, int]:
                 written += w
                 dropped += d
     finally:
-        connection.set_schema_to_public()
+        cast(TenantConnection, connection).set_schema_to_public()
     return written, dropped
 
 
@@ -220,7 +222,7 @@ def _update_messages(
     opens and clicks of the rollups. Machine ones count once per message too (first one)."""
     if not tallies:
         return []
-    values: list[object] = []
+    values: list[int | dt.datetime | None] = []
     placeholders = []
     for pk, t in tallies.items():
         placeholders.append(

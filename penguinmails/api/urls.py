@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from campaigns.api_campaigns import CampaignViewSet, LeadRepliedView
+from campaigns.api_events import EventViewSet
 from campaigns.api_leads import LeadViewSet
 from campaigns.api_lists import LeadListViewSet, SuppressionViewSet
 from campaigns.api_stats import CampaignStatsView, OverviewView
@@ -40,6 +41,7 @@ router.register("infrastructure", InfrastructureViewSet, basename="infrastructur
 router.register("templates", TemplateViewSet, basename="template")
 router.register("leads", LeadViewSet, basename="lead")
 router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("events", EventViewSet, basename="event")
 router.register("lists", LeadListViewSet, basename="lead-list")
 router.register("suppressions", SuppressionViewSet, basename="suppression")
 

@@ -5,6 +5,7 @@ rebuild from messages and events agreeing with what the writers bumped."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -134,3 +135,16 @@ def test_it_refuses_bad_rebuild_arguments(cast: Cast, world: World) -> None:
         call_command("stats", "rebuild", "--tenant", "nope")
     with pytest.raises(CommandError, match="No campaign 999999"):
         call_command("stats", "rebuild", "--tenant", "acme", "--campaign", "999999")
+
+
+def test_it_reads_a_fixed_number_of_queries_whatever_the_size(
+    cast: Cast, world: World, django_assert_num_queries: Any
+) -> None:
+    with schema_context(cast.tenant.schema_name):
+        owner = principal(cast.tenant, cast.owner)
+        with django_assert_num_queries(3):  # by variant, by day, the variants' names
+            stats.campaign_stats(owner, world.campaign, days=30)
+        with django_assert_num_queries(3):  # by campaign, by day, the campaigns' names
+            stats.overview(owner)
+        with django_assert_num_queries(2):  # messages by status, enrollments by status
+            stats.progress(owner, world.campaign)

@@ -298,7 +298,8 @@ def _deliver_once(client: smtplib.SMTP, raw: bytes, from_addr: str, to_addr: str
     code, response = client.getreply()
     if code != 354:
         return refuse(code, response)
-    body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]  (dot-stuffing, as data())
+    # Dot-stuffing, as smtplib.SMTP.data() does.
+    body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
     if body[-2:] != b"\r\n":
         body += b"\r\n"
     try:

@@ -90,15 +90,16 @@ def bump(increments: Iterable[Bump]) -> int:
 # Everything below reads the rollups (a few hundred rows per campaign), never messages or events,
 # except `progress` (index range counts of in-flight messages) and `rebuild` (a repair tool).
 
-# rate name -> (numerator, denominator). Sent is every message that reached a receiving server
-# (accepted or refused); engagement is measured against what was accepted (delivered).
-RATES: dict[str, tuple[str, str]] = {
-    "delivery_rate": ("delivered", "sent"),
-    "open_rate": ("opened", "delivered"),
-    "click_rate": ("clicked", "delivered"),
-    "reply_rate": ("replied", "delivered"),
-    "bounce_rate": ("bounced", "sent"),
-    "unsubscribe_rate": ("unsubscribed", "delivered"),
+# rate name -> (numerator, counters summed as the denominator). `sent` counts what a receiving
+# server accepted (as the send pipeline bumps it) and `bounced` what it refused, at SMTP time or
+# later, so sent + bounced is what reached a server; engagement is measured against delivered.
+RATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "delivery_rate": ("delivered", ("sent", "bounced")),
+    "open_rate": ("opened", ("delivered",)),
+    "click_rate": ("clicked", ("delivered",)),
+    "reply_rate": ("replied", ("delivered",)),
+    "bounce_rate": ("bounced", ("sent", "bounced")),
+    "unsubscribe_rate": ("unsubscribed", ("delivered",)),
 }
 MAX_DAYS = 366
 
@@ -127,9 +128,9 @@ class Figures:
         return Figures(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     def rate(self, name: str) -> float | None:
-        """A fraction in 0..1 (may pass 1 for bounces of accepted mail); None without a base."""
+        """A fraction in 0..1; None without a base."""
         numerator, denominator = RATES[name]
-        base = getattr(self, denominator)
+        base = sum(getattr(self, counter) for counter in denominator)
         return round(getattr(self, numerator) / base, 4) if base else None
 
     @property
@@ -440,7 +441,7 @@ _FACTS_SQL = """
 SELECT m.step_id, m.variant_id, f.counter, f.at
 FROM campaigns_message m
 CROSS JOIN LATERAL (VALUES
-    ('sent', COALESCE(m.sent_at, m.bounced_at)),
+    ('sent', m.sent_at),
     ('delivered', m.sent_at),
     ('failed', CASE WHEN m.status = 'failed' THEN m.updated_at END),
     ('bounced', m.bounced_at),

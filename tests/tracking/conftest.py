@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -166,6 +167,8 @@ def gunicorn(**env: str) -> Iterator[str]:
     """penguinmails.wsgi under a real gunicorn on a free port, on this run's test database
     unless told otherwise; yields its base URL."""
     env.setdefault("DATABASE_URL", tests_database_url())
+    # The Redis this process reads (another suite's fixture may have pointed it elsewhere).
+    env.setdefault("REDIS_URL", settings.REDIS_URL)
     port = free_port()
     proc = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "penguinmails.wsgi", "--bind", f"127.0.0.1:{port}",
@@ -202,10 +205,10 @@ def flush_in_subprocess(database_url: str) -> subprocess.CompletedProcess[str]:
         "r = flush()\n"
         "print('written', r.written, 'dropped', r.dropped)\n"
     )
+    env = subprocess_env(DATABASE_URL=database_url, REDIS_URL=settings.REDIS_URL)
     return subprocess.run(
-        [PYTHON, "-c", code], env=subprocess_env(DATABASE_URL=database_url), cwd=ROOT,
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [PYTHON, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def good_database_url() -> str:

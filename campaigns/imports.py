@@ -206,5 +206,21 @@ def iter_rows(stream: IO[bytes], *, delimiter: str, headers: list[str]) -> Itera
 
 
 def count_rows(stream: IO[bytes], *, delimiter: str, headers: list[str]) -> int:
-    """How many data rows `iter_rows` will yield (one quick pass, for the progress bar)."""
-    return sum(1 for _ in iter_records(stream, delimiter=delimiter, headers=headers))
+    """How many data rows `iter_records` will yield, with the same errors (one quick pass, for
+    the progress bar and to refuse a file broken further on before any row is written).
+
+    The same reader, but no Python code runs per row: a row counts when its cells joined hold
+    more than blanks, the test `iter_records` makes (about a third of the time of iterating it).
+    """
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        next(reader, None)  # the header
+        return sum(map(bool, map(str.strip, map("".join, reader))))
+    except UnicodeDecodeError:
+        raise UnusableFile(f"The file is not UTF-8 text after line {reader.line_num}.") from None
+    except csv.Error as exc:
+        raise UnusableFile(f"Line {reader.line_num}: {exc}.") from None
+    finally:
+        if not stream.closed:
+            text.detach()

@@ -354,7 +354,7 @@ INFRA_MAIL_DOMAIN = env_str("INFRA_MAIL_DOMAIN", default="")
 
 # --- Leads (docs/leads.md) ------------------------------------------------------------------
 # Rows a lead import commits at a time (its progress moves in these steps).
-LEAD_IMPORT_BATCH_SIZE = env_int("LEAD_IMPORT_BATCH_SIZE", default=1000)
+LEAD_IMPORT_BATCH_SIZE = env_int("LEAD_IMPORT_BATCH_SIZE", default=50000)
 
 # --- DNS (sending domains: records, verification, publishing; see docs/dns.md) ----------------
 # Resolvers verification asks, as host:port (empty = the system resolver). `make run` and tests

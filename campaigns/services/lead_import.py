@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -230,8 +234,6 @@ def run_import(
             status=ImportStatus.RUNNING, started_at=timezone.now()
         )
     lead_import.refresh_from_db()
-    cleaner = RowCleaner(lead_import.headers, lead_import.mapping)
-    mx = MxChecker() if lead_import.check_mx else None
     shape = {"delimiter": lead_import.delimiter, "headers": lead_import.headers}
     try:
         if lead_import.total_rows is None:
@@ -241,20 +243,11 @@ def run_import(
             lead_import.total_rows = total
         if on_progress:
             on_progress(lead_import)
-        done = lead_import.processed
-        batch: list[tuple[int, list[str]]] = []
-        with lead_import.file.open("rb") as stream:
-            for seen, row in enumerate(iter_records(stream, **shape)):
-                if seen < done:
-                    continue  # committed by an earlier run
-                batch.append(row)
-                if len(batch) >= size:
-                    _import_batch(lead_import, batch, cleaner=cleaner, mx=mx)
-                    batch = []
-                    if on_progress:
-                        on_progress(lead_import)
-            if batch:
-                _import_batch(lead_import, batch, cleaner=cleaner, mx=mx)
+        with BatchReader(lead_import, size=size) as reader:
+            for batch in reader:
+                _write_batch(lead_import, batch)
+                if on_progress:
+                    on_progress(lead_import)
     except ImportTakenOver:
         lead_import.refresh_from_db()
         return lead_import
@@ -291,45 +284,152 @@ def _finish(tenant: Tenant, lead_import: LeadImport, status: str, message: str) 
             )
 
 
-def _import_batch(
-    lead_import: LeadImport,
-    rows: list[tuple[int, list[str]]],
+Problem = tuple[int, str, str, str]  # (line, email, outcome, reason)
+
+
+@dataclass
+class Batch:
+    """A batch read and validated, ready to write: everything but the database's answers."""
+
+    rows: int  # data rows it covers: what `processed` moves by
+    problems: list[Problem]  # the failed rows
+    valid: list[tuple[int, str]]  # (line, address) of every valid row, in file order
+    first_line: dict[str, int]  # the line each staged address comes from
+    stage: str  # the staged records (one per address) as COPY CSV text
+
+
+def prepare_batch(
+    rows: Iterable[tuple[int, list[str]]],
     *,
     cleaner: RowCleaner,
     mx: MxChecker | None,
-) -> None:
-    problems: list[tuple[int, str, str, str]] = []  # (line, email, outcome, reason)
-    valid: list[tuple[int, Record]] = []
-    for line, cells in rows:
-        cleaned = cleaner(cells)
-        if isinstance(cleaned, tuple):
-            problems.append((line, cleaned[0], RowOutcome.FAILED, cleaned[1]))
-        else:
-            valid.append((line, cleaned))
-    if mx is not None:  # DNS outside the transaction
-        for _, record in valid:
-            record[MX] = mx(record[EMAIL].rpartition("@")[2])
-    failed = len(problems)
-    update = lead_import.duplicates == DuplicatePolicy.UPDATE
-    # One staged record per address: the first row's, later rows merged into it (update) or
-    # reported as skipped (skip policy).
+    update: bool,
+) -> Batch:
+    """Validate a batch's rows and fold repeated addresses into one staged record each (update:
+    merged in order; skip: the first stands, the later rows are reported by `_write_batch`)."""
+    problems: list[Problem] = []
+    valid: list[tuple[int, str]] = []
     staged: dict[str, Record] = {}
     first_line: dict[str, int] = {}
-    for line, record in valid:
+    count = 0
+    for line, cells in rows:
+        count += 1
+        record = cleaner(cells)
+        if isinstance(record, tuple):
+            problems.append((line, record[0], RowOutcome.FAILED, record[1]))
+            continue
         email = record[EMAIL]
+        if mx is not None:
+            record[MX] = mx(email.rpartition("@")[2])
+        valid.append((line, email))
         first = staged.get(email)
         if first is None:
             staged[email] = record
             first_line[email] = line
         elif update:
             _merge_record(first, record)
+    return Batch(count, problems, valid, first_line, _stage_text(staged.values()))
+
+
+_END = object()
+
+
+class BatchReader:
+    """Reads, validates and stages the batches in a thread, one batch ahead of the writer.
+
+    Validation is Python (one core) and the write is PostgreSQL (the other): while batch N is
+    written, batch N+1 is prepared, so an import takes about the longer of the two rather than
+    their sum. The thread touches no database connection (the writes stay on the caller's, in
+    the tenant's schema); two batches at most are in memory (one being read or waiting, one
+    being written). Leaving the `with` block (done, or an exception in the writer) stops the
+    thread; an error in the thread (UnusableFile, FileNotFoundError) is raised in the writer
+    at the batch it stopped.
+    """
+
+    def __init__(self, lead_import: LeadImport, *, size: int) -> None:
+        self.lead_import = lead_import
+        self.size = size
+        self.cleaner = RowCleaner(lead_import.headers, lead_import.mapping)
+        self.mx = MxChecker() if lead_import.check_mx else None
+        # Opened here: the tenant's storage finds the file by the connection's schema, and the
+        # thread has a connection of its own (never used, never set to the tenant).
+        self.stream = lead_import.file.storage.open(lead_import.file.name, "rb")
+        self.queue: queue.Queue[object] = queue.Queue()
+        # Two batches at most: the one being written and the one being read. The reader takes a
+        # slot before it starts a batch; the writer gives it back when a batch is written.
+        self.slots = threading.Semaphore(2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(
+            target=self._read, name=f"lead-import-{lead_import.pk}", daemon=True
+        )
+
+    def __enter__(self) -> BatchReader:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.slots.release()  # a reader waiting for a slot wakes up and sees `stopping`
+        self.thread.join()
+        self.stream.close()
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Batch)
+            yield item
+            self.slots.release()  # written
+
+    def _slot(self) -> bool:
+        while not self.stopping.is_set():
+            if self.slots.acquire(timeout=0.5):
+                return not self.stopping.is_set()
+        return False
+
+    def _read(self) -> None:
+        lead_import = self.lead_import
+        done = lead_import.processed
+        update = lead_import.duplicates == DuplicatePolicy.UPDATE
+        shape = {"delimiter": lead_import.delimiter, "headers": lead_import.headers}
+        try:
+            rows = itertools.islice(iter_records(self.stream, **shape), done, None)
+            while self._slot():
+                # Consumed as read: a row's cells are dropped once cleaned.
+                batch = prepare_batch(
+                    itertools.islice(rows, self.size),
+                    cleaner=self.cleaner,
+                    mx=self.mx,
+                    update=update,
+                )
+                self.queue.put(batch if batch.rows else _END)
+                if not batch.rows:
+                    return
+                del batch
+        except BaseException as exc:  # handed to the writer, which raises it
+            self.queue.put(exc)
+
+
+def _write_batch(lead_import: LeadImport, batch: Batch) -> None:
+    """Write one prepared batch in one transaction and move the counts."""
+    update = lead_import.duplicates == DuplicatePolicy.UPDATE
+    problems = list(batch.problems)
+    failed = len(problems)
     with transaction.atomic():
         locked = LeadImport.objects.select_for_update().get(pk=lead_import.pk)
         if locked.processed != lead_import.processed or locked.status != ImportStatus.RUNNING:
             raise ImportTakenOver
         with connection.cursor() as cursor:
-            _stage(cursor, staged.values())
+            # A crash of the server may lose the last batches committed this way, but whole
+            # (leads, error rows and `processed` are one transaction) and a re-run redoes them
+            # from `processed`; `_finish` commits durably, which flushes every batch before it.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            _stage(cursor, batch.stage)
             suppressed = _take_out_suppressed(cursor)
+            staged = len(batch.first_line)
             if update:
                 # The list membership in the same statement, from the ids it returns.
                 cursor.execute(_UPSERT_UPDATE, {"list": lead_import.lead_list_id})
@@ -338,39 +438,38 @@ def _import_batch(
             else:
                 cursor.execute(_INSERT_SKIP)
                 existing = {email for (email,) in cursor.fetchall()}
-                created = len(staged) - len(suppressed) - len(existing)
+                created = staged - len(suppressed) - len(existing)
                 if lead_import.lead_list_id is not None:
                     cursor.execute(_ADD_TO_LIST, [lead_import.lead_list_id])
-            counts = {"created": created, "updated": 0, "skipped": 0}
-            for line, record in valid:
-                email = record[EMAIL]
+            skipped = 0
+            first_line = batch.first_line
+            for line, email in batch.valid:
                 if email in suppressed:
-                    counts["skipped"] += 1
+                    skipped += 1
                     problems.append((line, email, RowOutcome.SKIPPED, suppressed[email]))
                 elif update:
                     continue  # created (counted above) or updated (counted below)
                 elif email in existing:
-                    counts["skipped"] += 1
+                    skipped += 1
                     reason = "duplicate: the lead exists"
                     problems.append((line, email, RowOutcome.SKIPPED, reason))
                 elif first_line[email] != line:
-                    counts["skipped"] += 1
+                    skipped += 1
                     reason = f"duplicate of line {first_line[email]}"
                     problems.append((line, email, RowOutcome.SKIPPED, reason))
-            if update:
-                counts["updated"] = len(valid) - counts["skipped"] - created
+            updated = len(batch.valid) - skipped - created if update else 0
             _write_problems(cursor, lead_import.pk, problems)
         LeadImport.objects.filter(pk=lead_import.pk).update(
-            processed=F("processed") + len(rows),
-            created=F("created") + counts["created"],
-            updated=F("updated") + counts["updated"],
-            skipped=F("skipped") + counts["skipped"],
+            processed=F("processed") + batch.rows,
+            created=F("created") + created,
+            updated=F("updated") + updated,
+            skipped=F("skipped") + skipped,
             failed=F("failed") + failed,
         )
-    lead_import.processed += len(rows)
-    lead_import.created += counts["created"]
-    lead_import.updated += counts["updated"]
-    lead_import.skipped += counts["skipped"]
+    lead_import.processed += batch.rows
+    lead_import.created += created
+    lead_import.updated += updated
+    lead_import.skipped += skipped
     lead_import.failed += failed
 
 
@@ -449,33 +548,34 @@ ON CONFLICT DO NOTHING
 """  # noqa: S608
 
 
-def _stage(cursor: Any, records: Iterable[Record]) -> None:
-    """COPY the records into the staging table, as CSV written by the csv module (in C: a
-    third of the time of psycopg's row-by-row `write_row`)."""
-    cursor.execute(_CREATE_STAGE)
+def _stage_text(records: Iterable[Record]) -> str:
+    """The records as the staging table's COPY input: CSV written by the csv module (in C: a
+    third of the time of psycopg's row-by-row `write_row`), built in the reader thread."""
     buffer = io.StringIO()
     # Every value quoted, so none reads as NULL (CSV's NULL is an unquoted empty value), except
     # an empty mx_ok, which FORCE_NULL turns into NULL ("not checked").
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerows(
+        (
+            *record[:CUSTOM],
+            json.dumps(record[CUSTOM]) if record[CUSTOM] else "{}",
+            _array(record[TAGS]) if record[TAGS] else "{}",
+            "t" if record[ROLE] else "f",
+            "t" if record[DISPOSABLE] else "f",
+            "" if record[MX] is None else ("t" if record[MX] else "f"),
+        )
+        for record in records
+    )
+    return buffer.getvalue()
+
+
+def _stage(cursor: Any, text: str) -> None:
+    """COPY the prepared records into the staging table."""
+    cursor.execute(_CREATE_STAGE)
     columns = ", ".join(_COLUMNS)
     sql = f"COPY {STAGE} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NULL (mx_ok))"
     with cursor.copy(sql) as copy:
-        for n, record in enumerate(records, 1):
-            writer.writerow(
-                (
-                    *record[:CUSTOM],
-                    json.dumps(record[CUSTOM]) if record[CUSTOM] else "{}",
-                    _array(record[TAGS]) if record[TAGS] else "{}",
-                    "t" if record[ROLE] else "f",
-                    "t" if record[DISPOSABLE] else "f",
-                    "" if record[MX] is None else ("t" if record[MX] else "f"),
-                )
-            )
-            if n % 5000 == 0:
-                copy.write(buffer.getvalue())
-                buffer.seek(0)
-                buffer.truncate()
-        copy.write(buffer.getvalue())
+        copy.write(text)
 
 
 def _array(items: list[str]) -> str:
@@ -498,7 +598,7 @@ def _take_out_suppressed(cursor: Any) -> dict[str, str]:
     }
 
 
-def _write_problems(cursor: Any, import_id: int, problems: list[tuple[int, str, str, str]]) -> None:
+def _write_problems(cursor: Any, import_id: int, problems: list[Problem]) -> None:
     if not problems:
         return
     columns = "lead_import_id, line, email, outcome, reason"

@@ -10,6 +10,7 @@ from campaigns.api_campaigns import CampaignViewSet, LeadRepliedView
 from campaigns.api_events import EventViewSet
 from campaigns.api_leads import LeadViewSet
 from campaigns.api_lists import LeadListViewSet, SuppressionViewSet
+from campaigns.api_messages import MessageViewSet
 from campaigns.api_stats import CampaignStatsView, OverviewView
 from campaigns.api_templates import TemplateViewSet
 from deliverability.api import DomainViewSet
@@ -44,6 +45,7 @@ router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("events", EventViewSet, basename="event")
 router.register("lists", LeadListViewSet, basename="lead-list")
 router.register("suppressions", SuppressionViewSet, basename="suppression")
+router.register("messages", MessageViewSet, basename="message")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^me/?$", MeView.as_view(), name="me"),
@@ -52,6 +54,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         r"^campaigns/(?P<campaign_id>\d+)/stats/?$",
         CampaignStatsView.as_view(),
         name="campaign-stats",
+    ),
+    re_path(
+        r"^campaigns/(?P<campaign_id>\d+)/messages/?$",
+        MessageViewSet.as_view({"get": "list"}),
+        name="campaign-messages",
     ),
     re_path(r"^stats/overview/?$", OverviewView.as_view(), name="stats-overview"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

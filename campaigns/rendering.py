@@ -29,6 +29,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
+from functools import lru_cache
 from html.parser import HTMLParser
 
 LEAD_FIELDS: tuple[str, ...] = (
@@ -340,10 +341,20 @@ def render_part(
     source: str, *, part: str, lead: Mapping[str, object], seed: str, escape: bool = False
 ) -> str:
     """One part for one lead. Raises RenderError if the part has any problem."""
-    parsed = parse(source, part=part)
+    return _render_parsed(
+        _checked(parse(source, part=part), part), part, lead_values(lead), seed, escape
+    )
+
+
+def _checked(parsed: Parsed, part: str) -> Parsed:
     if parsed.issues:
         raise RenderError(f"{part}: {parsed.issues[0]}")
-    values = lead_values(lead)
+    return parsed
+
+
+def _render_parsed(
+    parsed: Parsed, part: str, values: Mapping[str, str], seed: str, escape: bool
+) -> str:
     # One RNG per part, so editing the subject does not change the body's choices.
     rng = random.Random(f"{seed}\x00{part}")
     out: list[str] = []
@@ -358,11 +369,53 @@ def render(
     *, subject: str, html_body: str, text_body: str, lead: Mapping[str, object], seed: str
 ) -> Rendered:
     """All three parts for one lead; the same `seed` (lead and step) gives the same message."""
-    return Rendered(
-        subject=render_part(subject, part="subject", lead=lead, seed=seed),
-        html=render_part(html_body, part="html", lead=lead, seed=seed, escape=True),
-        text=render_part(text_body, part="text", lead=lead, seed=seed),
+    return _compile(subject, html_body, text_body).render(lead=lead, seed=seed)
+
+
+# --- parse once, render many ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """The three parts parsed once (`compile_template`); `render` then only walks the nodes. A
+    part with a problem keeps it and raises RenderError at render time, like `render`."""
+
+    subject: Parsed
+    html: Parsed
+    text: Parsed
+
+    def render(self, *, lead: Mapping[str, object], seed: str) -> Rendered:
+        """The same result as `render(...)` with this template's sources."""
+        subject, html_part, text = (
+            _checked(self.subject, "subject"),
+            _checked(self.html, "html"),
+            _checked(self.text, "text"),
+        )
+        values = lead_values(lead)
+        return Rendered(
+            subject=_render_parsed(subject, "subject", values, seed, False),
+            html=_render_parsed(html_part, "html", values, seed, True),
+            text=_render_parsed(text, "text", values, seed, False),
+        )
+
+
+def _compile(subject: str, html_body: str, text_body: str) -> CompiledTemplate:
+    return CompiledTemplate(
+        subject=parse(subject, part="subject"),
+        html=parse(html_body, part="html"),
+        text=parse(text_body, part="text"),
     )
+
+
+# Keyed by the sources themselves, so an edited template is a new entry, never a stale one.
+# Bounded: a worker keeps at most this many distinct templates parsed (a part is at most
+# MAX_BODY_BYTES, so the worst case stays in the tens of MB).
+COMPILED_CACHE_SIZE = 64
+
+
+@lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def compile_template(subject: str, html_body: str, text_body: str) -> CompiledTemplate:
+    """A template's three parts parsed once, cached by content, for rendering to many leads
+    (the send pipeline compiles each variant once per batch, and batches share the cache)."""
+    return _compile(subject, html_body, text_body)
 
 
 def lead_values(lead: Mapping[str, object]) -> dict[str, str]:

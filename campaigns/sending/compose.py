@@ -6,11 +6,13 @@ before anything is built: a value that could add a header never reaches SMTP.
 
 from __future__ import annotations
 
+import binascii
+import random
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from urllib.parse import quote
 
@@ -70,9 +72,80 @@ def compose(parts: Rendered, envelope: Envelope) -> bytes:
     }
     refuse_injection(headers)
     html, _ = links.track_html(parts.html, e.tracking_base, e.tenant_id, e.message_pk)
-    message = EmailMessage(policy=_POLICY)
-    for name, value in headers.items():
-        message[name] = value
-    message.set_content(parts.text or " ", cte="quoted-printable")
-    message.add_alternative(html, subtype="html", cte="quoted-printable")
-    return message.as_bytes()
+    return flatten(headers, parts.text or " ", html)
+
+
+# --- flattening ----------------------------------------------------------------------------------
+# What EmailMessage(policy=SMTP) + set_content(cte="quoted-printable") + add_alternative(...) +
+# as_bytes() produce, written directly: the stdlib's header objects and generator cost ~2 ms of
+# CPU per message (parse every value, refold it), more than the whole SMTP exchange
+# (docs/sending.md, "Profile"). Anything out of the plain case goes through the stdlib: a header
+# value that is not printable ASCII, holds an encoded word or does not fold into 78-character
+# lines is folded by `policy.SMTP` exactly as EmailMessage would. tests/sending/test_compose.py
+# holds both to the same parsed result.
+_MAX_LINE = 78  # policy.SMTP.max_line_length
+_MAX_HARD_LINE = 998  # RFC 5322
+# URL-like headers: folding at the spaces is enough. The stdlib would fold a token longer than a
+# line into RFC 2047 encoded words, which RFC 2369 headers must not hold (receivers read the URL).
+_SPACE_FOLDED = frozenset({"List-Unsubscribe"})
+
+
+def _header(name: str, value: str) -> bytes:
+    if value.isascii() and value.isprintable() and "=?" not in value and value == value.strip():
+        line = f"{name}: {value}"
+        if len(line) <= _MAX_LINE:
+            return line.encode("ascii") + b"\r\n"
+        if name in _SPACE_FOLDED and "  " not in value:
+            folded = _fold_at_spaces(name, value)
+            if folded is not None:
+                return folded
+    return _POLICY.fold_binary(*_POLICY.header_store_parse(name, value))
+
+
+def _fold_at_spaces(name: str, value: str) -> bytes | None:
+    """CRLF before a space where a line would pass 78 characters (unfolding restores the value
+    exactly); None when a single word passes the 998-character limit."""
+    words = value.split(" ")
+    lines = [f"{name}: {words[0]}"]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) <= _MAX_LINE:
+            lines[-1] += " " + word
+        else:
+            lines.append(" " + word)
+    if any(len(x) > _MAX_HARD_LINE for x in lines):
+        return None
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable of a text part with CRLF line ends, as the stdlib's content manager makes
+    it (lines normalised to one terminator each, UTF-8), with binascii's C encoder."""
+    body = b"\n".join(text.encode("utf-8", "surrogateescape").splitlines()) + b"\n"
+    return binascii.b2a_qp(body, quotetabs=False, istext=True).replace(b"\n", b"\r\n")
+
+
+def _boundary(*parts: bytes) -> bytes:
+    # The stdlib's form. "==" never occurs in quoted-printable text, so it cannot collide; the
+    # check is for the reader who doubts it.
+    while True:
+        boundary = ("=" * 15 + f"{random.randrange(sys.maxsize):019d}==").encode("ascii")
+        if not any(boundary in part for part in parts):
+            return boundary
+
+
+def flatten(headers: dict[str, str], text: str, html: str) -> bytes:
+    """multipart/alternative (text, then HTML; both quoted-printable UTF-8) under `headers`."""
+    text_qp, html_qp = _qp(text), _qp(html)
+    boundary = _boundary(text_qp, html_qp)
+    out = [_header(name, value) for name, value in headers.items()]
+    out.append(
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n"
+        b' boundary="' + boundary + b'"\r\n\r\n'
+    )
+    for subtype, body in ((b"plain", text_qp), (b"html", html_qp)):
+        out.append(
+            b"--" + boundary + b"\r\nContent-Type: text/" + subtype + b'; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body + b"\r\n"
+        )
+    out.append(b"--" + boundary + b"--\r\n")
+    return b"".join(out)

@@ -38,7 +38,13 @@ from campaigns.models import (
     StepVariant,
     SuppressionReason,
 )
-from campaigns.rendering import Rendered, RenderError, html_to_text, render
+from campaigns.rendering import (
+    CompiledTemplate,
+    Rendered,
+    RenderError,
+    compile_template,
+    html_to_text,
+)
 from campaigns.sending import compose as composer
 from campaigns.sending.checks import Context, Item, Stop, run_checks
 from campaigns.sending.sql import chunks, execute, fetch, update_from_values, values
@@ -240,20 +246,13 @@ def mark_unknown(message_ids: Sequence[int], *, reason: str) -> int:
 
 
 # --- the sender ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Parts:
-    subject: str
-    html: str
-    text: str
-
-
 class _Sender:
     def __init__(
         self, tenant: Tenant, campaign: Campaign, ctx: Context, job_id: int, report: BatchReport
     ) -> None:
         self.tenant, self.campaign, self.ctx = tenant, campaign, ctx
         self.job_id, self.report = job_id, report
-        self.templates: dict[int, _Parts] = {}
+        self.templates: dict[int, CompiledTemplate] = {}  # variant id -> parsed once
         self.down: dict[int, str] = {}  # mailbox id -> the connection error that downed it
         self.bases: dict[str, str] = {}
         for name, domain in ctx.domains.items():
@@ -266,7 +265,7 @@ class _Sender:
         variant_ids = {i.variant_id for i in items}
         for variant in StepVariant.objects.filter(pk__in=variant_ids).select_related("template"):
             t: EmailTemplate = variant.template
-            self.templates[variant.pk] = _Parts(
+            self.templates[variant.pk] = compile_template(
                 t.subject, t.html_body, t.text_body or html_to_text(t.html_body)
             )
         mailbox_ids = sorted({i.mailbox_id for i in items if i.mailbox_id})
@@ -348,7 +347,7 @@ class _Sender:
 
     # one message
     def _render(self, item: Item) -> Rendered:
-        parts = self.templates[item.variant_id]
+        template = self.templates[item.variant_id]
         lead = self.ctx.leads[item.lead_id]
         data: dict[str, Any] = {
             "email": lead.email,
@@ -361,13 +360,7 @@ class _Sender:
             "timezone": lead.timezone,
             "custom": lead.custom_fields or {},
         }
-        return render(
-            subject=parts.subject,
-            html_body=parts.html,
-            text_body=parts.text,
-            lead=data,
-            seed=f"{item.lead_id}:{item.step_id}",
-        )
+        return template.render(lead=data, seed=f"{item.lead_id}:{item.step_id}")
 
     def _send_one(self, pool: SmtpPool, item: Item) -> _Result:
         mailbox: Mailbox = self.ctx.mailboxes[item.mailbox_id or 0]

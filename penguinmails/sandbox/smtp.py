@@ -80,7 +80,7 @@ class MaildirHandler:
     def __init__(self, maildir: Path) -> None:
         self.maildir = Path(maildir)
         # Creating the Maildir up front makes a bad path fail at start-up, not at first message.
-        open_maildir(self.maildir)
+        self._box = open_maildir(self.maildir)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
@@ -90,7 +90,14 @@ class MaildirHandler:
             f"{ENVELOPE_TO_HEADER}: {', '.join(f'<{r}>' for r in envelope.rcpt_tos)}\r\n"
             f"{RECEIVED_AT_HEADER}: {formatdate(usegmt=True)}\r\n"
         ).encode("utf-8", "replace")
-        key = open_maildir(self.maildir).add(mailbox.MaildirMessage(trace + raw))
+        # Bytes, not a MaildirMessage: that would parse and regenerate every message (the
+        # sandbox's main cost under load); Maildir stores bytes as they are, in new/.
+        try:
+            key = self._box.add(trace + raw)
+        except FileNotFoundError:
+            # The folders were removed under us (a cleanup): make them again, as at start-up.
+            self._box = open_maildir(self.maildir)
+            key = self._box.add(trace + raw)
         return f"250 2.0.0 Ok: queued as {key}"
 
 

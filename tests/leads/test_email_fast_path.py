@@ -3,11 +3,13 @@ email-validator, `RowCleaner` with `clean_lead` over `_map_row`, on many generat
 
 from __future__ import annotations
 
+import io
 import random
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from campaigns.imports import default_mapping
+from campaigns.imports import count_rows, default_mapping, iter_records
 from campaigns.services.lead_import import RowCleaner, _map_row
 from campaigns.services.leads import clean_lead, normalize_email, plain_email
 
@@ -100,3 +102,14 @@ def test_it_cleans_csv_rows_like_clean_lead() -> None:
             data.is_role_address,
             data.is_disposable,
         )
+
+
+def test_it_counts_the_rows_the_import_reads() -> None:
+    body = (
+        b'email,name\n\na@example.com,Ann\n , \n"",""\n"b@example.com","Bo\n\nB"\n'
+        b",\n\t,x\nc@example.com\n"
+    )
+    shape: dict[str, Any] = {"delimiter": ",", "headers": ["email", "name"]}
+    rows = list(iter_records(io.BytesIO(body), **shape))
+    assert [line for line, _ in rows] == [3, 6, 10, 11]
+    assert count_rows(io.BytesIO(body), **shape) == len(rows)

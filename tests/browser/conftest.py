@@ -61,8 +61,10 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def site(live_server: Any, settings: Any) -> str:
-    """Base URL of the public site; tenant hosts are `<slug>.localhost` on the same port."""
+def site(live_server: Any, settings: Any, cast: Any) -> str:
+    """Base URL of the public site; tenant hosts are `<slug>.localhost` on the same port.
+    (`cast` puts back the public rows, built-in roles included, that an earlier transactional
+    test's flush removed.)"""
     port = live_server.url.rsplit(":", 1)[1]
     # Links and redirects across hosts are built from SITE_PORT.
     settings.SITE_PORT = port

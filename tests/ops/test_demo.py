@@ -3,23 +3,33 @@ already has a local server, a verified sending domain and working mailboxes."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import io
 import re
 import socket
 from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Sum
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from campaigns.models import Campaign, EmailTemplate
+from campaigns.models import Campaign, CampaignDailyStat, EmailTemplate, Message
 from deliverability.models import Mailbox, MailboxStatus, SendingDomain
 from infrastructure.models import IpAddress, VpsInstance
+from penguinmails.models import CLAIMABLE_STATUSES, Job, RunningCampaign
+from penguinmails.queue import runner
+from penguinmails.queue.producer import enqueue
 from tenants.models import Membership, Tenant
 from tests.conftest import Cast
+from tests.ops.conftest import LiveSandbox
 
 # The seeding runs jobs through the queue runner, which works in autocommit like a worker.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,3 +111,87 @@ def test_it_makes_the_demo_login_fresh_on_every_run(cast: Cast, offline: None) -
     with schema_context(demo.schema_name):
         assert SendingDomain.objects.count() == 1 and Mailbox.objects.count() == 2
         assert Campaign.objects.count() == 1 and EmailTemplate.objects.count() == 2
+
+
+def test_it_sends_the_demo_campaign_into_the_sandbox_and_tracks_it(
+    cast: Cast, offline: None, sandbox_smtp: LiveSandbox, settings: SettingsWrapper
+) -> None:
+    """Issue 5, item 9: under `make run` the demo campaign's messages arrive in the sandbox
+    inbox, and opening one and clicking its link shows on the campaign's numbers. The worker's
+    part is played by the queue's runner; the tracking requests go through the WSGI entry
+    point the web server runs."""
+    settings.SANDBOX_SMTP_PORT = sandbox_smtp.port
+    settings.SANDBOX_SMTP_USER = sandbox_smtp.user
+    settings.SANDBOX_SMTP_PASSWORD = sandbox_smtp.password
+    settings.TRACKING_BASE_URL = "http://localhost:8000"
+    run_demo()
+    demo = Tenant.objects.get(slug="demo")
+    with schema_context(demo.schema_name):
+        assert {m.smtp_port for m in Mailbox.objects.all()} == {sandbox_smtp.port}
+        # The demo's gaps are seconds apart; this test does not wait for them.
+        Campaign.objects.filter(name="Demo outreach").update(min_gap_seconds=0, max_gap_seconds=0)
+    RunningCampaign.objects.update(next_run_at=timezone.now())
+    enqueue("campaigns.tick")
+    _run_due_jobs()
+    captured = sandbox_smtp.store.list_messages()
+    assert len(captured) == 6, [m.subject for m in captured]
+    assert all(m.envelope_from.endswith("@demo-agency.test") for m in captured)
+    first = captured[0]
+    with schema_context(demo.schema_name):
+        message = Message.objects.get(message_id=first.message["Message-ID"])
+        assert message.status == "sent"
+        Message.objects.filter(pk=message.pk).update(
+            sent_at=timezone.now() - dt.timedelta(minutes=5)  # read a while after it arrived
+        )
+
+    pixel = re.search(r'src="http://localhost:8000(/t/o/[^"]+)"', first.html or "")
+    click = re.search(r'href="http://localhost:8000(/t/c/[^"]+)"', first.html or "")
+    assert pixel and click, first.html
+    browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0"
+    assert _wsgi_get(pixel.group(1), browser)[0].startswith("200")
+    status, headers = _wsgi_get(html.unescape(click.group(1)), browser)
+    assert status.startswith("302") and headers["Location"].startswith("https://penguinmails.")
+    enqueue("tracking.flush")
+    _run_due_jobs()
+    with schema_context(demo.schema_name):
+        message.refresh_from_db()
+        assert message.first_opened_at and message.first_clicked_at
+        totals = CampaignDailyStat.objects.filter(campaign=message.campaign).aggregate(
+            sent=Sum("sent"), opened=Sum("opened"), clicked=Sum("clicked")
+        )
+    assert totals == {"sent": 6, "opened": 1, "clicked": 1}
+
+
+def _run_due_jobs(rounds: int = 6) -> None:
+    for _ in range(rounds):
+        connection.set_schema_to_public()
+        due = list(
+            Job.objects.filter(status__in=CLAIMABLE_STATUSES, run_at__lte=timezone.now())
+            .order_by("priority", "run_at", "id")
+            .values_list("pk", flat=True)
+        )
+        if not due:
+            break
+        for job_id in due:
+            runner.run(job_id, worker_id="demo-test")
+    connection.set_schema_to_public()
+
+
+def _wsgi_get(path: str, user_agent: str) -> tuple[str, dict[str, str]]:
+    from penguinmails.wsgi import application
+
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        PATH_INFO=path, HTTP_HOST="localhost:8000", HTTP_USER_AGENT=user_agent,
+        REMOTE_ADDR="198.51.100.7",
+    )  # fmt: skip
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen["status"], seen["headers"] = status, dict(headers)
+        return lambda data: None
+
+    body = application(environ, start_response)
+    b"".join(body)
+    return seen["status"], seen["headers"]

@@ -17,10 +17,12 @@ IMPORT_BENCH_BATCH (default LEAD_IMPORT_BATCH_SIZE, or 50000 when that is unset)
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -191,7 +193,12 @@ def main() -> int:
             rss_before = peak_rss_mb()
             print(f"[bench] importing (batches of {batch_size():,})…", flush=True)
             started = time.perf_counter()
-            done = run_import(lead_import.pk, tenant=tenant)
+            marks: list[float] = []  # when each batch committed (and the start)
+            done = run_import(
+                lead_import.pk,
+                tenant=tenant,
+                on_progress=lambda _: marks.append(time.perf_counter()),
+            )
             seconds = time.perf_counter() - started
             peak = peak_rss_mb()
             assert done is not None and done.status == "completed", done and done.error_message
@@ -217,6 +224,14 @@ def main() -> int:
             f"{args.rows / ceiling:>10,.0f} {'':>12}"
         )
         print(f"  import / COPY: {seconds / ceiling:.1f}x the ceiling's time")
+        # marks: the count done, then one per batch, then the finish.
+        counted, batches = marks[0] - started, [b - a for a, b in itertools.pairwise(marks[:-1])]
+        if batches:
+            print(
+                f"  counting pass {counted:.2f} s; {len(batches)} batches: "
+                f"first {batches[0]:.2f} s, median {statistics.median(batches):.2f} s, "
+                f"last {batches[-1]:.2f} s"
+            )
         scaled = seconds * 10**6 / args.rows
         met = scaled < GOAL_SECONDS and peak < GOAL_PEAK_MB
         print(

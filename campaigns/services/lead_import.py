@@ -509,9 +509,15 @@ ON CONFLICT (email) DO UPDATE SET
     mx_ok = COALESCE(EXCLUDED.mx_ok, l.mx_ok),
     updated_at = EXCLUDED.updated_at
 RETURNING id, xmax = 0 AS inserted),
-member AS (
+-- A lead this statement created cannot be in the list yet (no other transaction sees it): its
+-- membership is a plain insert, without the conflict check each row of ON CONFLICT pays.
+member_new AS (
     INSERT INTO {_THROUGH} (lead_id, leadlist_id)
-    SELECT id, %(list)s FROM written WHERE %(list)s::bigint IS NOT NULL
+    SELECT id, %(list)s FROM written WHERE inserted AND %(list)s::bigint IS NOT NULL
+),
+member_old AS (
+    INSERT INTO {_THROUGH} (lead_id, leadlist_id)
+    SELECT id, %(list)s FROM written WHERE NOT inserted AND %(list)s::bigint IS NOT NULL
     ON CONFLICT DO NOTHING
 )
 SELECT count(*) FILTER (WHERE inserted) FROM written

@@ -120,7 +120,7 @@ def _fold_at_spaces(name: str, value: str) -> bytes | None:
 def _qp(text: str) -> bytes:
     """Quoted-printable of a text part with CRLF line ends, as the stdlib's content manager makes
     it (lines normalised to one terminator each, UTF-8), with binascii's C encoder."""
-    body = b"\n".join(text.encode("utf-8", "surrogateescape").splitlines()) + b"\n"
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
     return binascii.b2a_qp(body, quotetabs=False, istext=True).replace(b"\n", b"\r\n")
 
 

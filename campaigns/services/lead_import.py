@@ -15,6 +15,9 @@ written with a handful of set-based statements instead of one ORM object per row
 All of it in one transaction, under a lock on the import row that checks `processed` is still
 where this run left it: a re-run (a worker killed, the job re-queued) resumes after the last
 committed batch, and two runs at once cannot both count a batch.
+
+Reading, validation and the staging text of the next batch run in a thread (`BatchReader`)
+while the job's connection writes the current one, so Python and PostgreSQL work at once.
 """
 
 from __future__ import annotations

@@ -321,3 +321,22 @@ def test_it_resumes_after_a_crash_inside_a_batch_without_half_a_batch(
     done = import_in(cast, lead_import.pk)
     assert (done.status, done.processed, done.created, done.failed) == ("completed", 11, 10, 1)
     assert [line for line, *_ in _errors(cast, lead_import.pk)] == [12]
+
+
+def test_it_fails_an_import_when_the_reader_thread_meets_a_broken_row(
+    cast: Cast, settings: Any
+) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 1000
+    good = "".join(f"t{n:06d}@example.com\n" for n in range(4000)).encode()
+    lead_import = upload(cast, b"email\n" + good + b"c\xff@example.com\n")
+    from campaigns.models import LeadImport
+    from campaigns.services.lead_import import run_import
+
+    # As if counted by an earlier run: the reader thread is the first to meet the bad bytes.
+    with schema_context(cast.tenant.schema_name):
+        LeadImport.objects.filter(pk=lead_import.pk).update(total_rows=4001)
+        run_import(lead_import.pk, tenant=cast.tenant)
+    done = import_in(cast, lead_import.pk)
+    assert done.status == ImportStatus.FAILED and "not UTF-8" in done.error_message
+    # The batches before the bad one committed; the error is raised at the batch it broke.
+    assert (done.processed, done.created) == (3000, 3000)

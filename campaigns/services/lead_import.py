@@ -77,6 +77,7 @@ TEXT_NAMES = list(TEXT_FIELDS)  # first_name ... timezone
 EMAIL, CUSTOM, TAGS, ROLE, DISPOSABLE, MX = 0, 8, 9, 10, 11, 12
 Record = list[Any]
 STAGE = "pm_lead_import_stage"
+_TAGS_SEEN_LIMIT = 10_000
 _COLUMNS = [
     "email",
     *TEXT_NAMES,
@@ -139,6 +140,9 @@ class RowCleaner:
                 if target == "timezone":
                     self.timezone_slot = slot
         self.zones = _time_zones()
+        # A tags cell repeats a lot (a file's rows share a handful of segments): each distinct
+        # value is split once. The lists are shared between records, which never change them.
+        self.tags_seen: dict[str, list[str]] = {}
 
     def __call__(self, cells: list[str]) -> Record | tuple[str, str]:
         """A record, or (the address as written, the reason) for a row that fails."""
@@ -167,10 +171,16 @@ class RowCleaner:
         if self.tags_at is not None:
             value = cells[self.tags_at].strip()
             if value:
-                try:
-                    tags = normalize_tags(value)
-                except ValueError:
-                    return None
+                seen = self.tags_seen.get(value)
+                if seen is None:
+                    try:
+                        seen = normalize_tags(value)
+                    except ValueError:
+                        return None
+                    if len(self.tags_seen) >= _TAGS_SEEN_LIMIT:
+                        self.tags_seen.clear()
+                    self.tags_seen[value] = seen
+                tags = seen
         custom: dict[str, str] = {}
         for key, cell in self.custom:
             value = cells[cell].strip()
@@ -558,9 +568,14 @@ def _stage_text(records: list[Record]) -> str:
     third of the time of psycopg's row-by-row `write_row`), built in the reader thread. The
     records are spent: their custom fields and tags become their text in place (a tuple per
     row cost more than the rest of the formatting)."""
+    arrays: dict[tuple[str, ...], str] = {(): "{}"}  # few distinct tag sets: each quoted once
     for record in records:
         record[CUSTOM] = json.dumps(record[CUSTOM]) if record[CUSTOM] else "{}"
-        record[TAGS] = _array(record[TAGS]) if record[TAGS] else "{}"
+        tags = tuple(record[TAGS])
+        text = arrays.get(tags)
+        if text is None:
+            text = arrays[tags] = _array(record[TAGS])
+        record[TAGS] = text
     buffer = io.StringIO()
     # Every value quoted, so none reads as NULL (CSV's NULL is an unquoted empty value), except
     # mx_ok's None (written as an empty string), which FORCE_NULL turns into NULL ("not

@@ -252,6 +252,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name `kind`: give each enum its own schema name.
+    "ENUM_NAME_OVERRIDES": {
+        "MailboxKindEnum": "deliverability.models.MailboxKind",
+        "EventKindEnum": "campaigns.models.EventKind",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------

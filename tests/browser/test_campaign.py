@@ -13,10 +13,9 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -25,16 +24,14 @@ from campaigns.models import Campaign, Message
 from campaigns.services.templates import create_template
 from campaigns.tracking.app import with_tracking
 from deliverability.models import Mailbox, SendingDomain
-from penguinmails.models import CLAIMABLE_STATUSES, Job, RunningCampaign
-from penguinmails.queue import runner
+from penguinmails.models import RunningCampaign
 from penguinmails.queue.producer import enqueue
 from penguinmails.sandbox.smtp import start_sandbox_smtp
 from penguinmails.sandbox.store import SandboxStore
-from tenants.db import TenantConnection
 from tenants.models import Tenant
 from tests.browser.conftest import CHROMIUM
 from tests.conftest import Cast
-from tests.domains.conftest import principal
+from tests.domains.conftest import principal, run_jobs
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -50,26 +47,6 @@ CSV = (
     "not-an-address,Nobody,Nowhere,,\n"
     "cy@gamma.example,Cy,Gamma,,blue\n"
 )
-
-
-def drive_jobs(rounds: int = 6) -> int:
-    """Run every job that is due, as a worker would, until none is left (or `rounds` passes).
-    Returns how many ran."""
-    ran = 0
-    for _ in range(rounds):
-        cast(TenantConnection, connection).set_schema_to_public()
-        due = list(
-            Job.objects.filter(status__in=CLAIMABLE_STATUSES, run_at__lte=timezone.now())
-            .order_by("priority", "run_at", "id")
-            .values_list("pk", flat=True)
-        )
-        if not due:
-            break
-        for job_id in due:
-            runner.run(job_id, worker_id="browser-test")
-            ran += 1
-    cast(TenantConnection, connection).set_schema_to_public()
-    return ran
 
 
 @pytest.fixture
@@ -181,7 +158,7 @@ def test_it_runs_a_two_step_campaign_from_csv_to_stats(
     page.get_by_label("Add to list (optional)").fill("Browser prospects")
     page.get_by_role("button", name="Upload").click()
     page.get_by_role("button", name="Start import").click()
-    drive_jobs()
+    run_jobs(limit=200)
     page.locator('#import-progress [data-status="completed"]').wait_for()
     assert page.locator('[data-count="created"]').inner_text() == "3"
     assert page.locator('[data-count="failed"]').inner_text() == "1"
@@ -217,7 +194,7 @@ def test_it_runs_a_two_step_campaign_from_csv_to_stats(
         # The scheduler revisits a campaign a little later; this test does not wait for that.
         RunningCampaign.objects.update(next_run_at=timezone.now())
         enqueue("campaigns.tick")
-        drive_jobs()
+        run_jobs(limit=200)
     with schema_context(tenant.schema_name):
         sent = Message.objects.filter(campaign=campaign, status="sent")
         assert sent.count() == 6, list(
@@ -242,7 +219,7 @@ def test_it_runs_a_two_step_campaign_from_csv_to_stats(
     frame.get_by_role("link", name="see our offer").click()
     page.wait_for_timeout(500)
     enqueue("tracking.flush")
-    drive_jobs()
+    run_jobs(limit=200)
 
     # 5. The campaign page shows what happened.
     page.goto(f"{base}/campaigns/{campaign.pk}/")

@@ -24,11 +24,11 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from campaigns.models import Campaign, CampaignDailyStat, EmailTemplate, Message
 from deliverability.models import Mailbox, MailboxStatus, SendingDomain
 from infrastructure.models import IpAddress, VpsInstance
-from penguinmails.models import CLAIMABLE_STATUSES, Job, RunningCampaign
-from penguinmails.queue import runner
+from penguinmails.models import RunningCampaign
 from penguinmails.queue.producer import enqueue
 from tenants.models import Membership, Tenant
 from tests.conftest import Cast
+from tests.domains.conftest import run_jobs
 from tests.ops.conftest import LiveSandbox
 
 # The seeding runs jobs through the queue runner, which works in autocommit like a worker.
@@ -132,7 +132,7 @@ def test_it_sends_the_demo_campaign_into_the_sandbox_and_tracks_it(
         Campaign.objects.filter(name="Demo outreach").update(min_gap_seconds=0, max_gap_seconds=0)
     RunningCampaign.objects.update(next_run_at=timezone.now())
     enqueue("campaigns.tick")
-    _run_due_jobs()
+    run_jobs(limit=200)
     captured = sandbox_smtp.store.list_messages()
     assert len(captured) == 6, [m.subject for m in captured]
     assert all(m.envelope_from.endswith("@demo-agency.test") for m in captured)
@@ -152,7 +152,7 @@ def test_it_sends_the_demo_campaign_into_the_sandbox_and_tracks_it(
     status, headers = _wsgi_get(html.unescape(click.group(1)), browser)
     assert status.startswith("302") and headers["Location"].startswith("https://penguinmails.")
     enqueue("tracking.flush")
-    _run_due_jobs()
+    run_jobs(limit=200)
     with schema_context(demo.schema_name):
         message.refresh_from_db()
         assert message.first_opened_at and message.first_clicked_at
@@ -160,21 +160,6 @@ def test_it_sends_the_demo_campaign_into_the_sandbox_and_tracks_it(
             sent=Sum("sent"), opened=Sum("opened"), clicked=Sum("clicked")
         )
     assert totals == {"sent": 6, "opened": 1, "clicked": 1}
-
-
-def _run_due_jobs(rounds: int = 6) -> None:
-    for _ in range(rounds):
-        connection.set_schema_to_public()
-        due = list(
-            Job.objects.filter(status__in=CLAIMABLE_STATUSES, run_at__lte=timezone.now())
-            .order_by("priority", "run_at", "id")
-            .values_list("pk", flat=True)
-        )
-        if not due:
-            break
-        for job_id in due:
-            runner.run(job_id, worker_id="demo-test")
-    connection.set_schema_to_public()
 
 
 def _wsgi_get(path: str, user_agent: str) -> tuple[str, dict[str, str]]:

@@ -26,7 +26,7 @@ test: install
 
 ## Benchmarks (not tests): each prints its figure beside a baseline from the same run.
 bench: install
-	$(DEVENV) exec -- sh -c 'for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done'
+	$(DEVENV) exec -- sh -c 'for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done'
 
 lint: install
 	$(VENV)/bin/ruff check .

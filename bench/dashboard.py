@@ -25,12 +25,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench/queue.py would shadow the standard library's `queue`: drop this folder from the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
+from bench._harness import bench_database, pct, setup_django  # noqa: E402
 
 BENCH_DB = "pm_bench_dashboard"
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000000"))
@@ -39,12 +39,6 @@ DAYS = int(os.environ.get("BENCH_DAYS", "60"))
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "30"))
 GOAL_P95_MS = 150.0
 STEPS = 3  # each lead gets up to three steps; step 1 has two A/B variants
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def sample(fn: Callable[[], object], n: int) -> list[float]:
@@ -232,35 +226,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    source_url = os.environ.get("DATABASE_URL", "")
-    if not source_url.startswith(("postgres://", "postgresql://")):
-        print("DATABASE_URL must point at a PostgreSQL server", file=sys.stderr)
-        return 2
-    parts = urlsplit(source_url)
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
     os.environ["DB_CONN_MAX_AGE"] = "600"  # one long-lived connection, as a web worker has
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connections
-
-    try:
-        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    with bench_database(BENCH_DB, keep=args.keep):
+        setup_django()
         run()
-    finally:
-        connections.close_all()
-        if not args.keep:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
     return 0
 
 

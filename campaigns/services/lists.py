@@ -9,15 +9,15 @@ Every function checks Area.LEADS and runs in the tenant's schema.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, QuerySet
 
 from campaigns.models import Lead, LeadList, Suppression, SuppressionReason
 from campaigns.services import leads
 from penguinmails.errors import Conflict, NotFound, ValidationFailed
-from tenants.db import TenantConnection
+from tenants.db import require_schema
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
@@ -27,9 +27,7 @@ MAX_MEMBERS_PER_CALL = 10_000
 
 def _check(principal: Principal, level: Level) -> None:
     require(principal, Area.LEADS, level)
-    schema = cast(TenantConnection, connection).schema_name
-    if schema != principal.tenant.schema_name:
-        raise RuntimeError(f"list services for {principal.tenant.slug} ran in {schema!r}")
+    require_schema(principal.tenant, "list services")
 
 
 def list_lists(principal: Principal) -> QuerySet[LeadList]:

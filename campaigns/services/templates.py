@@ -11,27 +11,21 @@ sender (mailboxes, tracking, unsubscribe headers) comes with campaigns.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import cast
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from email_validator import EmailNotValidError, validate_email
 
 from campaigns import rendering
 from campaigns.models import EmailTemplate
 from penguinmails.errors import NotFound, ValidationFailed
-from tenants.db import TenantConnection
+from tenants.db import require_schema
 from tenants.models import User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
-
-
-def _current_schema() -> str:
-    return cast(TenantConnection, connection).schema_name
-
 
 # The lead a preview and a test send use when none is given.
 SAMPLE_LEAD: dict[str, object] = {
@@ -51,10 +45,7 @@ MAX_NAME_CHARS = 200
 
 
 def _in_schema(principal: Principal) -> None:
-    if _current_schema() != principal.tenant.schema_name:
-        raise RuntimeError(
-            f"template services for {principal.tenant.slug} ran in schema {_current_schema()!r}"
-        )
+    require_schema(principal.tenant, "template services")
 
 
 def _actor(principal: Principal) -> User | None:

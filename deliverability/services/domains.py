@@ -19,12 +19,12 @@ import datetime as dt
 import re
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -51,7 +51,7 @@ from deliverability.services.states import transition
 from penguinmails.errors import DomainError, NotFound, ValidationFailed
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
-from tenants.db import TenantConnection
+from tenants.db import require_schema
 from tenants.models import Tenant, User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -104,11 +104,7 @@ class CheckResult:
 
 # --- helpers -------------------------------------------------------------------------------------
 def _in_schema(tenant: Tenant) -> None:
-    # Domains live in the tenant's schema: writing them from anywhere else would write another
-    # tenant's (or no) table. A wiring error, not a user error.
-    schema = cast(TenantConnection, connection).schema_name
-    if schema != tenant.schema_name:
-        raise RuntimeError(f"domain services for {tenant.slug} ran in schema {schema!r}")
+    require_schema(tenant, "domain services")
 
 
 def validate_domain_name(raw: str) -> str:

@@ -43,7 +43,7 @@ from infrastructure.services.mailservers import active_mail_server, mailu_client
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError, IllegalTransition, NotFound, ValidationFailed
 from penguinmails.queue.producer import enqueue
-from tenants.db import TenantConnection
+from tenants.db import TenantConnection, require_schema
 from tenants.models import Tenant, User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -87,10 +87,7 @@ class MailboxProvisionRetry(Exception):
 
 # --- helpers -------------------------------------------------------------------------------------
 def _in_schema(tenant: Tenant) -> None:
-    # Mailboxes live in the tenant's schema: anywhere else would touch another tenant's table.
-    schema = cast(TenantConnection, connection).schema_name
-    if schema != tenant.schema_name:
-        raise RuntimeError(f"mailbox services for {tenant.slug} ran in schema {schema!r}")
+    require_schema(tenant, "mailbox services")
 
 
 def _tenant_here() -> Tenant | None:

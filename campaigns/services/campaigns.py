@@ -456,7 +456,7 @@ def transition_to(
             raise NotFound("No such campaign.")
         if locked.status not in sources:
             raise IllegalTransition(
-                f"A {locked.get_status_display().lower()} campaign cannot {action}."
+                f"{_with_article(locked.get_status_display().lower())} campaign cannot {action}."
             )
         if action in _NEEDS_READY and locked.status == CampaignStatus.DRAFT:
             problems = readiness_problems(locked)
@@ -489,6 +489,10 @@ def transition_to(
             to_status=target,
         )
     return locked
+
+
+def _with_article(word: str) -> str:
+    return f"{'An' if word[:1] in 'aeiou' else 'A'} {word}"
 
 
 def _index_running(principal: Principal, campaign: Campaign) -> None:

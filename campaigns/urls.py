@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns import views_campaigns, views_leads, views_stats, views_templates
+from campaigns import (
+    views_campaigns,
+    views_leads,
+    views_messages,
+    views_stats,
+    views_suppressions,
+    views_templates,
+)
 
 app_name = "campaigns"
 urlpatterns = [
@@ -16,6 +23,11 @@ urlpatterns = [
     ),
     path("<int:campaign_id>/", views_campaigns.campaign_detail, name="campaign_detail"),
     path("<int:campaign_id>/delete/", views_campaigns.campaign_delete, name="campaign_delete"),
+    path(
+        "<int:campaign_id>/messages/",
+        views_messages.campaign_messages,
+        name="campaign_messages",
+    ),
     path(
         "<int:campaign_id>/do/<slug:action>/",
         views_campaigns.campaign_move,
@@ -42,6 +54,13 @@ urlpatterns = [
     path("leads/<int:lead_id>/", views_leads.lead_detail, name="lead_detail"),
     path("leads/<int:lead_id>/delete/", views_leads.lead_delete, name="lead_delete"),
     path("leads/lists/new/", views_leads.list_create, name="list_create"),
+    path("leads/suppressions/", views_suppressions.suppressions, name="suppressions"),
+    path("leads/suppressions/add/", views_suppressions.suppression_add, name="suppression_add"),
+    path(
+        "leads/suppressions/<int:suppression_id>/lift/",
+        views_suppressions.suppression_lift,
+        name="suppression_lift",
+    ),
     path("leads/imports/new/", views_leads.import_new, name="import_new"),
     path("leads/imports/<int:import_id>/", views_leads.import_detail, name="import_detail"),
     path(

@@ -183,8 +183,8 @@ def iter_records(
         start = reader.line_num + 1
         for cells in reader:
             line, start = start, reader.line_num + 1
-            if not any(cells) or not any(c.strip() for c in cells):
-                continue  # blank lines are not rows
+            if not "".join(cells).strip():
+                continue  # blank lines are not rows (joined: no Python code per cell)
             if len(cells) != width:
                 cells = (cells + padding)[:width]
             yield line, cells

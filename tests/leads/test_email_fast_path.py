@@ -3,14 +3,16 @@ email-validator, `RowCleaner` with `clean_lead` over `_map_row`, on many generat
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 import random
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
 from campaigns.imports import count_rows, default_mapping, iter_records
-from campaigns.services.lead_import import RowCleaner, _map_row
+from campaigns.services.lead_import import CUSTOM, RowCleaner, _map_row, _stage_text
 from campaigns.services.leads import clean_lead, normalize_email, plain_email
 
 LOCAL_CHARS = "abcXYZ019._%+-'!#&*/=?^`{|}~\"() ,;:<>@[]\\é"
@@ -113,3 +115,17 @@ def test_it_counts_the_rows_the_import_reads() -> None:
     rows = list(iter_records(io.BytesIO(body), **shape))
     assert [line for line, _ in rows] == [3, 6, 10, 11]
     assert count_rows(io.BytesIO(body), **shape) == len(rows)
+
+
+def test_it_stages_custom_fields_as_json_dumps_would() -> None:
+    rnd = random.Random(11)
+    alphabet = 'ab "\\/\n\t\x00\x1fé€😀'
+    for _ in range(500):
+        custom = {
+            f"k{n}": "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(0, 12)))
+            for n in range(rnd.randrange(0, 4))
+        }
+        record = ["a@example.com", "", "", "", "", "", "", "", dict(custom), [], False, False, None]
+        staged = next(csv.reader(io.StringIO(_stage_text([record]))))
+        assert json.loads(staged[CUSTOM]) == custom
+        assert json.loads(staged[CUSTOM]) == json.loads(json.dumps(custom))

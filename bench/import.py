@@ -27,13 +27,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 # bench/queue.py would shadow the standard library's `queue` (psycopg imports it): drop this
 # folder from the path that Python put first for the script.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
+from bench._harness import bench_database, setup_django  # noqa: E402
 
 BENCH_DB = "pm_bench_import"
 GOAL_SECONDS = 15.0
@@ -99,23 +99,6 @@ def generate(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
     return made
 
 
-def _urls(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return (
-        urlunsplit(parts._replace(path="/postgres")),
-        urlunsplit(parts._replace(path=f"/{BENCH_DB}")),
-    )
-
-
-def _database(admin_url: str, *, create: bool) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        if create:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-
-
 def copy_ceiling(bench_url: str, path: Path) -> float:
     """Seconds for a bare COPY of the file into a plain table of text columns."""
     import psycopg
@@ -140,11 +123,6 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=int(os.environ.get("IMPORT_BENCH_ROWS", 10**6)))
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    source_url = os.environ.get("DATABASE_URL", "")
-    if not source_url.startswith(("postgres://", "postgresql://")):
-        print("DATABASE_URL must point at a PostgreSQL server", file=sys.stderr)
-        return 2
-    admin_url, bench_url = _urls(source_url)
     work = Path(tempfile.mkdtemp(prefix="pm-bench-import-"))
     csv_path = work / "leads.csv"
     print(f"[bench] generating {args.rows:,} rows…", flush=True)
@@ -152,18 +130,24 @@ def main() -> int:
     size_mb = csv_path.stat().st_size / 1024 / 1024
     print(f"[bench]   {size_mb:.0f} MB; {made}", flush=True)
 
-    _database(admin_url, create=True)
-    os.environ["DATABASE_URL"] = bench_url
     os.environ["MEDIA_ROOT"] = str(work / "media")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
     os.environ.setdefault("LEAD_IMPORT_BATCH_SIZE", os.environ.get("IMPORT_BENCH_BATCH", "50000"))
 
-    import django
+    try:
+        with bench_database(BENCH_DB, keep=args.keep) as bench_url:
+            print(f"[bench] database {BENCH_DB}: migrating…", flush=True)
+            setup_django()
+            measure(args, work, csv_path, size_mb, bench_url)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
 
-    django.setup()
 
-    from django.core.management import call_command
-    from django.db import connections
+def measure(
+    args: argparse.Namespace, work: Path, csv_path: Path, size_mb: float, bench_url: str
+) -> None:
+
     from django_tenants.utils import schema_context
 
     from campaigns.models import Lead, LeadImportError
@@ -173,78 +157,69 @@ def main() -> int:
     from tenants.services.access import principal_for_membership
     from tenants.services.tenancy import create_tenant, ensure_template_tenant
 
-    try:
-        print(f"[bench] database {BENCH_DB}: migrating…", flush=True)
-        call_command("migrate_schemas", shared=True, interactive=False, verbosity=0)
-        ensure_template_tenant()
-        owner = User.objects.create_user("bench-owner@example.com", "bench-password-123")
-        tenant = create_tenant(name="Import bench", slug="import-bench", owner=owner)
-        principal = principal_for_membership(Membership.objects.get(tenant=tenant, user=owner))
-        with schema_context(tenant.schema_name):
-            add_suppression(None, tenant=tenant, value=SUPPRESSED_DOMAIN, source="bench")
-            for n in range(0, args.rows, 997):  # a few suppressed addresses among the rows
-                first, last = FIRST[n % len(FIRST)], LAST[n % len(LAST)]
-                value = f"{first.lower()}.{last.lower()}{n}@company{n % 50_000}.example"
-                add_suppression(None, tenant=tenant, value=value, source="bench")
-            with csv_path.open("rb") as upload:
-                lead_import = create_import(
-                    principal, upload=upload, filename="leads.csv", list_name="Bench", start=False
-                )
-            rss_before = peak_rss_mb()
-            print(f"[bench] importing (batches of {batch_size():,})…", flush=True)
-            started = time.perf_counter()
-            marks: list[float] = []  # when each batch committed (and the start)
-            done = run_import(
-                lead_import.pk,
-                tenant=tenant,
-                on_progress=lambda _: marks.append(time.perf_counter()),
+    ensure_template_tenant()
+    owner = User.objects.create_user("bench-owner@example.com", "bench-password-123")
+    tenant = create_tenant(name="Import bench", slug="import-bench", owner=owner)
+    principal = principal_for_membership(Membership.objects.get(tenant=tenant, user=owner))
+    with schema_context(tenant.schema_name):
+        add_suppression(None, tenant=tenant, value=SUPPRESSED_DOMAIN, source="bench")
+        for n in range(0, args.rows, 997):  # a few suppressed addresses among the rows
+            first, last = FIRST[n % len(FIRST)], LAST[n % len(LAST)]
+            value = f"{first.lower()}.{last.lower()}{n}@company{n % 50_000}.example"
+            add_suppression(None, tenant=tenant, value=value, source="bench")
+        with csv_path.open("rb") as upload:
+            lead_import = create_import(
+                principal, upload=upload, filename="leads.csv", list_name="Bench", start=False
             )
-            seconds = time.perf_counter() - started
-            peak = peak_rss_mb()
-            assert done is not None and done.status == "completed", done and done.error_message
-            leads = Lead.objects.count()
-            errors = LeadImportError.objects.filter(lead_import=done).count()
-        ceiling = copy_ceiling(bench_url, csv_path)
+        rss_before = peak_rss_mb()
+        print(f"[bench] importing (batches of {batch_size():,})…", flush=True)
+        started = time.perf_counter()
+        marks: list[float] = []  # when each batch committed (and the start)
+        done = run_import(
+            lead_import.pk,
+            tenant=tenant,
+            on_progress=lambda _: marks.append(time.perf_counter()),
+        )
+        seconds = time.perf_counter() - started
+        peak = peak_rss_mb()
+        assert done is not None and done.status == "completed", done and done.error_message
+        leads = Lead.objects.count()
+        errors = LeadImportError.objects.filter(lead_import=done).count()
+    ceiling = copy_ceiling(bench_url, csv_path)
 
-        rate = args.rows / seconds
-        print()
-        print(f"CSV lead import, {args.rows:,} rows ({size_mb:.0f} MB), batch {batch_size():,}")
+    rate = args.rows / seconds
+    print()
+    print(f"CSV lead import, {args.rows:,} rows ({size_mb:.0f} MB), batch {batch_size():,}")
+    print(
+        f"  counts: {done.created:,} created, {done.updated:,} updated, "
+        f"{done.skipped:,} skipped, {done.failed:,} failed; {leads:,} leads, "
+        f"{errors:,} error rows"
+    )
+    print(f"  {'':<34} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
+    print(
+        f"  {'run_import (the job)':<34} {seconds:>8.2f} {rate:>10,.0f} {peak:>12.0f}"
+        f"   (RSS before: {rss_before:.0f} MB)"
+    )
+    print(
+        f"  {'bare COPY into text columns':<34} {ceiling:>8.2f} "
+        f"{args.rows / ceiling:>10,.0f} {'':>12}"
+    )
+    print(f"  import / COPY: {seconds / ceiling:.1f}x the ceiling's time")
+    # marks: the count done, then one per batch, then the finish.
+    counted, batches = marks[0] - started, [b - a for a, b in itertools.pairwise(marks[:-1])]
+    if batches:
         print(
-            f"  counts: {done.created:,} created, {done.updated:,} updated, "
-            f"{done.skipped:,} skipped, {done.failed:,} failed; {leads:,} leads, "
-            f"{errors:,} error rows"
+            f"  counting pass {counted:.2f} s; {len(batches)} batches: "
+            f"first {batches[0]:.2f} s, median {statistics.median(batches):.2f} s, "
+            f"last {batches[-1]:.2f} s"
         )
-        print(f"  {'':<34} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12}")
-        print(
-            f"  {'run_import (the job)':<34} {seconds:>8.2f} {rate:>10,.0f} {peak:>12.0f}"
-            f"   (RSS before: {rss_before:.0f} MB)"
-        )
-        print(
-            f"  {'bare COPY into text columns':<34} {ceiling:>8.2f} "
-            f"{args.rows / ceiling:>10,.0f} {'':>12}"
-        )
-        print(f"  import / COPY: {seconds / ceiling:.1f}x the ceiling's time")
-        # marks: the count done, then one per batch, then the finish.
-        counted, batches = marks[0] - started, [b - a for a, b in itertools.pairwise(marks[:-1])]
-        if batches:
-            print(
-                f"  counting pass {counted:.2f} s; {len(batches)} batches: "
-                f"first {batches[0]:.2f} s, median {statistics.median(batches):.2f} s, "
-                f"last {batches[-1]:.2f} s"
-            )
-        scaled = seconds * 10**6 / args.rows
-        met = scaled < GOAL_SECONDS and peak < GOAL_PEAK_MB
-        print(
-            f"Goal: 1,000,000 rows under {GOAL_SECONDS:.0f} s and {GOAL_PEAK_MB:.0f} MB: "
-            f"{scaled:.1f} s per million, {peak:.0f} MB -> {'MET' if met else 'NOT MET'}"
-            + ("" if args.rows == 10**6 else " (scaled from a smaller run)")
-        )
-    finally:
-        connections.close_all()
-        if not args.keep:
-            _database(admin_url, create=False)
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    scaled = seconds * 10**6 / args.rows
+    met = scaled < GOAL_SECONDS and peak < GOAL_PEAK_MB
+    print(
+        f"Goal: 1,000,000 rows under {GOAL_SECONDS:.0f} s and {GOAL_PEAK_MB:.0f} MB: "
+        f"{scaled:.1f} s per million, {peak:.0f} MB -> {'MET' if met else 'NOT MET'}"
+        + ("" if args.rows == 10**6 else " (scaled from a smaller run)")
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from tenants.models import AuditEvent
 from tests.campaign_ops.conftest import World, messages_of, run
 from tests.conftest import Cast
 from tests.ops.conftest import MANAGE, PYTHON, ROOT, subprocess_env
-from tests.ops.conftest import tests_database_url as database_url
+from tests.ops.conftest import the_test_database_url as database_url
 from tests.sending.conftest import Sandbox, make_campaign, run_send_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)

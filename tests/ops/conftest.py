@@ -54,7 +54,7 @@ def subprocess_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
-def tests_database_url() -> str:
+def the_test_database_url() -> str:
     """DATABASE_URL of the database this test run uses (test_<name>), for child processes."""
     from urllib.parse import quote
 

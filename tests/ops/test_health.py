@@ -20,7 +20,7 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from penguinmails.sandbox.smtp import free_port
-from tests.ops.conftest import PYTHON, ROOT, LiveSandbox, subprocess_env, tests_database_url
+from tests.ops.conftest import PYTHON, ROOT, LiveSandbox, subprocess_env, the_test_database_url
 
 CLOSED_DB = "postgres://postgres@127.0.0.1:1/unreachable"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
@@ -89,7 +89,7 @@ def test_it_reports_email_down_when_smtp_is_unreachable(settings: SettingsWrappe
 @contextmanager
 def running_app(**env: str) -> Iterator[str]:
     # The app process talks to this run's test database, which exists, unless told otherwise.
-    env.setdefault("DATABASE_URL", tests_database_url())
+    env.setdefault("DATABASE_URL", the_test_database_url())
     port = free_port()
     proc = subprocess.Popen(
         [

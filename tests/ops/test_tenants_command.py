@@ -18,7 +18,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from tenants.models import ApiKey, AuditEvent, Domain, Membership, Tenant, TenantStatus, User
 from tenants.services.apikeys import authenticate_api_key
 from tests.conftest import PASSWORD, Cast
-from tests.ops.conftest import MANAGE, PYTHON, ROOT, subprocess_env, tests_database_url
+from tests.ops.conftest import MANAGE, PYTHON, ROOT, subprocess_env, the_test_database_url
 
 
 def run(*args: str) -> str:
@@ -194,7 +194,7 @@ def test_it_refuses_demo_unless_debug(cast: Cast, settings: SettingsWrapper) -> 
 
 
 def test_it_exits_non_zero_with_a_reason_from_the_command_line(cast: Cast) -> None:
-    env = subprocess_env(DATABASE_URL=tests_database_url())
+    env = subprocess_env(DATABASE_URL=the_test_database_url())
     missing = subprocess.run(
         [PYTHON, MANAGE, "tenants", "create", "--name", "X", "--owner", "a@example.com"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,

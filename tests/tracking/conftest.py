@@ -37,7 +37,7 @@ from penguinmails.sandbox.smtp import free_port
 from penguinmails.wsgi import application
 from tenants.models import Tenant
 from tests.conftest import Cast
-from tests.ops.conftest import PYTHON, ROOT, subprocess_env, tests_database_url
+from tests.ops.conftest import PYTHON, ROOT, subprocess_env, the_test_database_url
 
 CLOSED_DB = "postgres://postgres@127.0.0.1:1/unreachable"
 
@@ -166,7 +166,7 @@ def path_of(url: str) -> str:
 def gunicorn(**env: str) -> Iterator[str]:
     """penguinmails.wsgi under a real gunicorn on a free port, on this run's test database
     unless told otherwise; yields its base URL."""
-    env.setdefault("DATABASE_URL", tests_database_url())
+    env.setdefault("DATABASE_URL", the_test_database_url())
     # The Redis this process reads (another suite's fixture may have pointed it elsewhere).
     env.setdefault("REDIS_URL", settings.REDIS_URL)
     port = free_port()
@@ -213,4 +213,4 @@ def flush_in_subprocess(database_url: str) -> subprocess.CompletedProcess[str]:
 
 def good_database_url() -> str:
     """This run's test database, for child processes."""
-    return tests_database_url()
+    return the_test_database_url()

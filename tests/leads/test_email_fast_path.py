@@ -126,6 +126,6 @@ def test_it_stages_custom_fields_as_json_dumps_would() -> None:
             for n in range(rnd.randrange(0, 4))
         }
         record = ["a@example.com", "", "", "", "", "", "", "", dict(custom), [], False, False, None]
-        staged = next(csv.reader(io.StringIO(_stage_text([record]))))
+        staged = next(csv.reader(io.StringIO(_stage_text([record]).decode())))
         assert json.loads(staged[CUSTOM]) == custom
         assert json.loads(staged[CUSTOM]) == json.loads(json.dumps(custom))

@@ -143,7 +143,10 @@ def test_it_resumes_a_half_done_import_without_counting_twice(cast: Cast, settin
     with schema_context(cast.tenant.schema_name), pytest.raises(Killed):
         run_import(lead_import.pk, tenant=cast.tenant, on_progress=die_after_first_batch)
     half = import_in(cast, lead_import.pk)
-    assert (half.status, half.processed, half.created) == ("running", 5, 5)
+    # Two writers: the second batch, written beside the first, may have committed before the
+    # first was reported. Either way a prefix of whole batches, counted once.
+    assert half.status == "running" and half.processed in (5, 10)
+    assert half.created == half.processed == len(leads_in(cast))
     run_jobs()
     done = import_in(cast, lead_import.pk)
     assert (done.status, done.processed, done.created, done.skipped) == ("completed", 12, 12, 0)
@@ -340,3 +343,126 @@ def test_it_fails_an_import_when_the_reader_thread_meets_a_broken_row(
     assert done.status == ImportStatus.FAILED and "not UTF-8" in done.error_message
     # The batches before the bad one committed; the error is raised at the batch it broke.
     assert (done.processed, done.created) == (3000, 3000)
+
+
+def _fail_when(cast: Cast, condition: str, *, errcode: str = "P0001") -> None:
+    """A trigger on the import row's counts update: a failure inside a batch's transaction."""
+    from django.db import connection
+
+    with schema_context(cast.tenant.schema_name), connection.cursor() as cursor:
+        cursor.execute("CREATE SEQUENCE IF NOT EXISTS fail_import_seen")
+        cursor.execute(
+            "CREATE FUNCTION fail_import() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN IF {condition} THEN "
+            f"RAISE EXCEPTION 'injected failure' USING ERRCODE = '{errcode}'; "
+            "END IF; RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER fail_import BEFORE UPDATE ON campaigns_leadimport FOR EACH ROW "
+            "EXECUTE FUNCTION fail_import()"
+        )
+
+
+def _stop_failing(cast: Cast) -> None:
+    from django.db import connection
+
+    with schema_context(cast.tenant.schema_name), connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER fail_import ON campaigns_leadimport")
+        cursor.execute("DROP FUNCTION fail_import()")
+
+
+@pytest.mark.parametrize(
+    ("failing", "writer"),
+    [(1, "the second writer (a thread)"), (2, "the job's own connection")],
+)
+def test_it_rolls_back_the_batches_after_a_failed_one_whichever_writer_fails(
+    cast: Cast, settings: Any, failing: int, writer: str
+) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 4
+    body = "email\n" + "".join(f"w{n}@example.com\n" for n in range(22))
+    lead_import = upload(cast, csv_bytes(body))
+    from django.db import DatabaseError
+
+    from campaigns.services.lead_import import run_import
+
+    # Batches alternate between the writers: 0, 2, 4 on the job's connection, 1, 3, 5 on the
+    # second. Batch `failing` fails as it commits; the one written beside it must not commit.
+    _fail_when(cast, f"NEW.processed = {4 * (failing + 1)}")
+    with schema_context(cast.tenant.schema_name), pytest.raises(DatabaseError, match="injected"):
+        run_import(lead_import.pk, tenant=cast.tenant)
+    _stop_failing(cast)
+    half = import_in(cast, lead_import.pk)
+    assert (half.status, half.processed, half.created) == ("running", 4 * failing, 4 * failing)
+    assert len(leads_in(cast)) == 4 * failing, writer
+    assert _errors(cast, lead_import.pk) == []
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    assert (done.status, done.processed, done.created, done.skipped) == ("completed", 22, 22, 0)
+
+
+def test_it_writes_a_deadlocked_batch_again_one_at_a_time(cast: Cast, settings: Any) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 4
+    body = "email\n" + "".join(f"d{n}@example.com\n" for n in range(22)) + "bad\n"
+    lead_import = upload(cast, csv_bytes(body))
+    from campaigns.services.lead_import import run_import
+
+    # PostgreSQL's deadlock error (40P01) once, in the third batch.
+    _fail_when(cast, "NEW.processed = 12 AND nextval('fail_import_seen') = 1", errcode="40P01")
+    seen: list[int] = []
+    with schema_context(cast.tenant.schema_name):
+        run_import(
+            lead_import.pk, tenant=cast.tenant, on_progress=lambda i: seen.append(i.processed)
+        )
+    _stop_failing(cast)
+    done = import_in(cast, lead_import.pk)
+    assert (done.status, done.processed, done.created, done.failed) == ("completed", 23, 22, 1)
+    assert seen == [0, 4, 8, 12, 16, 20, 23, 23]  # each batch reported once, in order
+    assert [line for line, *_ in _errors(cast, lead_import.pk)] == [24]
+
+
+def test_it_fails_a_batch_that_deadlocks_twice(cast: Cast, settings: Any) -> None:
+    settings.LEAD_IMPORT_BATCH_SIZE = 4
+    body = "email\n" + "".join(f"e{n}@example.com\n" for n in range(22))
+    lead_import = upload(cast, csv_bytes(body))
+    from django.db import OperationalError
+
+    from campaigns.services.lead_import import run_import
+
+    _fail_when(cast, "NEW.processed = 12", errcode="40P01")
+    with schema_context(cast.tenant.schema_name), pytest.raises(OperationalError):
+        run_import(lead_import.pk, tenant=cast.tenant)
+    _stop_failing(cast)
+    half = import_in(cast, lead_import.pk)
+    assert (half.status, half.processed, half.created) == ("running", 8, 8)
+
+
+@pytest.mark.parametrize("duplicates", ["update", "skip"])
+def test_it_applies_repeats_across_many_batches_in_file_order(
+    cast: Cast, settings: Any, duplicates: str
+) -> None:
+    """Two writers, ten batches, every batch repeating the addresses of the one before: the
+    outcome is the sequential one (later values win in file order, tags add up in order)."""
+    settings.LEAD_IMPORT_BATCH_SIZE = 20
+    rows = [(f"u{n % 15}@example.com", f"n{n}", f"t{n // 20}") for n in range(200)]
+    body = "email,first_name,tags\n" + "".join(f"{e},{f},{t}\n" for e, f, t in rows)
+    lead_import = upload(cast, csv_bytes(body), duplicates=duplicates, list_name="Many")
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    leads = leads_in(cast)
+    assert set(leads) == {f"u{n}@example.com" for n in range(15)}
+    assert all([x.name for x in lead.lists.all()] == ["Many"] for lead in leads.values())
+    for email, lead in leads.items():
+        mine = [(f, t) for e, f, t in rows if e == email]
+        if duplicates == "update":
+            assert lead.first_name == mine[-1][0]
+            assert lead.tags == list(dict.fromkeys(t for _, t in mine))
+        else:
+            assert (lead.first_name, lead.tags) == (mine[0][0], [mine[0][1]])
+    if duplicates == "update":
+        assert (done.created, done.updated, done.skipped) == (15, 185, 0)
+    else:
+        assert (done.created, done.updated, done.skipped) == (15, 0, 185)
+        reasons = [reason for *_, reason in _errors(cast, lead_import.pk)]
+        assert len(reasons) == 185
+        # 5 repeats within the first batch; every row after it finds its lead.
+        assert reasons.count("duplicate: the lead exists") == 180

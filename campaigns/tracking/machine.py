@@ -66,11 +66,6 @@ _SCANNERS = {
     "spider": "a spider",
 }
 _SCANNER_RE = re.compile("|".join(re.escape(k) for k in _SCANNERS), re.IGNORECASE)
-_PROXIES = {
-    "googleimageproxy": "Gmail image proxy",
-    "yahoomailproxy": "Yahoo Mail image proxy",
-}
-_PROXY_RE = re.compile("|".join(re.escape(k) for k in _PROXIES), re.IGNORECASE)
 # Apple's own network; Mail Privacy Protection prefetches from its egress ranges within it.
 _APPLE_NETWORKS = (ipaddress.ip_network("17.0.0.0/8"),)
 _APPLE_BARE_UA = "Mozilla/5.0"
@@ -102,9 +97,6 @@ def classify(
     if found:
         return f"scanner: {_SCANNERS[found.group(0).lower()]}"
     if kind == OPEN:
-        proxy = _PROXY_RE.search(ua)
-        if proxy:
-            return f"proxy: {_PROXIES[proxy.group(0).lower()]}"
         if ua == _APPLE_BARE_UA or (ip and _apple_ip(ip)):
             return "proxy: Apple Mail Privacy Protection"
         if not ua:

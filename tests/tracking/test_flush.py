@@ -55,7 +55,7 @@ def test_it_writes_opens_and_clicks_with_unique_firsts(sent: Sent) -> None:
     for _ in range(3):
         call("GET", pixel, headers={"User-Agent": SAFARI})
     call("GET", click, headers={"User-Agent": SAFARI})
-    call("GET", pixel, headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) GoogleImageProxy"})
+    call("GET", pixel, headers={"User-Agent": "Mozilla/5.0"})  # Apple's prefetcher
     call("HEAD", click, headers={"User-Agent": SAFARI})
     result = flush()
     assert (result.events, result.written, result.dropped) == (6, 6, 0)
@@ -70,7 +70,7 @@ def test_it_writes_opens_and_clicks_with_unique_firsts(sent: Sent) -> None:
         events = MessageEvent.objects.filter(message_id=sent.pk)
         assert events.filter(kind="click", is_machine=False).get().url == target
         machine = dict(events.filter(is_machine=True).values_list("kind", "machine_reason"))
-        assert machine == {"open": "proxy: Gmail image proxy", "click": "HEAD request"}
+        assert machine == {"open": "proxy: Apple Mail Privacy Protection", "click": "HEAD request"}
         assert str(events.filter(kind="open").first().ip) == "198.51.100.7"  # type: ignore[union-attr]
     # Later batches add to the counters but not to the unique counts.
     call("GET", pixel, headers={"User-Agent": SAFARI})

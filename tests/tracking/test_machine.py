@@ -29,9 +29,6 @@ def test_it_takes_a_later_browser_open_or_click_for_a_person() -> None:
     [
         ("o", "Mozilla/5.0", "198.51.100.7", "proxy: Apple Mail Privacy Protection"),
         ("o", CHROME, "17.58.101.4", "proxy: Apple Mail Privacy Protection"),
-        ("o", "Mozilla/5.0 (Windows NT 5.1) GoogleImageProxy", "66.249.1.1",
-         "proxy: Gmail image proxy"),
-        ("o", "YahooMailProxy; https://help.yahoo.com", "1.2.3.4", "proxy: Yahoo Mail image proxy"),
         ("o", "", "1.2.3.4", "no user agent"),
         ("c", "Mozilla/5.0 (compatible; BingPreview/1.0b)", "1.2.3.4",
          "scanner: Microsoft Safe Links (BingPreview)"),
@@ -42,6 +39,17 @@ def test_it_takes_a_later_browser_open_or_click_for_a_person() -> None:
 )  # fmt: skip
 def test_it_flags_proxies_and_scanners(kind: str, ua: str, ip: str, reason: str) -> None:
     assert _why(kind, ua, ip) == reason
+
+
+@pytest.mark.parametrize(
+    "ua",
+    ["Mozilla/5.0 (Windows NT 5.1) GoogleImageProxy", "YahooMailProxy; https://help.yahoo.com"],
+)
+def test_it_counts_a_webmail_image_proxy_open_as_a_person(ua: str) -> None:
+    # Gmail and Yahoo fetch images through their proxies when the reader opens the message (not
+    # at delivery, as Apple's prefetcher does): a person, unless it comes right after sending.
+    assert _why("o", ua, "66.249.1.1") == ""
+    assert _why("o", ua, "66.249.1.1", at=SENT + 1) == "open within 3s of sending"
 
 
 def test_it_flags_head_requests_and_hits_right_after_sending() -> None:

@@ -31,7 +31,7 @@ import itertools
 import json.encoder
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ from django_tenants.utils import tenant_context
 from campaigns.imports import (
     CUSTOM_PREFIX,
     UnusableFile,
-    count_rows,
+    check_text,
     custom_key,
     iter_records,
 )
@@ -94,8 +94,22 @@ _COLUMNS = [
 ]
 
 
+# The first batches of a run are smaller (then `size`): the first write starts after 5,000 rows
+# read rather than 50,000, and the second writer soon after, instead of both waiting for a whole
+# batch to be read with nothing to overlap it (docs/leads.md, "Speed"). A run's batches are cut
+# from where it resumes (`processed`), so any sizes keep the resumption exact.
+RAMP = (5_000, 20_000)
+
+
 def batch_size() -> int:
     return int(settings.LEAD_IMPORT_BATCH_SIZE)
+
+
+def batch_sizes(size: int) -> Iterator[int]:
+    """The sizes of a run's batches, in order: the ramp (none larger than `size`), then `size`."""
+    for ramp in RAMP:
+        yield min(ramp, size)
+    yield from itertools.repeat(size)
 
 
 def _map_row(values: dict[str, str], mapping: dict[str, str]) -> dict[str, Any]:
@@ -248,13 +262,12 @@ def run_import(
             status=ImportStatus.RUNNING, started_at=timezone.now()
         )
     lead_import.refresh_from_db()
-    shape = {"delimiter": lead_import.delimiter, "headers": lead_import.headers}
     try:
         if lead_import.total_rows is None:
+            # Not a csv pass (that was ~1.1 s a million before any row was written): the lines,
+            # and the file refused if it is not UTF-8 (`check_text`).
             with lead_import.file.open("rb") as stream:
-                total = count_rows(stream, **shape)
-            LeadImport.objects.filter(pk=import_id).update(total_rows=total)
-            lead_import.total_rows = total
+                _set_total(lead_import, check_text(stream))
         if on_progress:
             on_progress(lead_import)
 
@@ -264,11 +277,18 @@ def run_import(
                 on_progress(lead_import)
 
         _write_batches(lead_import, tenant=tenant, size=size, report=report)
+        # Every row is read: the exact count (the lines counted may be more).
+        _set_total(lead_import, lead_import.processed)
     except ImportTakenOver:
         lead_import.refresh_from_db()
         return lead_import
     except UnusableFile as exc:
-        _finish(tenant, lead_import, ImportStatus.FAILED, str(exc))
+        message = str(exc)
+        if lead_import.processed:
+            # Met by the reader past the rows already written (a csv error `check_text` cannot
+            # see): they stay, and the message says so.
+            message += f" The {lead_import.processed:,} rows before it were imported."
+        _finish(tenant, lead_import, ImportStatus.FAILED, message)
     except FileNotFoundError:
         _finish(tenant, lead_import, ImportStatus.FAILED, "The uploaded file is gone.")
     else:
@@ -277,6 +297,12 @@ def run_import(
     if on_progress:
         on_progress(lead_import)
     return lead_import
+
+
+def _set_total(lead_import: LeadImport, total: int) -> None:
+    if total != lead_import.total_rows:
+        LeadImport.objects.filter(pk=lead_import.pk).update(total_rows=total)
+        lead_import.total_rows = total
 
 
 def _finish(tenant: Tenant, lead_import: LeadImport, status: str, message: str) -> None:
@@ -366,7 +392,7 @@ class BatchReader:
 
     def __init__(self, lead_import: LeadImport, *, size: int, ahead: int = 3) -> None:
         self.lead_import = lead_import
-        self.size = size
+        self.sizes = batch_sizes(size)
         self.cleaner = RowCleaner(lead_import.headers, lead_import.mapping)
         self.mx = MxChecker() if lead_import.check_mx else None
         # Opened here: the tenant's storage finds the file by the connection's schema, and the
@@ -435,7 +461,7 @@ class BatchReader:
             while self._slot():
                 # Consumed as read: a row's cells are dropped once cleaned.
                 batch = prepare_batch(
-                    itertools.islice(rows, self.size),
+                    itertools.islice(rows, next(self.sizes)),
                     cleaner=self.cleaner,
                     mx=self.mx,
                     update=update,
@@ -559,11 +585,11 @@ def _write_batches(
     """Write every batch, two at a time when there are several (`_CommitOrder`). The batches
     that a deadlock stopped (one, and the one beside it, rolled back with it) are read again
     and written once more, one after the other on the job's connection, before the rest."""
-    one_by_one, retried = 0, False
+    alone_until, retried = lead_import.processed, False  # the rows to write one batch at a time
     while True:
         with BatchReader(lead_import, size=size) as reader:
-            seq, total = 0, lead_import.total_rows or 0
-            while seq < one_by_one or total - lead_import.processed <= size:
+            seq = 0
+            while lead_import.processed < alone_until:
                 if (batch := reader.take(seq)) is None:
                     return
                 report(_write_batch(lead_import, batch))
@@ -577,7 +603,9 @@ def _write_batches(
             return
         if retried or not _deadlocked(error):
             raise error
-        retried, one_by_one = True, max(1, len(order.open))
+        with order.cond:
+            stopped = sum(batch.rows for batch in order.open.values())
+        retried, alone_until = True, lead_import.processed + max(1, stopped)
 
 
 def _lock_key(tenant: Tenant, lead_import: LeadImport) -> int:

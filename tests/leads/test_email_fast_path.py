@@ -9,9 +9,10 @@ import json
 import random
 from typing import Any
 
+import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from campaigns.imports import count_rows, default_mapping, iter_records
+from campaigns.imports import UnusableFile, check_text, count_rows, default_mapping, iter_records
 from campaigns.services.lead_import import CUSTOM, RowCleaner, _map_row, _stage_text
 from campaigns.services.leads import clean_lead, normalize_email, plain_email
 
@@ -129,3 +130,23 @@ def test_it_stages_custom_fields_as_json_dumps_would() -> None:
         staged = next(csv.reader(io.StringIO(_stage_text([record]).decode())))
         assert json.loads(staged[CUSTOM]) == custom
         assert json.loads(staged[CUSTOM]) == json.loads(json.dumps(custom))
+
+
+@pytest.mark.parametrize(
+    ("body", "lines"),
+    [
+        (b"email\na@x.io\nb@x.io\n", 2),
+        (b"\xef\xbb\xbfemail\r\na@x.io\r\nb@x.io", 2),  # BOM, CRLF, no final line end
+        (b"email\ra@x.io\rb@x.io\r", 2),  # old Mac line ends
+        (b'email,note\na@x.io,"two\nlines"\n\nb@x.io,\n', 4),  # 2 rows: an upper bound
+        (b"email\n", 0),
+    ],
+)
+def test_it_counts_lines_as_the_rows_upper_bound(body: bytes, lines: int) -> None:
+    assert check_text(io.BytesIO(body)) == lines
+
+
+def test_it_names_the_line_of_bytes_that_are_not_utf8_past_the_first_mib() -> None:
+    body = b"email\n" + b"a@example.com\n" * 100_000 + b"c\xff@example.com\n"
+    with pytest.raises(UnusableFile, match="at line 100002"):
+        check_text(io.BytesIO(body))

@@ -466,3 +466,56 @@ def test_it_applies_repeats_across_many_batches_in_file_order(
         assert len(reasons) == 185
         # 5 repeats within the first batch; every row after it finds its lead.
         assert reasons.count("duplicate: the lead exists") == 180
+
+
+def test_it_resumes_after_a_failure_inside_a_ramp_batch(
+    cast: Cast, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batches of a run are smaller (2, 3, then 5 here): a failure in one leaves a
+    prefix of whole batches, and the re-run, ramping again from there, writes each row once."""
+    from django.db import DatabaseError
+
+    from campaigns.services import lead_import as service
+
+    monkeypatch.setattr(service, "RAMP", (2, 3))
+    settings.LEAD_IMPORT_BATCH_SIZE = 5
+    body = "email\n" + "".join(f"m{n}@example.com\n" for n in range(20)) + "bad\n"
+    lead_import = upload(cast, csv_bytes(body))
+    seen: list[int] = []
+    _fail_when(cast, "NEW.processed = 5")  # the second batch (rows 3-5) as it commits
+    with schema_context(cast.tenant.schema_name), pytest.raises(DatabaseError, match="injected"):
+        service.run_import(
+            lead_import.pk, tenant=cast.tenant, on_progress=lambda i: seen.append(i.processed)
+        )
+    _stop_failing(cast)
+    half = import_in(cast, lead_import.pk)
+    assert seen == [0, 2]
+    assert (half.status, half.processed, half.created, len(leads_in(cast))) == ("running", 2, 2, 2)
+    seen.clear()
+    with schema_context(cast.tenant.schema_name):
+        service.run_import(
+            lead_import.pk, tenant=cast.tenant, on_progress=lambda i: seen.append(i.processed)
+        )
+    # Resumed after row 2: batches of 2, 3, 5, 5 and the last row.
+    assert seen == [2, 4, 7, 12, 17, 21, 21]
+    done = import_in(cast, lead_import.pk)
+    assert (done.status, done.processed, done.created, done.failed) == ("completed", 21, 20, 1)
+    assert len(leads_in(cast)) == 20
+    assert [line for line, *_ in _errors(cast, lead_import.pk)] == [22]
+
+
+def test_it_fails_an_import_whose_csv_breaks_past_the_check_with_the_rows_before_it(
+    cast: Cast, settings: Any
+) -> None:
+    """A stray quote opens a cell that never closes: only the csv parser sees it (the file is
+    UTF-8), so the import stops at that row, keeps the batches before it and says so."""
+    settings.LEAD_IMPORT_BATCH_SIZE = 1000
+    good = "".join(f"q{n:06d}@example.com,x\n" for n in range(4000))
+    body = "email,note\n" + good + 'late@example.com,"never closed\n' + "y" * 140_000 + "\n"
+    lead_import = upload(cast, csv_bytes(body))
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    assert done.status == ImportStatus.FAILED
+    assert "field larger than field limit" in done.error_message
+    assert "The 4,000 rows before it were imported." in done.error_message
+    assert (done.processed, done.created, len(leads_in(cast))) == (4000, 4000, 4000)

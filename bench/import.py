@@ -205,13 +205,13 @@ def measure(
         f"{args.rows / ceiling:>10,.0f} {'':>12}"
     )
     print(f"  import / COPY: {seconds / ceiling:.1f}x the ceiling's time")
-    # marks: the count done, then one per batch, then the finish. Two writers commit in order
+    # marks: the check done, then one per batch, then the finish. Two writers commit in order
     # but report in pairs (a batch is reported after the job's own next commit at the latest),
     # so the mean says more than the median.
     counted, batches = marks[0] - started, [b - a for a, b in itertools.pairwise(marks[:-1])]
     if batches:
         print(
-            f"  counting pass {counted:.2f} s; {len(batches)} batches: "
+            f"  UTF-8 check and line count {counted:.2f} s; {len(batches)} batches: "
             f"first {batches[0]:.2f} s, median {statistics.median(batches):.2f} s, "
             f"mean {statistics.mean(batches):.2f} s, "
             f"last {batches[-1]:.2f} s"

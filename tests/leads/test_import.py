@@ -476,8 +476,9 @@ def test_it_resumes_after_a_failure_inside_a_ramp_batch(
     from django.db import DatabaseError
 
     from campaigns.services import lead_import as service
+    from campaigns.services.lead_import import reader
 
-    monkeypatch.setattr(service, "RAMP", (2, 3))
+    monkeypatch.setattr(reader, "RAMP", (2, 3))
     settings.LEAD_IMPORT_BATCH_SIZE = 5
     body = "email\n" + "".join(f"m{n}@example.com\n" for n in range(20)) + "bad\n"
     lead_import = upload(cast, csv_bytes(body))

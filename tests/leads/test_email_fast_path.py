@@ -3,10 +3,10 @@ email-validator, `RowCleaner` with `clean_lead` over `_map_row`, on many generat
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import random
+import re
 from typing import Any
 
 import pytest
@@ -118,6 +118,16 @@ def test_it_counts_the_rows_the_import_reads() -> None:
     assert count_rows(io.BytesIO(body), **shape) == len(rows)
 
 
+def _copy_fields(line: str) -> list[str | None]:
+    """One line of COPY's text format, unescaped (None for NULL)."""
+    escapes = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+    unescape = re.compile(r"\\(.)")
+    return [
+        None if field == "\\N" else unescape.sub(lambda m: escapes[m[1]], field)
+        for field in line[:-1].split("\t")
+    ]
+
+
 def test_it_stages_custom_fields_as_json_dumps_would() -> None:
     rnd = random.Random(11)
     alphabet = 'ab "\\/\n\t\x00\x1fé€😀'
@@ -127,9 +137,9 @@ def test_it_stages_custom_fields_as_json_dumps_would() -> None:
             for n in range(rnd.randrange(0, 4))
         }
         record = ["a@example.com", "", "", "", "", "", "", "", dict(custom), [], False, False, None]
-        staged = next(csv.reader(io.StringIO(_stage_text([record]).decode())))
-        assert json.loads(staged[CUSTOM]) == custom
-        assert json.loads(staged[CUSTOM]) == json.loads(json.dumps(custom))
+        staged = _copy_fields(_stage_text([record]).decode())
+        assert json.loads(staged[CUSTOM] or "") == custom
+        assert json.loads(staged[CUSTOM] or "") == json.loads(json.dumps(custom))
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,33 @@ def test_it_skips_duplicates_when_asked(cast: Cast) -> None:
     assert import_in(cast, first.pk).created == 1
 
 
+@pytest.mark.parametrize("odd", ["", "\x01", "\x02", "\x03"])
+def test_it_stores_backslashes_tabs_line_breaks_and_control_characters_as_written(
+    cast: Cast, odd: str
+) -> None:
+    # The staging COPY text escapes them (`_copy_text`); a cell holding one of its separators
+    # sends the batch field by field instead.
+    company = f"A\\B\tC\r\nD{odd}"
+    data = (
+        "email,company,Deal Size,tags\n"
+        f'ann@example.com,"{company}",\\N,"x\\y, z"\n'
+        'bo@example.com,,"say ""hi""\n\tthere",\n'
+    )
+    lead_import = upload(cast, csv_bytes(data))
+    run_jobs()
+    done = import_in(cast, lead_import.pk)
+    assert (done.status, done.created, done.failed) == (ImportStatus.COMPLETED, 2, 0)
+    leads = leads_in(cast)
+    ann, bo = leads["ann@example.com"], leads["bo@example.com"]
+    assert (ann.company, ann.custom_fields, ann.tags) == (
+        company,
+        {"deal_size": "\\N"},
+        ["x\\y", "z"],
+    )
+    assert (bo.company, bo.custom_fields, bo.tags) == ("", {"deal_size": 'say "hi"\n\tthere'}, [])
+    assert (ann.is_role_address, ann.is_disposable, ann.mx_ok) == (False, False, None)
+
+
 def test_it_counts_progress_batch_by_batch_and_resumes_after_the_last_batch(
     cast: Cast, settings: Any
 ) -> None:

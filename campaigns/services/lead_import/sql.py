@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json.encoder
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +12,17 @@ from campaigns.models import (
     Suppression,
     SuppressionReason,
 )
-from campaigns.services.lead_import.rows import _COLUMNS, CUSTOM, TAGS, TEXT_NAMES, Problem, Record
+from campaigns.services.lead_import.rows import (
+    _COLUMNS,
+    CUSTOM,
+    DISPOSABLE,
+    MX,
+    ROLE,
+    TAGS,
+    TEXT_NAMES,
+    Problem,
+    Record,
+)
 
 STAGE = "pm_lead_import_stage"
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
@@ -101,10 +109,9 @@ ON CONFLICT DO NOTHING
 
 
 def _stage_text(records: list[Record]) -> bytes:
-    """The records as the staging table's COPY input: CSV written by the csv module (in C: a
-    third of the time of psycopg's row-by-row `write_row`), built in the reader thread. The
-    records are spent: their custom fields and tags become their text in place (a tuple per
-    row cost more than the rest of the formatting)."""
+    """The records as the staging table's COPY input (text format, `_copy_text`), built in the
+    reader thread. The records are spent: their custom fields, tags and flags become their text
+    in place (a tuple per row cost more than the rest of the formatting)."""
     arrays: dict[tuple[str, ...], str] = {(): "{}"}  # few distinct tag sets: each quoted once
     keys: dict[str, str] = {}  # a custom key as JSON, with its colon
     for record in records:
@@ -125,20 +132,64 @@ def _stage_text(records: list[Record]) -> bytes:
         if text is None:
             text = arrays[tags] = _array(record[TAGS])
         record[TAGS] = text
-    buffer = io.StringIO()
-    # Every value quoted, so none reads as NULL (CSV's NULL is an unquoted empty value), except
-    # mx_ok's None (written as an empty string), which FORCE_NULL turns into NULL ("not
-    # checked"); booleans are written True/False, which PostgreSQL reads.
-    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writerows(records)
-    return buffer.getvalue().encode()
+    return _copy_text(records)
+
+
+# COPY's text format built over the whole batch rather than field by field: the fields joined
+# with control characters as separators, then every backslash, tab, newline and carriage return
+# escaped in one pass each over the joined text, then the separators made tabs and newlines.
+# ~0.03 s a batch of 50,000 against ~0.1 s for `csv.writer(...).writerows` (QUOTE_ALL or not),
+# in the reader, whose Python is ~40% of the import's CPU on two cores. A batch where a cell
+# holds one of the separators (the counts tell) is written field by field instead.
+_FIELD, _ROW, _NULL = "\x01", "\x02", "\x03"
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+_FLAGS = {True: "t", False: "f", None: _NULL}
+
+
+def _copy_text(records: list[Record]) -> bytes:
+    nulls = 0
+    for record in records:
+        record[ROLE] = _FLAGS[record[ROLE]]
+        record[DISPOSABLE] = _FLAGS[record[DISPOSABLE]]
+        if record[MX] is None:
+            nulls += 1
+        record[MX] = _FLAGS[record[MX]]
+    if not records:
+        return b""
+    text = _ROW.join(map(_FIELD.join, records))
+    expected = {
+        _FIELD: len(records) * (len(_COLUMNS) - 1),
+        _ROW: len(records) - 1,
+        _NULL: nulls,
+    }
+    if any(text.count(mark) != count for mark, count in expected.items()):
+        return _copy_text_by_field(records)
+    for char, escaped in _ESCAPES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return (text.replace(_FIELD, "\t").replace(_ROW, "\n").replace(_NULL, "\\N") + "\n").encode()
+
+
+def _copy_text_by_field(records: list[Record]) -> bytes:
+    lines = []
+    for record in records:
+        fields = []
+        for slot, value in enumerate(record):
+            if slot == MX and value == _NULL:
+                fields.append("\\N")
+                continue
+            for char, escaped in _ESCAPES:
+                value = value.replace(char, escaped)
+            fields.append(value)
+        lines.append("\t".join(fields) + "\n")
+    return "".join(lines).encode()
 
 
 def _stage(cursor: Any, text: bytes) -> None:
     """COPY the prepared records into the staging table."""
     cursor.execute(_CREATE_STAGE)
     columns = ", ".join(_COLUMNS)
-    sql = f"COPY {STAGE} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NULL (mx_ok))"
+    sql = f"COPY {STAGE} ({columns}) FROM STDIN"
     with cursor.copy(sql) as copy:
         copy.write(text)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -144,3 +145,30 @@ def reactivate_tenant(tenant: Tenant, *, actor: User | None = None) -> Tenant:
 def real_tenants() -> QuerySet[Tenant]:
     """Every tenant but the internal template."""
     return Tenant.objects.exclude(is_template=True).exclude(schema_name="public")
+
+
+def sending_holds(tenant_ids: Iterable[int]) -> dict[int, str]:
+    """The tenants among `tenant_ids` that may not send mail now, each with why (one query).
+
+    Staff suspension stops sending, not only writes: the send pipeline and the campaign
+    scheduler ask here rather than reading the tenants table themselves. A tenant that no longer
+    exists is held too (nothing should send for it)."""
+    wanted = set(tenant_ids)
+    if not wanted:
+        return {}
+    rows = {
+        pk: (status, why)
+        for pk, status, why in Tenant.objects.filter(pk__in=wanted)
+        .values_list("pk", "status", "suspended_reason")
+        .order_by()
+    }
+    holds = {pk: "The workspace no longer exists." for pk in wanted - rows.keys()}
+    for pk, (status, why) in rows.items():
+        if status == TenantStatus.SUSPENDED:
+            holds[pk] = "The workspace is suspended" + (f": {why}" if why else ".")
+    return holds
+
+
+def sending_hold(tenant: Tenant) -> str:
+    """Why `tenant` may not send mail now, or "" when it may (see `sending_holds`)."""
+    return sending_holds([tenant.pk]).get(tenant.pk, "")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import smtplib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
@@ -199,10 +199,23 @@ class SmtpPool:
             self._drop(mailbox.pk)
         return SendResult(mailbox.pk, mailbox.address, False, step, error, paused=paused)
 
-    def deliver(self, raw: bytes, *, mailbox: Mailbox, from_addr: str, to_addr: str) -> Delivery:
+    def deliver(
+        self,
+        raw: bytes,
+        *,
+        mailbox: Mailbox,
+        from_addr: str,
+        to_addr: str,
+        before_body: Callable[[], None] | None = None,
+    ) -> Delivery:
         """Send one flattened message to one recipient over the mailbox's reused connection. Counts
         nothing in the database: the caller records a batch's sends at once. A connection failure
-        counts toward the mailbox's pause (`record_send_failure`) and defers the message."""
+        counts toward the mailbox's pause (`record_send_failure`) and defers the message.
+
+        `before_body` runs after the server's 354 and before the first byte of the body: the
+        campaign sender records there that the server may get the message. If it raises, the
+        connection is closed without the body (the server drops the transaction) and the
+        exception propagates."""
         for attempt in (1, 2):
             client = self._connections.get(mailbox.pk)
             fresh = client is None
@@ -222,7 +235,7 @@ class SmtpPool:
                     return Delivery(Outcome.DEFERRED, None, f"{result.step}: {result.error}"[:500])
                 fresh = True
             try:
-                delivery = _deliver_once(client, raw, from_addr, to_addr)
+                delivery = _deliver_once(client, raw, from_addr, to_addr, before_body)
             except _Stage as lost:
                 self._drop(mailbox.pk)
                 return lost.delivery
@@ -272,7 +285,13 @@ class _Stage(Exception):
         self.delivery = delivery
 
 
-def _deliver_once(client: smtplib.SMTP, raw: bytes, from_addr: str, to_addr: str) -> Delivery:
+def _deliver_once(
+    client: smtplib.SMTP,
+    raw: bytes,
+    from_addr: str,
+    to_addr: str,
+    before_body: Callable[[], None] | None = None,
+) -> Delivery:
     """MAIL, RCPT, DATA one step at a time (smtplib's sendmail hides where a failure happened).
     Raises SMTPServerDisconnected/OSError only before the message body went out."""
 
@@ -298,6 +317,12 @@ def _deliver_once(client: smtplib.SMTP, raw: bytes, from_addr: str, to_addr: str
     code, response = client.getreply()
     if code != 354:
         return refuse(code, response)
+    if before_body is not None:
+        try:
+            before_body()
+        except BaseException:
+            client.close()  # mid-DATA: a dropped connection makes the server discard it
+            raise
     # Dot-stuffing, as smtplib.SMTP.data() does.
     body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
     if body[-2:] != b"\r\n":

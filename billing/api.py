@@ -1,6 +1,5 @@
-"""Billing API: the workspace's plan with limits and usage, and the public plan ladder.
-
-Read-only until Stripe (a later issue): plans change through staff (admin, `plans assign`).
+"""Billing API: the workspace's plan with limits and usage, the public plan ladder, and (until
+Stripe checkout exists, without a payment provider configured) choosing the workspace's plan.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from rest_framework.views import APIView
 
 from billing.entitlements import plan_for
 from billing.models import Plan
-from billing.services.plans import usage_for
+from billing.services.plans import choose_plan, usage_for
 from penguinmails.api.viewsets import TenantScopedMixin
 from tenants.permissions import Area
 
@@ -28,7 +27,7 @@ class PlanLimitsSerializer(serializers.Serializer):
     members = serializers.IntegerField()
     vps_size = serializers.CharField()
     vps_count = serializers.IntegerField()
-    warmup = serializers.BooleanField()
+    # `warmup` stays out: warm-up is not offered until it is built (a later issue).
     api_access = serializers.BooleanField()
 
 
@@ -54,13 +53,30 @@ class CurrentPlanSerializer(serializers.Serializer):
     usage = UsageSerializer(many=True)
 
 
+class ChoosePlanSerializer(serializers.Serializer):
+    plan = serializers.CharField(max_length=50, help_text="slug of a public plan")
+
+
 class CurrentPlanView(TenantScopedMixin, APIView):
-    """The workspace's plan, its limits and what it uses (members counted; others null)."""
+    """The workspace's plan, its limits and what it uses; POST chooses another public plan
+    (billing write; 409 `checkout_unavailable` while a payment provider is configured)."""
 
     permission_area = Area.BILLING
 
     @extend_schema(responses=CurrentPlanSerializer, operation_id="plan_current")
     def get(self, request: Request) -> Response:
+        return Response(self._current())
+
+    @extend_schema(
+        request=ChoosePlanSerializer, responses=CurrentPlanSerializer, operation_id="plan_choose"
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ChoosePlanSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        choose_plan(self.principal, plan=serializer.validated_data["plan"])
+        return Response(self._current())
+
+    def _current(self) -> Any:
         tenant = self.tenant
         assignment = getattr(tenant, "plan_assignment", None)
         data: dict[str, Any] = {
@@ -68,7 +84,7 @@ class CurrentPlanView(TenantScopedMixin, APIView):
             "since": assignment.since if assignment is not None else None,
             "usage": usage_for(tenant),
         }
-        return Response(CurrentPlanSerializer(data).data)
+        return CurrentPlanSerializer(data).data
 
 
 class PlanListView(TenantScopedMixin, APIView):

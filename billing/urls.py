@@ -7,4 +7,5 @@ from billing import views
 app_name = "billing"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("plan/", views.choose, name="choose"),
 ]

@@ -7,3 +7,13 @@ class DeliverabilityConfig(AppConfig):
     name = "deliverability"
     verbose_name = "Deliverability (sending domains)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Billing shows what the plan's limits are used by; the counting is ours (billing.usage).
+        from billing.limits import Resource
+        from billing.usage import register_usage_counter
+        from deliverability.services import usage
+
+        register_usage_counter(Resource.MAILBOXES, usage.mailboxes_in_use)
+        register_usage_counter(Resource.SENDING_DOMAINS, usage.domains_in_use)
+        register_usage_counter(Resource.DAILY_SENDS, usage.sends_today)

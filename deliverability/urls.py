@@ -24,5 +24,4 @@ urlpatterns = [
     path("domains/<int:domain_id>/status/", views.domain_status, name="domain_status"),
     path("domains/<int:domain_id>/verify/", views.domain_verify, name="domain_verify"),
     path("domains/<int:domain_id>/remove/", views.domain_remove, name="domain_remove"),
-    path("warmup/", views.warmup, name="warmup"),
 ]

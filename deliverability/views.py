@@ -1,6 +1,5 @@
-"""Mailboxes, sending domains and warm-up pages. Domains are built (every write calls a service in
-deliverability.services.domains); mailboxes and warm-up come later and say so plainly (and still
-enforce their area's permission)."""
+"""Sending domain pages (every write calls a service in deliverability.services.domains); the
+mailbox pages are in views_mailboxes. Warm-up has no page until it is built (a later issue)."""
 
 from __future__ import annotations
 
@@ -20,22 +19,9 @@ from deliverability.services.domains import (
 )
 from penguinmails.errors import ValidationFailed
 from penguinmails.models import Job
-from penguinmails.web import area_required, not_built_page, principal_of
+from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal
-
-
-@area_required(Area.WARMUP)
-def warmup(request: HttpRequest) -> HttpResponse:
-    return not_built_page(
-        request,
-        title="Warm-up",
-        summary="Warm-up is not built yet.",
-        will_hold=[
-            "Each mailbox's warm-up plan and its daily volume ramp",
-            "Inbox placement and reputation while warming up",
-        ],
-    )
 
 
 # --- Sending domains -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from deliverability.models import MailboxKind, Security, SendingDomain
 from deliverability.services import mailboxes as service
-from infrastructure.services.mailservers import active_mail_server
+from infrastructure.services.mailservers import mail_server_for, uses_shared_servers
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError, ValidationFailed
 from penguinmails.web import area_required, principal_of
@@ -72,7 +72,9 @@ def _context(
     return {
         "mailboxes": mailboxes,
         "can_write": principal.allows(Area.MAILBOXES, Level.WRITE),
-        "server": active_mail_server(principal.tenant),
+        # Its own server, or the shared one when the plan has no dedicated servers.
+        "server": mail_server_for(principal.tenant),
+        "shared_plan": uses_shared_servers(principal.tenant),
         "domains": domains,
         "create_form": create_form or CreateForm(domains=domains),
         "connect_form": connect_form or ConnectForm(),

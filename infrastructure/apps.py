@@ -7,3 +7,12 @@ class InfrastructureConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "infrastructure"
     verbose_name = "Infrastructure"
+
+    def ready(self) -> None:
+        # Billing shows what the plan's limits are used by; the counting is ours (billing.usage).
+        from billing.limits import Resource
+        from billing.usage import SERVERS, register_usage_counter
+        from infrastructure.services import usage
+
+        register_usage_counter(Resource.DEDICATED_IPS, usage.dedicated_ips_in_use)
+        register_usage_counter(SERVERS, usage.servers_in_use)

@@ -250,11 +250,19 @@ class MailServerStatus(models.TextChoices):
 
 
 class MailServer(models.Model):
-    """A mail server of a tenant (Mailu on its VPS, or the sandbox): where mailboxes live."""
+    """A mail server where mailboxes live: a tenant's own (Mailu on its VPS, or the sandbox), or
+    a platform-owned `shared` one (no tenant) used by plans without dedicated servers."""
 
     tenant = models.ForeignKey(
-        "tenants.Tenant", on_delete=models.PROTECT, related_name="mail_servers"
+        "tenants.Tenant",
+        on_delete=models.PROTECT,
+        related_name="mail_servers",
+        null=True,
+        blank=True,
     )
+    # Platform-owned and used by every tenant whose plan has no server of its own
+    # (services.mailservers.mail_server_for); never listed on a tenant's Infrastructure page.
+    shared = models.BooleanField(default=False)
     vps = models.ForeignKey(
         VpsInstance,
         on_delete=models.SET_NULL,
@@ -283,7 +291,13 @@ class MailServer(models.Model):
         ordering = ["tenant_id", "created_at", "id"]
         constraints = [
             # One mail server per VPS: the mail-server check step re-running finds it.
-            models.UniqueConstraint(fields=["vps"], name="infra_mailserver_one_per_vps")
+            models.UniqueConstraint(fields=["vps"], name="infra_mailserver_one_per_vps"),
+            # A server is either one tenant's or shared by the platform, never both or neither.
+            models.CheckConstraint(
+                condition=models.Q(shared=True, tenant__isnull=True)
+                | models.Q(shared=False, tenant__isnull=False),
+                name="infra_mailserver_shared_xor_tenant",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,9 @@
   entries the acting role may open.
 - `area_required(area)` guards a view: login first, then the area's read permission. Pages refuse
   with 403 by themselves; hiding a nav entry is only a courtesy.
-- `not_built_page()` renders the plain "not built yet" page of an area whose features come later.
+
+Areas whose features are not built have no page and no nav entry at all (warm-up and blacklist
+monitoring come with later issues): the product offers only what exists.
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Templates", "campaigns:templates", (Area.TEMPLATES,), "Outreach"),
     NavEntry("Mailboxes", "deliverability:mailboxes", (Area.MAILBOXES,), "Deliverability"),
     NavEntry("Domains", "deliverability:domains", (Area.DOMAINS,), "Deliverability"),
-    NavEntry("Warm-up", "deliverability:warmup", (Area.WARMUP,), "Deliverability"),
     NavEntry("Infrastructure", "infrastructure:index", (Area.INFRASTRUCTURE,), "Account"),
     NavEntry("Billing", "billing:index", (Area.BILLING,), "Account"),
     NavEntry("Team", "dashboard:team", (Area.TEAM,), "Account"),
@@ -170,17 +171,6 @@ def area_required(
         return login_required(guarded)  # type: ignore[return-value]
 
     return decorator
-
-
-def not_built_page(
-    request: HttpRequest, *, title: str, summary: str, will_hold: list[str]
-) -> HttpResponse:
-    """The page of an area whose features are not built yet: says so, shows no made-up data."""
-    return render(
-        request,
-        "dashboard/not_built.html",
-        {"title": title, "summary": summary, "will_hold": will_hold},
-    )
 
 
 def post_only(view: Callable[P, HttpResponse]) -> Callable[P, HttpResponse]:

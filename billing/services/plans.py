@@ -1,27 +1,40 @@
 """Plan changes and the usage summary shown on the billing page and API.
 
-Without Stripe (a later issue) only staff change a tenant's plan, through the admin or
-`manage.py plans assign`; both call `change_plan`.
+Staff change a tenant's plan through the admin or `manage.py plans assign`. Until Stripe checkout
+exists (the billing issue), a workspace's owner or admin also chooses its own public plan on the
+billing page or by API (`choose_plan`), as long as no payment provider is configured. All of them
+call `change_plan`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from billing.entitlements import lock_usage, members_in_use, plan_for
 from billing.limits import Resource
 from billing.models import Plan, TenantPlan
-from penguinmails.errors import Conflict, NotFound
+from billing.usage import SERVERS, counted_usage
+from penguinmails.errors import Conflict, NotFound, ValidationFailed
 from tenants.models import Tenant, User
+from tenants.permissions import Area, Level
 from tenants.services import audit
+from tenants.services.access import Principal, require
+
+
+class CheckoutUnavailable(Conflict):
+    """A payment provider is configured but its checkout is not built yet: plans cannot be
+    chosen without paying, so the workspace asks staff until checkout arrives."""
+
+    code = "checkout_unavailable"
 
 
 @dataclass(frozen=True)
 class UsageLine:
-    """One countable limit of the tenant's plan; `in_use` is None where it is not counted yet."""
+    """One countable limit of the tenant's plan; `in_use` is None where it is not counted."""
 
     resource: str
     label: str
@@ -32,20 +45,35 @@ class UsageLine:
 def usage_for(tenant: Tenant) -> list[UsageLine]:
     """The plan's countable limits with what the tenant uses.
 
-    Only members are counted here for now: mailboxes, domains, IPs and sends are counted by the
-    apps that own them, which call `require_capacity` themselves.
+    Members are counted here; mailboxes, domains, daily sends, IPs and servers by the apps that
+    own them (billing.usage counters, registered at start-up).
     """
     limits = plan_for(tenant).parsed_limits
-    counted = {Resource.MEMBERS: members_in_use(tenant)}
-    return [
+    counted: dict[str, int] = {Resource.MEMBERS: members_in_use(tenant), **counted_usage(tenant)}
+    lines = [
         UsageLine(
             resource=resource.value,
             label=resource.label,
             limit=limits.count(resource),
-            in_use=counted.get(resource),
+            in_use=counted.get(resource.value),
         )
         for resource in Resource
     ]
+    lines.append(
+        UsageLine(
+            resource=SERVERS,
+            label="dedicated servers",
+            limit=limits.vps_count,
+            in_use=counted.get(SERVERS),
+        )
+    )
+    return lines
+
+
+def self_serve_available() -> bool:
+    """Whether a workspace may pick its own plan: only while no payment provider is set up
+    (with Stripe configured a plan change will go through checkout, which is not built yet)."""
+    return not settings.STRIPE_SECRET_KEY
 
 
 def get_plan(slug: str) -> Plan:
@@ -90,3 +118,24 @@ def change_plan(tenant: Tenant, *, plan: Plan, actor: User | None) -> TenantPlan
         to_plan=plan.slug,
     )
     return assignment
+
+
+def choose_plan(principal: Principal, *, plan: str) -> TenantPlan:
+    """The workspace picks its own public plan (billing:write: owners and admins).
+
+    Bad or unknown input is a ValidationFailed on `plan`; with a payment provider configured the
+    choice is refused with CheckoutUnavailable until checkout exists.
+    """
+    require(principal, Area.BILLING, Level.WRITE)
+    if not self_serve_available():
+        raise CheckoutUnavailable(
+            "Online checkout is not available yet. To change plan, contact PenguinMails staff; "
+            "they switch it for you."
+        )
+    chosen = Plan.objects.filter(is_public=True, slug=str(plan or "").strip()).first()
+    if chosen is None:
+        raise ValidationFailed("Invalid input.", fields={"plan": ["Choose one of the plans."]})
+    if plan_for(principal.tenant).pk == chosen.pk:
+        message = f"You are already on the {chosen.name} plan."
+        raise ValidationFailed(message, fields={"plan": [message]})
+    return change_plan(principal.tenant, plan=chosen, actor=principal.user)

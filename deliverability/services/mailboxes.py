@@ -39,7 +39,11 @@ from deliverability.models import (
 from deliverability.services.mailbox_probe import ConnectionReport, Endpoint, probe
 from infrastructure.mailu import MailuError
 from infrastructure.models import MailServer, MailServerKind
-from infrastructure.services.mailservers import active_mail_server, mailu_client_for
+from infrastructure.services.mailservers import (
+    mail_server_for,
+    mailu_client_for,
+    uses_shared_servers,
+)
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError, IllegalTransition, NotFound, ValidationFailed
 from penguinmails.queue.producer import enqueue
@@ -380,8 +384,14 @@ def _insert(mailbox: Mailbox) -> None:
 
 # --- create (on our mail server) -----------------------------------------------------------------
 def _active_server(tenant: Tenant) -> MailServer:
-    """The tenant's active public MailServer (infrastructure), or NoMailServer."""
-    server = active_mail_server(tenant)
+    """The public MailServer the tenant's mailboxes go on (its own, or the shared one when its
+    plan has no dedicated servers), or NoMailServer."""
+    server = mail_server_for(tenant)
+    if server is None and uses_shared_servers(tenant):
+        raise NoMailServer(
+            "The shared mail servers are not available right now: connect a mailbox you already "
+            "have, or contact support."
+        )
     if server is None:
         raise NoMailServer(
             "This workspace has no active mail server yet: provision one on the Infrastructure "

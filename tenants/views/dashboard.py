@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -23,54 +20,7 @@ from tenants.services.apikeys import create_api_key, revoke_api_key
 from tenants.services.handoff import issue_handoff
 from tenants.services.tenancy import tenant_url
 from tenants.services.workspace import rename_tenant
-
-
-@dataclass(frozen=True)
-class Step:
-    title: str
-    text: str
-    url_name: str
-    area: Area
-
-
-GETTING_STARTED: tuple[Step, ...] = (
-    Step(
-        "Invite your team", "Add colleagues with the role they need.", "dashboard:team", Area.TEAM
-    ),
-    Step(
-        "Add a sending domain",
-        "Domains get SPF, DKIM and DMARC records.",
-        "deliverability:domains",
-        Area.DOMAINS,
-    ),
-    Step(
-        "Connect mailboxes",
-        "Mailboxes send your campaigns.",
-        "deliverability:mailboxes",
-        Area.MAILBOXES,
-    ),
-    Step(
-        "Warm up",
-        "New mailboxes build reputation before sending.",
-        "deliverability:warmup",
-        Area.WARMUP,
-    ),
-    Step("Import leads", "Lists of people to reach.", "campaigns:leads", Area.LEADS),
-    Step(
-        "Write templates",
-        "Reusable messages with variables.",
-        "campaigns:templates",
-        Area.TEMPLATES,
-    ),
-    Step("Launch a campaign", "Sequences sent on a schedule.", "campaigns:index", Area.CAMPAIGNS),
-    Step("Choose a plan", "Your plan decides your infrastructure.", "billing:index", Area.BILLING),
-    Step(
-        "Create an API key",
-        "Integrate through the REST API.",
-        "dashboard:settings",
-        Area.API_KEYS,
-    ),
-)
+from tenants.views import home_panels
 
 
 @area_required()
@@ -91,14 +41,8 @@ def home(request: HttpRequest) -> HttpResponse:
         stats["active_api_keys"] = ApiKey.objects.filter(
             tenant=tenant, revoked_at__isnull=True
         ).count()
-    steps = []
-    for step in GETTING_STARTED:
-        if not principal.allows(step.area):
-            continue
-        try:
-            steps.append({"step": step, "url": reverse(step.url_name)})
-        except NoReverseMatch:
-            continue
+    health = home_panels.mailbox_health(principal)
+    steps = home_panels.getting_started(principal, health)
     return render(
         request,
         "dashboard/home.html",
@@ -107,6 +51,10 @@ def home(request: HttpRequest) -> HttpResponse:
             "role": principal.role,
             "stats": stats,
             "steps": steps,
+            "next_step": next((s for s in steps if not s.done), None),
+            "figures": home_panels.sending_figures(principal),
+            "figure_days": home_panels.FIGURE_DAYS,
+            "health": health,
         },
     )
 

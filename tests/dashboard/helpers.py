@@ -18,7 +18,6 @@ PAGES: list[tuple[str, Area | None]] = [
     ("/campaigns/templates/", Area.TEMPLATES),
     ("/mailboxes/", Area.MAILBOXES),
     ("/domains/", Area.DOMAINS),
-    ("/warmup/", Area.WARMUP),
     ("/infrastructure/", Area.INFRASTRUCTURE),
     ("/billing/", Area.BILLING),
     ("/team/", Area.TEAM),

@@ -4,8 +4,8 @@ campaigns.tracking.app.
 
 Links are rewritten only in the HTML part's `href` attributes with an http(s) URL; `mailto:`,
 anchors and anything else are left alone, and text parts keep their URLs as written (a text
-part is what spam filters and careful readers look at). The pixel is appended before `</body>`
-(or at the end).
+part is what spam filters and careful readers look at). The pixel, for a campaign that tracks
+opens, is appended before `</body>` (or at the end).
 """
 
 from __future__ import annotations
@@ -60,9 +60,12 @@ def unsubscribe_mailto(tenant_id: int, message_pk: int) -> str:
     return f"{MAILTO_PREFIX}{token}@{settings.TRACKING_UNSUBSCRIBE_MAIL_DOMAIN}"
 
 
-def track_html(html_body: str, base: str, tenant_id: int, message_pk: int) -> tuple[str, list[str]]:
-    """The HTML with each trackable href replaced by a click URL and the open pixel added, and
-    the destinations found (in order, repeated ones once)."""
+def track_html(
+    html_body: str, base: str, tenant_id: int, message_pk: int, *, pixel: bool = True
+) -> tuple[str, list[str]]:
+    """The HTML with each trackable href replaced by a click URL and (unless `pixel` is False:
+    the campaign does not track opens) the open pixel added, and the destinations found (in
+    order, repeated ones once)."""
     found: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -75,12 +78,14 @@ def track_html(html_body: str, base: str, tenant_id: int, message_pk: int) -> tu
         return f"{match.group(1)}{match.group(2)}{html.escape(tracked)}{match.group(2)}"
 
     rewritten = _HREF.sub(replace, html_body)
-    pixel = (
+    if not pixel:
+        return rewritten, found
+    image = (
         f'<img src="{html.escape(open_url(base, tenant_id, message_pk))}" width="1" height="1" '
         'alt="" style="display:block;border:0;width:1px;height:1px">'
     )
     lower = rewritten.lower()
     at = lower.rfind("</body>")
     if at == -1:
-        return rewritten + pixel, found
-    return rewritten[:at] + pixel + rewritten[at:], found
+        return rewritten + image, found
+    return rewritten[:at] + image + rewritten[at:], found

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 
 from campaigns.models import DuplicatePolicy, Lead, LeadImport, LeadStatus
 from campaigns.services import leads
+from penguinmails.api.fields import BoundedDictField
 from penguinmails.api.viewsets import TenantScopedViewSet
 from penguinmails.errors import Conflict, ValidationFailed
 from tenants.models import Tenant
@@ -90,7 +91,7 @@ class LeadWriteSerializer(serializers.Serializer):
     website = serializers.CharField(required=False)
     phone = serializers.CharField(required=False)
     timezone = serializers.CharField(required=False, help_text="IANA name, e.g. Europe/Paris.")
-    custom_fields = serializers.DictField(required=False)
+    custom_fields = BoundedDictField(required=False, max_depth=1)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
 
 

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from campaigns.models import EmailTemplate
 from campaigns.services import templates
+from penguinmails.api.fields import BoundedDictField
 from penguinmails.api.permissions import IsTenantMember
 from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
@@ -65,7 +66,7 @@ class LeadDataSerializer(serializers.Serializer):
     website = serializers.CharField(required=False, allow_blank=True, max_length=500)
     phone = serializers.CharField(required=False, allow_blank=True, max_length=50)
     timezone = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    custom = serializers.DictField(
+    custom = BoundedDictField(
         child=serializers.CharField(allow_blank=True, max_length=2000), required=False
     )
 

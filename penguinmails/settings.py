@@ -83,6 +83,7 @@ TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "penguinmails.health.HealthCheckMiddleware",  # answers /health* before tenant lookup
+    "penguinmails.api.middleware.ApiBodySizeMiddleware",  # JSON 413 for oversized API bodies
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.TenantHostMiddleware",
@@ -223,7 +224,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["penguinmails.api.permissions.IsTenantMember"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSONParser with a size limit and depth/NUL/surrogate checks (docs/api.md, Limits).
+    "DEFAULT_PARSER_CLASSES": ["penguinmails.api.parsers.LimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "penguinmails.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from penguinmails.api.fields import BoundedDictField
 from penguinmails.api.viewsets import TenantScopedMixin, TenantScopedViewSet
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.permissions import Area
@@ -88,8 +89,9 @@ class MemberUpdateSerializer(serializers.Serializer):
 
 
 class RoleSerializer(serializers.ModelSerializer):
-    permissions = serializers.DictField(
+    permissions = BoundedDictField(
         child=serializers.CharField(),
+        max_depth=1,
         help_text="Area → level (`none`, `read`, `write`). Areas left out get `none`.",
     )
 

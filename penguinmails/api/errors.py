@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -63,6 +64,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's EXCEPTION_HANDLER: every handled exception leaves in the one format."""
     if isinstance(exc, DomainError):
         return error_response(exc.code, exc.message, exc.status_code, exc.fields or None)
+    if isinstance(exc, RequestDataTooBig):  # a multipart body's non-file parts past the limit
+        return error_response(
+            "request_too_large",
+            "The request body is too large.",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, SuspiciousOperation):  # e.g. too many fields; Django would answer HTML
+        return error_response(
+            "bad_request", str(exc) or "Bad request.", status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) if str(exc) else None)
     elif isinstance(exc, DjangoPermissionDenied):

@@ -62,6 +62,8 @@ class CampaignSerializer(serializers.ModelSerializer):
             "min_gap_seconds",
             "max_gap_seconds",
             "stop_on_reply",
+            "track_opens",
+            "plain_text_only",
             "start_at",
             "lead_list_ids",
             "mailbox_ids",
@@ -97,6 +99,8 @@ class CampaignWriteSerializer(serializers.Serializer):
     min_gap_seconds = serializers.IntegerField(required=False)
     max_gap_seconds = serializers.IntegerField(required=False)
     stop_on_reply = serializers.BooleanField(required=False)
+    track_opens = serializers.BooleanField(required=False)
+    plain_text_only = serializers.BooleanField(required=False)
     start_at = serializers.DateTimeField(required=False, allow_null=True)
     lead_list_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     mailbox_ids = serializers.ListField(child=serializers.IntegerField(), required=False)

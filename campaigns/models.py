@@ -264,6 +264,11 @@ class Campaign(models.Model):
     min_gap_seconds = models.PositiveIntegerField(default=60)
     max_gap_seconds = models.PositiveIntegerField(default=180)
     stop_on_reply = models.BooleanField(default=True)
+    # Content (docs/sending.md, "Content"). The open pixel costs spam-filter points on a short
+    # message and is what careful cold senders leave out: off unless asked for. Plain text only
+    # sends text/plain alone: no HTML part, no pixel, URLs as written.
+    track_opens = models.BooleanField(default=False)
+    plain_text_only = models.BooleanField(default=False)
     start_at = models.DateTimeField(null=True, blank=True)  # none: as soon as it is started
     lead_lists = models.ManyToManyField(LeadList, related_name="campaigns", blank=True)
     # Mailbox rows live in this same tenant schema, so a real relation is safe.

@@ -48,6 +48,19 @@ class CampaignForm(forms.Form):
     min_gap_seconds = forms.IntegerField(initial=60, label="Min gap (s)")
     max_gap_seconds = forms.IntegerField(initial=180, label="Max gap (s)")
     stop_on_reply = forms.BooleanField(required=False, initial=True)
+    track_opens = forms.BooleanField(
+        required=False,
+        initial=False,
+        label="Track opens",
+        help_text="Adds a 1-pixel image to the HTML. Spam filters count it against short "
+        "messages and many mail clients preload it, so opens are approximate; off by default.",
+    )
+    plain_text_only = forms.BooleanField(
+        required=False,
+        initial=False,
+        label="Plain text only",
+        help_text="Sends the text version alone: no HTML, no pixel, links exactly as written.",
+    )
     lead_list_ids = forms.MultipleChoiceField(
         required=False, label="Lead lists", widget=forms.CheckboxSelectMultiple
     )

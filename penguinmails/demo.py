@@ -144,6 +144,10 @@ DEMO_LEADS = (
     ("edsger@prospects.example", "Edsger", "Dijkstra", "Shortest Paths BV", "Europe/Amsterdam"),
     ("barbara@prospects.example", "Barbara", "Liskov", "Substitution Co", "America/New_York"),
 )
+# Content switches (docs/sending.md, "Content"): what a careful cold sender chooses. No open
+# pixel: on a short message SpamAssassin counts it (HTML_IMAGE_ONLY_08, 0.6), and mail clients
+# preload it anyway; clicks still show on the campaign page.
+DEMO_CAMPAIGN_CONTENT = {"track_opens": False, "plain_text_only": False}
 DEMO_TEMPLATES = (
     (
         "Demo: first touch",
@@ -210,6 +214,7 @@ def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None
             min_gap_seconds=2,
             max_gap_seconds=8,
             stop_on_reply=True,
+            **DEMO_CAMPAIGN_CONTENT,
             lead_list_ids=[lead_list.pk],
             mailbox_ids=[m.pk for m in mailboxes],
         )

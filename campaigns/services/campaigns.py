@@ -123,6 +123,8 @@ DEFAULTS: dict[str, Any] = {
     "min_gap_seconds": 60,
     "max_gap_seconds": 180,
     "stop_on_reply": True,
+    "track_opens": False,  # docs/sending.md, "Content": the pixel is opt-in
+    "plain_text_only": False,
     "start_at": None,
     "lead_list_ids": [],
     "mailbox_ids": [],
@@ -154,6 +156,8 @@ def _cleaned(data: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str
         errors["timezone"] = [str(exc)]
     out["use_lead_timezone"] = bool(data.get("use_lead_timezone"))
     out["stop_on_reply"] = bool(data.get("stop_on_reply"))
+    out["track_opens"] = bool(data.get("track_opens"))
+    out["plain_text_only"] = bool(data.get("plain_text_only"))
     days = _ids(data.get("window_days"))
     if not days or not set(days) <= set(range(7)):
         errors["window_days"] = ["Pick at least one day (0 = Monday … 6 = Sunday)."]

@@ -362,6 +362,9 @@ INFRA_MAIL_DOMAIN = env_str("INFRA_MAIL_DOMAIN", default="")
 # --- Leads (docs/leads.md) ------------------------------------------------------------------
 # Rows a lead import commits at a time (its progress moves in these steps).
 LEAD_IMPORT_BATCH_SIZE = env_int("LEAD_IMPORT_BATCH_SIZE", default=50000)
+# Lead addresses under `.test` (RFC 6761, e.g. the demo's demo-agency.test): accepted where the
+# sandbox captures all mail (DEBUG), refused as special-use names in production.
+ALLOW_TEST_EMAIL_DOMAINS = env_bool("ALLOW_TEST_EMAIL_DOMAINS", default=DEBUG)
 
 # --- DNS (sending domains: records, verification, publishing; see docs/dns.md) ----------------
 # Resolvers verification asks, as host:port (empty = the system resolver). `make run` and tests

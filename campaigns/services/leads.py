@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import dns.exception
 import dns.resolver
+from django.conf import settings
 from django.core.files.base import File
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
@@ -128,14 +129,21 @@ class LeadInput:
 # (tests/leads/test_email_fast_path.py compares the two on generated addresses): a dot-atom
 # local part of letters, digits and `_%+-`; a host name of LDH labels (none with `--`, so no
 # Punycode or the `ab--` labels IDNA refuses) under a TLD of letters that is not a special-use
-# name; and the length limits. Everything else goes to email-validator, which also words the
-# reasons.
+# name (`.test` is one only while settings.ALLOW_TEST_EMAIL_DOMAINS is off); and the length
+# limits. Everything else goes to email-validator, which also words the reasons.
 _PLAIN_EMAIL = re.compile(
     r"[a-z0-9_%+\-]+(?:\.[a-z0-9_%+\-]+)*"
     r"@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
     re.ASCII | re.IGNORECASE,
 )
 _SPECIAL_USE_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+_SPECIAL_USE_TLDS_BUT_TEST = _SPECIAL_USE_TLDS - {"test"}
+
+
+def allows_test_domains() -> bool:
+    """Whether `.test` addresses are leads here: settings.ALLOW_TEST_EMAIL_DOMAINS (on with the
+    sandbox, which captures all mail; off in production). email-validator's `test_environment`."""
+    return bool(settings.ALLOW_TEST_EMAIL_DOMAINS)
 
 
 def plain_email(raw: str) -> str | None:
@@ -144,7 +152,8 @@ def plain_email(raw: str) -> str | None:
     if len(raw) > 254 or not _PLAIN_EMAIL.fullmatch(raw):
         return None
     local, _, domain = raw.lower().rpartition("@")
-    if len(local) > 64 or "--" in domain or domain.rpartition(".")[2] in _SPECIAL_USE_TLDS:
+    refused = _SPECIAL_USE_TLDS_BUT_TEST if allows_test_domains() else _SPECIAL_USE_TLDS
+    if len(local) > 64 or "--" in domain or domain.rpartition(".")[2] in refused:
         return None
     return f"{local}@{domain}"
 
@@ -156,7 +165,9 @@ def normalize_email(raw: str) -> str:
     if fast is not None:
         return fast
     try:
-        checked = validate_email(raw, check_deliverability=False)
+        checked = validate_email(
+            raw, check_deliverability=False, test_environment=allows_test_domains()
+        )
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
     return checked.normalized.lower()

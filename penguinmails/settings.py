@@ -198,7 +198,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default=f"PenguinMails <no-re
 
 # --- Static and media -----------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     # Uploads go under MEDIA_ROOT/<schema>/, one folder per tenant.
@@ -207,11 +207,13 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            # Compressed and hashed (collectstatic at deploy); unhashed if that step was skipped.
+            else "penguinmails.staticfiles.StaticFilesStorage"
         )
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Without collectstatic's output, whitenoise serves the apps' static folders directly.
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"
 MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"

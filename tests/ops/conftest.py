@@ -55,13 +55,25 @@ def subprocess_env(**overrides: str | None) -> dict[str, str]:
 
 
 def the_test_database_url() -> str:
-    """DATABASE_URL of the database this test run uses (test_<name>), for child processes."""
-    from urllib.parse import quote
+    """DATABASE_URL of the database this test run uses (test_<name>), for child processes.
+
+    The one place that turns Django's connection settings back into a URL: a unix-socket host
+    (the embedded PostgreSQL of `make test` without DATABASE_URL) is percent-encoded, or its
+    slashes would be read as the database name.
+    """
+    from urllib.parse import quote, urlencode
 
     from django.db import connection
 
     db = connection.settings_dict
-    host = db["HOST"] or "127.0.0.1"
-    if host.startswith("/"):  # a unix socket directory (the embedded PostgreSQL)
-        return f"postgres://{quote(db['USER'])}@{quote(host, safe='')}/{db['NAME']}"
-    return f"postgres://{quote(db['USER'])}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+    user = quote(db.get("USER") or "postgres", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    host = str(db.get("HOST") or "127.0.0.1")
+    if host.startswith("/"):
+        host = quote(host, safe="")
+    elif ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    options = {k: v for k, v in (db.get("OPTIONS") or {}).items() if isinstance(v, str | int)}
+    query = f"?{urlencode(options)}" if options else ""
+    return f"postgres://{user}{password}@{host}{port}/{quote(db['NAME'], safe='')}{query}"

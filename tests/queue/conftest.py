@@ -26,8 +26,11 @@ from penguinmails.celery import app as celery_app
 from penguinmails.queue import live
 from penguinmails.queue.migrator import migrate_ready
 from penguinmails.queue.reaper import reap_expired
+from tests.ops.conftest import the_test_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
+# Kept under this name for the modules that import it from here.
+_test_database_url = the_test_database_url
 HANDLER_MODULE = "tests.queue.handlers"
 os.environ.setdefault("PM_EXTRA_HANDLER_MODULES", HANDLER_MODULE)
 # Short leases and backoff, so recovery paths finish in seconds.
@@ -94,15 +97,6 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(10)
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
-
-
 @dataclass
 class Worker:
     name: str
@@ -128,7 +122,7 @@ def subprocess_env(redis_url: str) -> dict[str, str]:
     return {
         **os.environ,
         **QUEUE_ENV,
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": the_test_database_url(),
         "REDIS_URL": redis_url,
         "PM_EXTRA_HANDLER_MODULES": HANDLER_MODULE,
         "DB_CONN_MAX_AGE": "60",

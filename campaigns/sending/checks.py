@@ -2,9 +2,9 @@
 order over a whole batch, each with at most one query, each naming why it stopped a message.
 
 A check returns the messages it stops. A lead-level stop (`final`) skips the message for good and
-stops the lead's enrollment; a temporary one (campaign paused, mailbox paused or at its limit,
-domain not verified, plan limit) holds it: it stays queued, `stopped_by` says which check, and the
-scheduler hands it to a new job once `retry_at` (or the next visit) comes.
+stops the lead's enrollment; a temporary one (workspace suspended, campaign paused, mailbox paused
+or at its limit, domain not verified, plan limit) holds it: it stays queued, `stopped_by` says
+which check, and the scheduler hands it to a new job once `retry_at` (or the next visit) comes.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from campaigns.models import (
 )
 from deliverability.models import DomainStatus, Mailbox, MailboxKind, MailboxStatus, SendingDomain
 from tenants.models import Tenant
+from tenants.services.tenancy import sending_hold
 
 
 @dataclass
@@ -73,6 +74,15 @@ class Context:
 
 
 Check = Callable[[Context, Sequence[Item]], list[Stop]]
+
+
+def tenant_active(ctx: Context, items: Sequence[Item]) -> list[Stop]:
+    """A suspended workspace sends nothing: its messages are held (queued, not failed) and go
+    out after reactivation, when the scheduler visits the tenant again."""
+    reason = sending_hold(ctx.tenant)
+    if not reason:
+        return []
+    return [Stop(i, "tenant_active", reason) for i in items]
 
 
 def campaign_running(ctx: Context, items: Sequence[Item]) -> list[Stop]:
@@ -197,6 +207,7 @@ def plan_limit(ctx: Context, items: Sequence[Item]) -> list[Stop]:
 
 # The pipeline, in order: each check sees only the messages the previous ones let through.
 CHECKS: tuple[Check, ...] = (
+    tenant_active,
     campaign_running,
     lead_sendable,
     mailbox_healthy,

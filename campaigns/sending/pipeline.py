@@ -3,17 +3,21 @@ campaign's queued messages; each message keeps its own state row.
 
     queued ──claim──► sending ──250──► sent
       ▲                  ├──5xx──► bounced (address suppressed, lead bounced)
-      └──4xx, backoff────┤──4xx after MAX_ATTEMPTS──► failed
-                         └──connection lost after DATA──► unknown (never resent blindly)
+      ├──4xx, backoff────┤──4xx after MAX_ATTEMPTS──► failed
+      │                  ├──connection lost after DATA──► unknown (never resent blindly)
+      └──run died before DATA──┘   run died after DATA started──► unknown
     queued ──lead-level check──► skipped        queued ──temporary check──► queued (held)
 
-Order of work per batch: messages found already `sending` by this job (its previous run died
-after handing them to SMTP) become unknown; the checks run in bulk; then per chunk of
-CLAIM_CHUNK messages: one committed UPDATE claims them (queued → sending, attempts + 1, the
-Message-ID fixed on the first attempt and kept on retries) before the first byte goes to SMTP,
-each is rendered, composed and delivered over the mailbox's reused connection, and one
+Order of work per batch: messages found already `sending` by this job (its previous run died)
+are recovered (`recovery.recover_lost_sends`): those whose DATA never started are sent by this
+run, the others become unknown; the checks run in bulk; then per chunk of CLAIM_CHUNK messages:
+one committed UPDATE claims them (queued → sending, attempts + 1, the Message-ID fixed on the
+first attempt and kept on retries) before the first byte goes to SMTP, each is rendered,
+composed and delivered over the mailbox's reused connection (after the server's 354 and before
+the body, the row gets its durable DATA marker, `recovery.mark_data_started`), and one
 transaction records the chunk's results, rollups, enrollment moves, suppressions and mailbox
-counts. A crash therefore leaves at most one chunk in `sending`, and those become unknown.
+counts. A crash therefore leaves at most one chunk in `sending`: the messages past DATA become
+unknown, the others go back to the queue.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from campaigns.models import (
     Campaign,
     CampaignStatus,
     EmailTemplate,
-    EnrollmentStatus,
     LeadStatus,
     MessageStatus,
     StepVariant,
@@ -47,6 +50,15 @@ from campaigns.rendering import (
 )
 from campaigns.sending import compose as composer
 from campaigns.sending.checks import Context, Item, Stop, run_checks
+from campaigns.sending.dispatch import dispatch
+from campaigns.sending.enrollments import advance_enrollments, stop_enrollments
+from campaigns.sending.recovery import (
+    ClaimLost,
+    accept_unknown,
+    mark_data_started,
+    recover_lost_sends,
+    resend_unknown,
+)
 from campaigns.sending.sql import chunks, execute, fetch, update_from_values, values
 from campaigns.services.stats import Bump, bump
 from campaigns.tracking import links
@@ -70,6 +82,7 @@ class BatchReport:
     counts: Counter[str] = field(default_factory=Counter)
     stopped_by: Counter[str] = field(default_factory=Counter)
     later: int = 0  # not due yet: handed to a follow-up job
+    requeued: int = 0  # left in `sending` by a dead run before DATA: back in the queue
 
 
 @dataclass
@@ -104,27 +117,19 @@ def send_batch(
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None:
         return report
-    rows = fetch(
-        """
-        SELECT id, lead_id, step_id, variant_id, mailbox_id, to_email, message_id, attempts,
-               scheduled_for, status
-        FROM campaigns_message
-        WHERE id = ANY(%s) AND job_id = %s AND status = ANY(%s)
-        ORDER BY scheduled_for, id
-        """,
-        [list(message_ids), job_id, [S.QUEUED.value, S.SENDING.value]],
-    )
+    rows = _batch_rows(message_ids, job_id)
     lost = [r[0] for r in rows if r[9] == S.SENDING]
     if lost:
-        report.counts[S.UNKNOWN] += mark_unknown(
-            lost, reason="found in sending when its job ran again (the previous run died)"
-        )
+        # The previous run of this job died: what never reached DATA is sent by this run.
+        recovered = recover_lost_sends(lost, job_id=job_id, why="its send job died and ran again")
+        report.counts[S.UNKNOWN] += recovered.unknown
+        report.counts[S.FAILED] += recovered.failed
+        report.requeued = recovered.requeued
+        rows = _batch_rows(message_ids, job_id)
     items = [Item(*r[:9]) for r in rows if r[9] == S.QUEUED]
     due = [i for i in items if i.scheduled_for <= now + DUE_SLACK]
     later = [i for i in items if i.scheduled_for > now + DUE_SLACK]
     if later:
-        from campaigns.sending.scheduler import dispatch
-
         with transaction.atomic():
             dispatch(tenant, campaign_id, [(i.pk, i.scheduled_for) for i in later])
         report.later = len(later)
@@ -141,6 +146,19 @@ def send_batch(
     if passing:
         _Sender(tenant, campaign, ctx, job_id, report).send(passing)
     return report
+
+
+def _batch_rows(message_ids: Sequence[int], job_id: int) -> list[tuple[Any, ...]]:
+    return fetch(
+        """
+        SELECT id, lead_id, step_id, variant_id, mailbox_id, to_email, message_id, attempts,
+               scheduled_for, status
+        FROM campaigns_message
+        WHERE id = ANY(%s) AND job_id = %s AND status = ANY(%s)
+        ORDER BY scheduled_for, id
+        """,
+        [list(message_ids), job_id, [S.QUEUED.value, S.SENDING.value]],
+    )
 
 
 # --- stops ---------------------------------------------------------------------------------------
@@ -168,81 +186,9 @@ def _record_stops(campaign: Campaign, stops: Sequence[Stop], job_id: int) -> Non
             """,  # noqa: S608 - placeholders only
             [now, *params, S.QUEUED.value, job_id],
         )
-    _stop_enrollments(
+    stop_enrollments(
         [(campaign.pk, s.item.lead_id, f"{s.check}: {s.reason}") for s in stops if s.final]
     )
-
-
-def _stop_enrollments(rows: Sequence[tuple[int, int, str]]) -> None:
-    if rows:
-        update_from_values_enrollment(rows)
-
-
-def update_from_values_enrollment(rows: Sequence[tuple[int, int, str]]) -> None:
-    for part in chunks(rows, 1000):
-        body, params = values(
-            [(c, lead, r[:200]) for c, lead, r in part], ["bigint", "bigint", "text"]
-        )
-        execute(
-            f"""
-            UPDATE campaigns_campaignlead AS e
-            SET status = %s, next_due_at = NULL, stop_reason = v.reason, updated_at = now()
-            FROM ({body}) AS v(campaign_id, lead_id, reason)
-            WHERE e.campaign_id = v.campaign_id AND e.lead_id = v.lead_id AND e.status = %s
-            """,  # noqa: S608 - placeholders only
-            [EnrollmentStatus.STOPPED.value, *params, EnrollmentStatus.ACTIVE.value],
-        )
-
-
-def advance_enrollments(rows: Sequence[tuple[int, int, int, datetime]]) -> None:
-    """(campaign, lead, step, sent at): the enrollment moves to the next step, due its delay
-    after this send, or finishes after the last step. Conditional on still being at this step,
-    so a repeat never skips a step."""
-    for part in chunks(rows, 1000):
-        body, params = values(part, ["bigint", "bigint", "bigint", "timestamptz"])
-        execute(
-            f"""
-            UPDATE campaigns_campaignlead AS e
-            SET next_step = s."order" + 1,
-                status = CASE WHEN nx.id IS NULL THEN %s ELSE %s END,
-                next_due_at = CASE WHEN nx.id IS NULL THEN NULL
-                    ELSE v.at + make_interval(hours => nx.delay_amount
-                        * CASE WHEN nx.delay_unit = 'days' THEN 24 ELSE 1 END) END,
-                last_sent_at = v.at, updated_at = now()
-            FROM ({body}) AS v(campaign_id, lead_id, step_id, at)
-            JOIN campaigns_sequencestep s ON s.id = v.step_id
-            LEFT JOIN campaigns_sequencestep nx
-                   ON nx.campaign_id = s.campaign_id AND nx."order" = s."order" + 1
-            WHERE e.campaign_id = v.campaign_id AND e.lead_id = v.lead_id
-              AND e.status = %s AND e.next_step = s."order"
-            """,  # noqa: S608 - placeholders only
-            [
-                EnrollmentStatus.FINISHED.value,
-                EnrollmentStatus.ACTIVE.value,
-                *params,
-                EnrollmentStatus.ACTIVE.value,
-            ],
-        )
-
-
-def mark_unknown(message_ids: Sequence[int], *, reason: str) -> int:
-    """`sending` → unknown: the message may have reached the server, so it is never resent
-    automatically. The sequence moves on as if it was sent (docs/sending.md, "Unknown")."""
-    if not message_ids:
-        return 0
-    now = timezone.now()
-    with transaction.atomic():
-        rows = fetch(
-            """
-            UPDATE campaigns_message
-            SET status = %s, stopped_by = 'unknown', stop_reason = %s, updated_at = %s
-            WHERE id = ANY(%s) AND status = %s
-            RETURNING campaign_id, lead_id, step_id
-            """,
-            [S.UNKNOWN.value, reason[:500], now, list(message_ids), S.SENDING.value],
-        )
-        advance_enrollments([(c, lead, step, now) for c, lead, step in rows])
-    return len(rows)
 
 
 # --- the sender ----------------------------------------------------------------------------------
@@ -292,8 +238,8 @@ class _Sender:
                     if not self._running():
                         return
                     continue
-                results = [self._send_one(pool, item) for item in claimed]
-                self._record(results)
+                sent = [self._send_one(pool, item) for item in claimed]
+                self._record([r for r in sent if r is not None])
 
     # claim: one committed statement per chunk, before any byte goes to SMTP
     def _claim(self, items: Sequence[Item]) -> list[Item]:
@@ -307,7 +253,7 @@ class _Sender:
                 UPDATE campaigns_message AS t
                 SET status = %s, attempts = t.attempts + 1,
                     message_id = COALESCE(t.message_id, v.mid), stopped_by = '',
-                    stop_reason = '', updated_at = now()
+                    stop_reason = '', smtp_code = NULL, smtp_response = '', updated_at = now()
                 FROM ({body}) AS v(id, mid)
                 WHERE t.id = v.id AND t.status = %s AND t.job_id = %s
                   AND EXISTS (SELECT 1 FROM campaigns_campaign c
@@ -362,7 +308,7 @@ class _Sender:
         }
         return template.render(lead=data, seed=f"{item.lead_id}:{item.step_id}")
 
-    def _send_one(self, pool: SmtpPool, item: Item) -> _Result:
+    def _send_one(self, pool: SmtpPool, item: Item) -> _Result | None:
         mailbox: Mailbox = self.ctx.mailboxes[item.mailbox_id or 0]
         if mailbox.pk in self.down:
             return self._deferred(item, Delivery(Outcome.DEFERRED, None, self.down[mailbox.pk]))
@@ -389,9 +335,18 @@ class _Sender:
                 item, S.FAILED, subject=rendered.subject[:998], stopped_by="header_injection",
                 reason=str(exc),
             )  # fmt: skip
-        delivery = pool.deliver(
-            raw, mailbox=mailbox, from_addr=mailbox.address, to_addr=item.to_email
-        )
+        try:
+            delivery = pool.deliver(
+                raw,
+                mailbox=mailbox,
+                from_addr=mailbox.address,
+                to_addr=item.to_email,
+                before_body=lambda: mark_data_started(
+                    item.pk, job_id=self.job_id, attempts=item.attempts
+                ),
+            )
+        except ClaimLost:
+            return None  # recovered (and maybe claimed again) elsewhere: not ours to record
         subject = rendered.subject[:998]
         if delivery.outcome == Outcome.ACCEPTED:
             return _Result(item, S.SENT, delivery.code, delivery.response, subject)
@@ -439,6 +394,7 @@ class _Sender:
                 now if r.status == S.SENT else None,
                 now if r.status == S.BOUNCED else None,
                 r.retry_at,
+                r.item.attempts,
             )
             for r in results
         ]
@@ -474,7 +430,7 @@ class _Sender:
                 body, params = values(
                     part,
                     ["bigint", "text", "integer", "text", "text", "text", "text", "timestamptz",
-                     "timestamptz", "timestamptz"],
+                     "timestamptz", "timestamptz", "integer"],
                 )  # fmt: skip
                 execute(
                     f"""
@@ -488,14 +444,15 @@ class _Sender:
                         job_id = CASE WHEN v.status = %s THEN NULL ELSE t.job_id END,
                         updated_at = %s
                     FROM ({body}) AS v(id, status, code, response, subject, stopped_by, reason,
-                                       sent_at, bounced_at, retry_at)
-                    WHERE t.id = v.id AND t.status = %s
+                                       sent_at, bounced_at, retry_at, attempts)
+                    WHERE t.id = v.id AND t.status = %s AND t.job_id = %s
+                      AND t.attempts = v.attempts
                     """,  # noqa: S608 - placeholders only
-                    [S.QUEUED.value, now, *params, S.SENDING.value],
+                    [S.QUEUED.value, now, *params, S.SENDING.value, self.job_id],
                 )
             bump(increments)
             advance_enrollments(advance)
-            _stop_enrollments(stop)
+            stop_enrollments(stop)
             if bounced:
                 _suppress_bounced(bounced, now)
             if sends:
@@ -538,15 +495,4 @@ def _count_sends(sends: Counter[int], now: datetime) -> None:
     )
 
 
-def resend_unknown(message_pk: int) -> None:
-    """Ops: put an unknown message back to queued, with its Message-ID kept, so the next
-    scheduler run sends it again (receivers that saw it drop a repeat by Message-ID)."""
-    execute(
-        "UPDATE campaigns_message SET status = %s, job_id = NULL, stopped_by = '', "
-        "stop_reason = 'resent by an operator', scheduled_for = now(), updated_at = now() "
-        "WHERE id = %s AND status = %s",
-        [S.QUEUED.value, message_pk, S.UNKNOWN.value],
-    )
-
-
-__all__ = ["BatchReport", "backoff", "mark_unknown", "resend_unknown", "send_batch"]
+__all__ = ["BatchReport", "accept_unknown", "backoff", "resend_unknown", "send_batch"]

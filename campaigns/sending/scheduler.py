@@ -21,7 +21,6 @@ that has a running campaign due in the public index (RunningCampaign), never a l
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -41,24 +40,28 @@ from campaigns.models import (
     StepVariant,
 )
 from campaigns.schedule import Window, is_within_window, next_window_start
+from campaigns.sending.dispatch import (
+    BATCH_SPAN,
+    SEND_BATCH,
+    SEND_PRIORITY,
+    SEND_TASK,
+    dispatch,
+    orphans,
+    sweep_lost_sends,
+)
 from campaigns.sending.sql import chunks, execute, fetch, update_from_values, values
 from deliverability.models import Mailbox, MailboxStatus
 from penguinmails.errors import DomainError
-from penguinmails.models import LIVE_STATUSES, RunningCampaign
+from penguinmails.models import RunningCampaign
 from penguinmails.queue.producer import JobSpec, enqueue, enqueue_many
 from tenants.models import Tenant
+from tenants.services.tenancy import sending_holds
 
 TICK_TASK = "campaigns.tick"
 SCHEDULE_TASK = "campaigns.schedule"
-SEND_TASK = "campaigns.send"
-SEND_PRIORITY = 60
 # Messages are created at most this far ahead of their slot: a pause, a limit change or a
 # mailbox failure then affects little already queued, and in-flight rows stay few.
 HORIZON = timedelta(minutes=10)
-# One send job carries up to SEND_BATCH messages of one campaign whose slots fall within
-# BATCH_SPAN of the first (the job sends what is due and re-enqueues the rest for later).
-SEND_BATCH = 500
-BATCH_SPAN = timedelta(seconds=30)
 MAX_PER_RUN = 20_000  # messages created per campaign per scheduler run
 PICK_CHUNK = 2_000
 REVISIT = timedelta(seconds=10)  # next visit while there is work in flight
@@ -84,6 +87,9 @@ def tick(*, now: datetime | None = None) -> int:
     )
     if not tenant_ids:
         return 0
+    # A suspended tenant gets no work: its index rows stay due, so reactivation resumes at once.
+    held = sending_holds(tenant_ids)
+    tenant_ids = [tid for tid in tenant_ids if tid not in held]
     tenants = {t.pk: t for t in Tenant.objects.filter(pk__in=tenant_ids)}
     with transaction.atomic():
         enqueue_many(
@@ -113,7 +119,8 @@ class CampaignReport:
     finished: int = 0
     dispatched: int = 0  # messages handed to send jobs (new and re-dispatched)
     jobs: int = 0
-    unknown: int = 0  # stuck in `sending` without a live job: marked unknown
+    unknown: int = 0  # stuck in `sending` without a live job, DATA started: marked unknown
+    requeued: int = 0  # stuck in `sending` without a live job, before DATA: queued again
     limited_by: str = ""  # the cap that stopped this run, if any
     completed: bool = False
     skipped: str = ""  # why the campaign was not scheduled this run
@@ -139,7 +146,14 @@ def schedule_tenant(
     if only_due:
         index = index.filter(next_run_at__lte=moment)
     report = TenantReport()
-    for campaign_id in sorted(index.values_list("campaign_id", flat=True)):
+    campaign_ids = sorted(index.values_list("campaign_id", flat=True))
+    hold = sending_holds([tenant.pk]).get(tenant.pk, "")
+    if hold:
+        # Enqueued before a suspension (or asked for by hand): nothing is scheduled, swept or
+        # dispatched; queued messages wait, and the index keeps the campaigns due.
+        report.campaigns = [CampaignReport(c, skipped=hold) for c in campaign_ids]
+        return report
+    for campaign_id in campaign_ids:
         report.campaigns.append(schedule_campaign(tenant, campaign_id, now=moment))
     return report
 
@@ -221,10 +235,11 @@ class _Run:
     def run(self) -> None:
         c, report = self.campaign, self.report
         report.enrolled = enrol(c, now=self.now)
-        report.unknown = _sweep_lost_sends(c.pk)
+        swept = sweep_lost_sends(c.pk)
+        report.unknown, report.requeued = swept.unknown, swept.requeued
         if c.start_at is None or c.start_at <= self.now:
             self._schedule_due()
-        new_and_orphans = _orphans(c.pk, self.now + HORIZON)
+        new_and_orphans = orphans(c.pk, self.now + HORIZON)
         report.dispatched = len(new_and_orphans)
         report.jobs = dispatch(self.tenant, c.pk, new_and_orphans)
         self._settle()
@@ -489,69 +504,6 @@ def _set_due(rows: list[tuple[int, datetime]]) -> None:
         )
 
 
-def _sweep_lost_sends(campaign_id: int) -> int:
-    """Messages left in `sending` by a send job that is no longer live (it died after handing
-    them to SMTP, and ran out of attempts): unknown, never resent (docs/sending.md)."""
-    from campaigns.sending.pipeline import mark_unknown
-
-    rows = fetch(
-        """
-        SELECT m.id FROM campaigns_message m
-        WHERE m.campaign_id = %s AND m.status = %s
-          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = m.job_id AND j.status = ANY(%s))
-        """,
-        [campaign_id, MessageStatus.SENDING.value, list(LIVE_STATUSES)],
-    )
-    return mark_unknown([r[0] for r in rows], reason="its send job ended without a result")
-
-
-def _orphans(campaign_id: int, until: datetime) -> list[tuple[int, datetime]]:
-    """Queued messages due before `until` that no live job holds: new ones, ones a check held,
-    ones a pause left behind. Ordered by slot."""
-    rows = fetch(
-        """
-        SELECT m.id, m.scheduled_for FROM campaigns_message m
-        WHERE m.campaign_id = %s AND m.status = %s AND m.scheduled_for <= %s
-          AND (m.job_id IS NULL OR NOT EXISTS (
-                SELECT 1 FROM jobs j WHERE j.id = m.job_id AND j.status = ANY(%s)))
-        ORDER BY m.scheduled_for, m.id
-        """,
-        [campaign_id, MessageStatus.QUEUED.value, until, list(LIVE_STATUSES)],
-    )
-    return [(r[0], r[1]) for r in rows]
-
-
-def dispatch(tenant: Tenant, campaign_id: int, messages: Iterable[tuple[int, datetime]]) -> int:
-    """Group (message id, slot) pairs, in slot order, into send jobs of at most SEND_BATCH
-    messages spanning at most BATCH_SPAN; record each job on its messages. Returns the jobs."""
-    batches: list[list[tuple[int, datetime]]] = []
-    for item in messages:
-        if (
-            not batches
-            or len(batches[-1]) >= SEND_BATCH
-            or item[1] - batches[-1][0][1] > BATCH_SPAN
-        ):
-            batches.append([])
-        batches[-1].append(item)
-    if not batches:
-        return 0
-    jobs = enqueue_many(
-        JobSpec(
-            SEND_TASK,
-            {"campaign_id": campaign_id, "message_ids": [m for m, _ in batch]},
-            tenant,
-            priority=SEND_PRIORITY,
-            run_at=batch[0][1],
-        )
-        for batch in batches
-    )
-    rows = [(m, job.pk) for batch, job in zip(batches, jobs, strict=True) for m, _ in batch]
-    update_from_values(
-        "campaigns_message", rows, [("id", "bigint"), ("job", "bigint")], "job_id = v.job"
-    )
-    return len(jobs)
-
-
 def _complete(tenant: Tenant, campaign: Campaign) -> None:
     from campaigns.services.campaigns import transition_to
     from tenants.services.access import operator_principal
@@ -565,3 +517,21 @@ def _complete(tenant: Tenant, campaign: Campaign) -> None:
         )
     except DomainError:
         pass  # paused meanwhile, or the tenant is suspended: the next run decides again
+
+
+__all__ = [
+    "BATCH_SPAN",
+    "SCHEDULE_TASK",
+    "SEND_BATCH",
+    "SEND_PRIORITY",
+    "SEND_TASK",
+    "TICK_TASK",
+    "CampaignReport",
+    "TenantReport",
+    "dispatch",
+    "enrol",
+    "request_schedule",
+    "schedule_campaign",
+    "schedule_tenant",
+    "tick",
+]

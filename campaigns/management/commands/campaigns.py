@@ -1,11 +1,12 @@
-"""`manage.py campaigns <list|status|start|pause|resume|archive|complete|tick|resend>`,
+"""`manage.py campaigns <list|status|start|pause|resume|archive|complete|tick|resend|accept>`,
 each with `--tenant SLUG`.
 
 Operator tools for one tenant's campaigns (docs/sending.md, "Commands and API"). Thin: status
 moves go through `campaigns.services.campaigns.transition_to` with the operator principal, `tick`
-runs the real scheduler for the tenant in this process, `resend` calls
-`pipeline.resend_unknown`. A refused operation (unknown tenant, campaign or message, an illegal
-move, a message that is not `unknown`) exits non-zero with the reason.
+runs the real scheduler for the tenant in this process, `resend` and `accept` resolve an
+`unknown` message through `campaigns.sending.resolution`. A refused operation (unknown tenant,
+campaign or message, an illegal move, a message that is not `unknown`) exits non-zero with the
+reason.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -27,27 +27,26 @@ from campaigns.models import (
     Campaign,
     CampaignStatus,
     EnrollmentStatus,
-    Message,
     MessageStatus,
 )
-from campaigns.sending import pipeline, scheduler
+from campaigns.sending import scheduler
+from campaigns.sending.resolution import Resolution, access_message, resolve_unknown_message
 from campaigns.services import campaigns as svc
 from penguinmails.errors import DomainError, NotFound
 from tenants.management.commands.tenants import describe
 from tenants.models import Tenant
-from tenants.services import audit
 from tenants.services.access import Principal, operator_principal
 from tenants.services.tenancy import real_tenants
 
 MOVES = ("start", "pause", "resume", "archive", "complete")
 LAST_TRANSITIONS = 5
-# A resent message is only picked up by the scheduler, which visits running campaigns; a paused
-# one sends it on resume. Anything else would leave it queued for ever.
-RESENDABLE_CAMPAIGN = (CampaignStatus.RUNNING, CampaignStatus.PAUSED)
 
 
 class Command(BaseCommand):
-    help = "Operate a tenant's campaigns: list, status, status moves, a scheduler tick, resend."
+    help = (
+        "Operate a tenant's campaigns: list, status, status moves, a scheduler tick, and the "
+        "resolution of unknown messages (resend, accept)."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -71,19 +70,23 @@ class Command(BaseCommand):
         tick.add_argument("--tenant", required=True)
         tick.add_argument("--json", action="store_true", help="The report as JSON.")
 
-        resend = sub.add_parser(
-            "resend", help="Re-queue an `unknown` message with its same Message-ID."
-        )
-        resend.add_argument("id", help="The campaign's id.")
-        resend.add_argument("--tenant", required=True)
-        resend.add_argument("--message", required=True, help="The message's id.")
+        resolutions = {
+            Resolution.RESEND: "Re-queue an `unknown` message with its same Message-ID.",
+            Resolution.ACCEPT: "Count an `unknown` message as sent (it is known to have arrived).",
+        }
+        for verb, text in resolutions.items():
+            resolving = sub.add_parser(verb.value, help=text)
+            resolving.add_argument("id", help="The campaign's id.")
+            resolving.add_argument("--tenant", required=True)
+            resolving.add_argument("--message", required=True, help="The message's id.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         handlers: dict[str, Callable[[Tenant, dict[str, Any]], None]] = {
             "list": self.list_campaigns,
             "status": self.status,
             "tick": self.tick,
-            "resend": self.resend,
+            "resend": self.resolve,
+            "accept": self.resolve,
             **dict.fromkeys(MOVES, self.move),
         }
         slug = (options["tenant"] or "").strip().lower()
@@ -218,45 +221,25 @@ class Command(BaseCommand):
             f"{sum(c.dispatched for c in report.campaigns)}; the workers send them."
         )
 
-    # --- resend -----------------------------------------------------------------------------
-    def resend(self, tenant: Tenant, options: dict[str, Any]) -> None:
+    # --- resend / accept ---------------------------------------------------------------------
+    def resolve(self, tenant: Tenant, options: dict[str, Any]) -> None:
         principal = operator_principal(tenant)
         campaign = self._campaign(principal, options["id"])
         raw = options["message"]
-        message = (
-            Message.objects.filter(campaign=campaign, pk=int(raw)).first()
-            if str(raw).isdigit()
-            else None
+        try:
+            message = access_message(principal, raw, campaign=campaign)
+        except NotFound:
+            raise CommandError(f"No message with id '{raw}' in campaign {campaign.pk}.") from None
+        action = options["subcommand"]
+        done = resolve_unknown_message(
+            principal, message, action=action, via=f"manage.py campaigns {action}"
         )
-        if message is None:
-            raise CommandError(f"No message with id '{raw}' in campaign {campaign.pk}.")
-        if message.status != MessageStatus.UNKNOWN:
-            raise CommandError(
-                f"Message {message.pk} is {message.status}; only an unknown message is resent "
-                "(anything else either went out or will be retried by the pipeline)."
-            )
-        if campaign.status not in RESENDABLE_CAMPAIGN:
-            raise CommandError(
-                f"Campaign {campaign.pk} is {campaign.status}; a message is resent only while "
-                "its campaign is running or paused (nothing else sends it)."
-            )
-        with transaction.atomic():
-            pipeline.resend_unknown(message.pk)
-            message.refresh_from_db()
-            if message.status != MessageStatus.QUEUED:  # changed between the check and now
-                raise CommandError(f"Message {message.pk} is now {message.status}; not resent.")
-            audit.record(
-                "message.resent",
-                tenant=tenant,
-                campaign_id=campaign.pk,
-                message_id=message.pk,
-                via="manage.py campaigns resend",
-            )
-            if campaign.status == CampaignStatus.RUNNING:
-                scheduler.request_schedule(tenant)
+        if action == Resolution.ACCEPT:
+            self.stdout.write(f"Message {done.pk} to {done.to_email} accepted as sent.")
+            return
         self.stdout.write(
-            f"Message {message.pk} to {message.to_email} re-queued with Message-ID "
-            f"{message.message_id}; "
+            f"Message {done.pk} to {done.to_email} re-queued with Message-ID "
+            f"{done.message_id}; "
             + (
                 "the scheduler dispatches it now."
                 if campaign.status == CampaignStatus.RUNNING

@@ -1,0 +1,58 @@
+"""The send path's set-based enrollment moves (one statement per 1,000 rows): a sent (or
+unknown) message advances its lead's enrollment, a final stop ends it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from campaigns.models import EnrollmentStatus
+from campaigns.sending.sql import chunks, execute, values
+
+
+def stop_enrollments(rows: Sequence[tuple[int, int, str]]) -> None:
+    """(campaign, lead, reason): the active enrollment stops with the reason."""
+    for part in chunks(rows, 1000):
+        body, params = values(
+            [(c, lead, r[:200]) for c, lead, r in part], ["bigint", "bigint", "text"]
+        )
+        execute(
+            f"""
+            UPDATE campaigns_campaignlead AS e
+            SET status = %s, next_due_at = NULL, stop_reason = v.reason, updated_at = now()
+            FROM ({body}) AS v(campaign_id, lead_id, reason)
+            WHERE e.campaign_id = v.campaign_id AND e.lead_id = v.lead_id AND e.status = %s
+            """,  # noqa: S608 - placeholders only
+            [EnrollmentStatus.STOPPED.value, *params, EnrollmentStatus.ACTIVE.value],
+        )
+
+
+def advance_enrollments(rows: Sequence[tuple[int, int, int, datetime]]) -> None:
+    """(campaign, lead, step, sent at): the enrollment moves to the next step, due its delay
+    after this send, or finishes after the last step. Conditional on still being at this step,
+    so a repeat never skips a step."""
+    for part in chunks(rows, 1000):
+        body, params = values(part, ["bigint", "bigint", "bigint", "timestamptz"])
+        execute(
+            f"""
+            UPDATE campaigns_campaignlead AS e
+            SET next_step = s."order" + 1,
+                status = CASE WHEN nx.id IS NULL THEN %s ELSE %s END,
+                next_due_at = CASE WHEN nx.id IS NULL THEN NULL
+                    ELSE v.at + make_interval(hours => nx.delay_amount
+                        * CASE WHEN nx.delay_unit = 'days' THEN 24 ELSE 1 END) END,
+                last_sent_at = v.at, updated_at = now()
+            FROM ({body}) AS v(campaign_id, lead_id, step_id, at)
+            JOIN campaigns_sequencestep s ON s.id = v.step_id
+            LEFT JOIN campaigns_sequencestep nx
+                   ON nx.campaign_id = s.campaign_id AND nx."order" = s."order" + 1
+            WHERE e.campaign_id = v.campaign_id AND e.lead_id = v.lead_id
+              AND e.status = %s AND e.next_step = s."order"
+            """,  # noqa: S608 - placeholders only
+            [
+                EnrollmentStatus.FINISHED.value,
+                EnrollmentStatus.ACTIVE.value,
+                *params,
+                EnrollmentStatus.ACTIVE.value,
+            ],
+        )

@@ -419,3 +419,25 @@ SANDBOX_DNS_ZONES = Path(
 if DEBUG and not DNS_RESOLVERS:
     # `make run`: verification asks the sandbox DNS server the local provider publishes to.
     DNS_RESOLVERS = [f"{SANDBOX_DNS_HOST}:{SANDBOX_DNS_PORT}"]
+
+# --- Outbound connection guard (penguinmails/netguard.py, docs/mailboxes.md) -----------------
+# User-given servers must have public addresses and these ports. Loopback is let through (on any
+# port but NETGUARD_LOOPBACK_DENIED_PORTS) only for the sandbox servers of `make run` and tests;
+# private, link-local and metadata addresses are refused even then. Never true in production.
+NETGUARD_ALLOW_LOOPBACK = env_bool("NETGUARD_ALLOW_LOOPBACK", default=DEBUG)
+
+
+def _env_ports(name: str, default: str) -> list[int]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    values = env_list(name, default=default.split(","))
+    if not all(v.isdigit() and 0 < int(v) < 65536 for v in values):
+        raise ImproperlyConfigured(f"Environment variable {name} must list port numbers.")
+    return [int(v) for v in values]
+
+
+NETGUARD_SMTP_PORTS = _env_ports("NETGUARD_SMTP_PORTS", "25,465,587,2525")
+NETGUARD_IMAP_PORTS = _env_ports("NETGUARD_IMAP_PORTS", "143,993")
+NETGUARD_LOOPBACK_DENIED_PORTS = _env_ports(
+    "NETGUARD_LOOPBACK_DENIED_PORTS", "22,53,111,3306,5432,6379,11211,27017"
+)

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from deliverability.models import Security
+from penguinmails import netguard
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -86,14 +87,92 @@ class Endpoint:
     password: str
 
 
-def _resolve(protocol: str, ep: Endpoint) -> ProbeResult | None:
+# --- the outbound connection guard (penguinmails/netguard.py) ------------------------------------
+def _ports(protocol: str) -> frozenset[int]:
+    return netguard.smtp_ports() if protocol == "smtp" else netguard.imap_ports()
+
+
+def _refusal(protocol: str, ep: Endpoint, refused: netguard.Refused) -> ProbeResult:
+    if refused.reason == netguard.Reason.PORT:
+        words = netguard.port_message(_ports(protocol)).replace("This port", f"Port {ep.port}")
+        return ProbeResult(protocol, False, Step.CONNECT, f"{words[:-1]} for {protocol.upper()}.")
+    message = {
+        netguard.Reason.UNRESOLVED: f"{ep.host} does not resolve: check the server name.",
+        netguard.Reason.DNS_FAILED: (
+            f"{ep.host} does not resolve just now (the DNS servers did not answer): try again."
+        ),
+        netguard.Reason.INVALID: f"{ep.host!r} is not a server name: check it.",
+    }.get(
+        refused.reason,
+        f"{ep.host} is not allowed: a mail server must have a public internet address "
+        "(not a private, loopback, link-local or reserved one).",
+    )
+    return ProbeResult(protocol, False, Step.DNS, message)
+
+
+def _resolve(protocol: str, ep: Endpoint) -> netguard.Target | ProbeResult:
+    """The vetted addresses to connect to, or the refusal. Runs before every connection, not
+    only when the mailbox is saved: the name may point elsewhere by now."""
     try:
-        socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return ProbeResult(
-            protocol, False, Step.DNS, f"{ep.host} does not resolve: check the server name."
-        )
-    return None
+        return netguard.resolve_public(ep.host, ep.port, ports=_ports(protocol))
+    except netguard.Refused as refused:
+        return _refusal(protocol, ep, refused)
+
+
+def vet_servers(
+    *, smtp_host: str, smtp_port: object, imap_host: str, imap_port: object
+) -> dict[str, list[str]]:
+    """Form and serializer validation of user-given servers: {field: [message]} for each the
+    guard refuses (nothing is contacted, so the answer never depends on what listens there)."""
+    errors: dict[str, list[str]] = {}
+    for protocol, host, port in (("smtp", smtp_host, smtp_port), ("imap", imap_host, imap_port)):
+        if not host or not isinstance(port, int):
+            continue  # missing values are the required-field checks' business
+        try:
+            netguard.resolve_public(host, port, ports=_ports(protocol))
+        except netguard.Refused as refused:
+            field = "port" if refused.reason == netguard.Reason.PORT else "host"
+            errors[f"{protocol}_{field}"] = [refused.message]
+    return errors
+
+
+# Connections go to the vetted addresses, never to the name (a second resolution could answer
+# differently); the name stays the TLS server_hostname, so certificates are checked against it.
+class _PinnedSmtp(smtplib.SMTP):
+    def __init__(self, target: netguard.Target, *, timeout: float) -> None:
+        self._target = target
+        super().__init__(target.host, target.port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return netguard.connect(self._target, timeout=timeout)
+
+
+class _PinnedSmtpSsl(smtplib.SMTP_SSL, _PinnedSmtp):
+    # SMTP_SSL._get_socket wraps what super()._get_socket (the pinned one) returns.
+    def __init__(self, target: netguard.Target, *, timeout: float, context: ssl.SSLContext) -> None:
+        self._target = target
+        smtplib.SMTP_SSL.__init__(self, target.host, target.port, timeout=timeout, context=context)
+
+
+class _PinnedImap(imaplib.IMAP4):
+    def __init__(self, target: netguard.Target, *, timeout: float) -> None:
+        self._target = target
+        super().__init__(target.host, target.port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return netguard.connect(self._target, timeout=timeout)
+
+
+class _PinnedImapSsl(imaplib.IMAP4_SSL):
+    def __init__(
+        self, target: netguard.Target, *, timeout: float, ssl_context: ssl.SSLContext
+    ) -> None:
+        self._target = target
+        super().__init__(target.host, target.port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock = netguard.connect(self._target, timeout=timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _connect_failure(protocol: str, ep: Endpoint, exc: BaseException) -> ProbeResult:
@@ -143,15 +222,15 @@ class StepFailed(Exception):
 def open_smtp(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> smtplib.SMTP:
     """An authenticated SMTP connection (TLS as `ep.security` says), or StepFailed naming the
     step that failed. The SMTP pool keeps these open across sends."""
-    failed = _resolve("smtp", ep)
-    if failed:
-        raise StepFailed(failed)
+    target = _resolve("smtp", ep)
+    if isinstance(target, ProbeResult):
+        raise StepFailed(target)
     client: smtplib.SMTP
     try:
         if ep.security == Security.SSL:
-            client = smtplib.SMTP_SSL(ep.host, ep.port, timeout=timeout, context=_tls_context())
+            client = _PinnedSmtpSsl(target, timeout=timeout, context=_tls_context())
         else:
-            client = smtplib.SMTP(ep.host, ep.port, timeout=timeout)
+            client = _PinnedSmtp(target, timeout=timeout)
     except (OSError, smtplib.SMTPException) as exc:
         if isinstance(exc, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
             raise StepFailed(
@@ -236,17 +315,15 @@ def probe_smtp(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult
 
 def probe_imap(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
     """Connect, negotiate TLS as `ep.security` says, LOGIN; LOGOUT. Stops at the first failure."""
-    failed = _resolve("imap", ep)
-    if failed:
-        return failed
+    target = _resolve("imap", ep)
+    if isinstance(target, ProbeResult):
+        return target
     client: imaplib.IMAP4
     try:
         if ep.security == Security.SSL:
-            client = imaplib.IMAP4_SSL(
-                ep.host, ep.port, ssl_context=_tls_context(), timeout=timeout
-            )
+            client = _PinnedImapSsl(target, timeout=timeout, ssl_context=_tls_context())
         else:
-            client = imaplib.IMAP4(ep.host, ep.port, timeout=timeout)
+            client = _PinnedImap(target, timeout=timeout)
     except imaplib.IMAP4.error:
         return ProbeResult(
             "imap",

@@ -1,17 +1,24 @@
-"""REST API of sent and queued messages (read-only; docs/sending.md, "Commands and API").
+"""REST API of sent and queued messages (docs/sending.md, "Commands and API").
 
 `GET /api/v1/messages` (filters `campaign`, `status`, `lead`, `step`; paginated; newest first),
 `GET /api/v1/messages/{id}`, and the same list under `GET /api/v1/campaigns/{id}/messages`
-(404 for a campaign the tenant does not have). Writes happen only in the send pipeline.
+(404 for a campaign the tenant does not have). The one write: `POST
+/api/v1/messages/{id}/resolve {"action": "resend"|"accept"}` for an `unknown` message (409 for
+any other status); everything else about a message changes only in the send pipeline.
 """
 
 from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from campaigns.models import Message, MessageStatus
+from campaigns.sending.resolution import Resolution, resolve_unknown_message
 from campaigns.services.campaigns import access_campaign
 from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
@@ -63,6 +70,13 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ResolveSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=[(r.value, r.value) for r in Resolution],
+        help_text="resend: queued again with the same Message-ID; accept: counted as sent.",
+    )
+
+
 class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """This tenant's campaign messages, newest first, with their delivery and tracking state."""
 
@@ -78,3 +92,17 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         if campaign_id is not None:  # /campaigns/{id}/messages: the campaign must be ours
             messages = messages.filter(campaign=access_campaign(self.principal, campaign_id))
         return messages
+
+    @extend_schema(request=ResolveSerializer, responses={200: MessageSerializer})
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, pk: str | None = None) -> Response:
+        """Resolve an `unknown` message: resend it (same Message-ID) or accept it as sent."""
+        form = ResolveSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        message = resolve_unknown_message(
+            self.principal,
+            self.get_object(),
+            action=form.validated_data["action"],
+            via="api",
+        )
+        return Response(MessageSerializer(message).data)

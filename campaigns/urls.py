@@ -29,6 +29,11 @@ urlpatterns = [
         name="campaign_messages",
     ),
     path(
+        "<int:campaign_id>/messages/<int:message_id>/resolve/",
+        views_messages.message_resolve,
+        name="message_resolve",
+    ),
+    path(
         "<int:campaign_id>/do/<slug:action>/",
         views_campaigns.campaign_move,
         name="campaign_move",

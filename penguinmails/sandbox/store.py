@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -36,11 +37,20 @@ class CapturedMessage:
     size: int = 0
     raw: bytes = b""
 
+    def header(self, name: str) -> str:
+        """The first header `name` (any case), "" when absent."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), "")
+
     @property
     def message(self) -> EmailMessage:
         parsed = BytesParser(policy=policy.default).parsebytes(self.raw)
         assert isinstance(parsed, EmailMessage)
         return parsed
+
+
+# Which messages a caller may see (a tenant's page: penguinmails.sandbox.scope); None is all.
+Where = Callable[[CapturedMessage], bool] | None
 
 
 def _addresses(value: str) -> list[str]:
@@ -92,32 +102,41 @@ class SandboxStore:
             raw=raw,
         )
 
-    def list_messages(self, *, limit: int | None = None) -> list[CapturedMessage]:
-        """Messages newest first (by delivery time, then key, which starts with the time)."""
+    def list_messages(
+        self, *, limit: int | None = None, where: Where = None
+    ) -> list[CapturedMessage]:
+        """Messages (those `where` keeps) newest first (by delivery time, then key, which starts
+        with the time)."""
         box = self._box()
         entries = []
         for key in box.keys():
             try:
-                entries.append(self._load(box, key))
+                captured = self._load(box, key)
             except (KeyError, FileNotFoundError):  # cleared while we were reading
                 continue
+            if where is None or where(captured):
+                entries.append(captured)
         entries.sort(key=lambda m: (m.received_at, m.key), reverse=True)
         return entries[:limit] if limit is not None else entries
 
-    def get_message(self, key: str) -> CapturedMessage | None:
+    def get_message(self, key: str, *, where: Where = None) -> CapturedMessage | None:
+        """The message stored under `key`; None when there is none or `where` refuses it."""
         if not KEY_RE.match(key):
             return None
         try:
-            return self._load(self._box(), key)
+            captured = self._load(self._box(), key)
         except (KeyError, FileNotFoundError):
             return None
+        return captured if where is None or where(captured) else None
 
-    def clear(self) -> int:
-        """Delete every captured message; returns how many went."""
+    def clear(self, *, where: Where = None) -> int:
+        """Delete every captured message (those `where` keeps); returns how many went."""
         box = self._box()
         count = 0
         for key in box.keys():
             try:
+                if where is not None and not where(self._load(box, key)):
+                    continue
                 box.remove(key)
                 count += 1
             except (KeyError, FileNotFoundError):

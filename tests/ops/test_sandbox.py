@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
+from django_tenants.utils import schema_context
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from campaigns.tracking import tokens
+from deliverability.models import DomainStatus, SendingDomain
 from penguinmails.sandbox.smtp import free_port
 from penguinmails.sandbox.store import SandboxStore
+from tenants.models import Tenant
 from tests.conftest import Cast, client_for
 from tests.ops.conftest import MANAGE, PYTHON, ROOT, LiveSandbox, subprocess_env
 
@@ -128,18 +133,46 @@ def test_it_refuses_djangos_backend_without_credentials(
 HOSTILE_HTML = '<p>Hi</p><script>alert("pwned")</script><img src=x onerror="alert(1)">'
 
 
-def _deliver(sandbox: LiveSandbox) -> str:
+ACME_DOMAIN = "acme-mail.test"
+
+
+def _deliver(
+    sandbox: LiveSandbox,
+    *,
+    subject: str = "Campaign preview",
+    sender: str = f"sam@{ACME_DOMAIN}",
+    headers: dict[str, str] | None = None,
+) -> str:
+    msg = _message(subject=subject, html=HOSTILE_HTML)
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    before = {m.key for m in sandbox.store.list_messages()}
     with smtplib.SMTP(sandbox.host, sandbox.port, timeout=5) as smtp:
         smtp.login(sandbox.user, sandbox.password)
-        smtp.send_message(_message(subject="Campaign preview", html=HOSTILE_HTML))
-    [stored] = sandbox.store.list_messages()
+        smtp.send_message(msg, from_addr=sender)
+    [stored] = [m for m in sandbox.store.list_messages() if m.key not in before]
     return stored.key
 
 
+def _domain(tenant: Tenant, name: str, *, verified: bool = True) -> None:
+    with schema_context(tenant.schema_name):
+        SendingDomain.objects.create(
+            name=name,
+            tracking_host=f"track.{name}",
+            dkim_selector="pm1",
+            dkim_public_key="MIIB",
+            dkim_private_key="secret",
+            dmarc_rua=f"dmarc@{name}",
+            status=DomainStatus.VERIFIED if verified else DomainStatus.PENDING,
+            verified_at=timezone.now() if verified else None,
+        )
+
+
 @pytest.fixture
-def pages(sandbox_smtp: LiveSandbox, settings: SettingsWrapper) -> LiveSandbox:
+def pages(cast: Cast, sandbox_smtp: LiveSandbox, settings: SettingsWrapper) -> LiveSandbox:
     settings.DEBUG = True
     settings.SANDBOX_MAILDIR = sandbox_smtp.maildir
+    _domain(cast.tenant, ACME_DOMAIN)
     return sandbox_smtp
 
 
@@ -181,6 +214,75 @@ def test_it_clears_captured_mail_from_the_page(cast: Cast, pages: LiveSandbox) -
     response = client.post("/sandbox/mail/clear/")
     assert response.status_code == 302
     assert pages.store.list_messages() == []
+
+
+def _listed(client: Client) -> str:
+    response = client.get("/sandbox/mail/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_it_shows_a_tenant_only_its_own_messages(cast: Cast, pages: LiveSandbox) -> None:
+    _domain(cast.other_tenant, "globex-mail.test")
+    acme_key = _deliver(pages, subject="From acme's domain")
+    globex_key = _deliver(pages, subject="From globex's domain", sender="gus@globex-mail.test")
+    platform_key = _deliver(pages, subject="Verify your email", sender="no-reply@localhost")
+    acme = client_for(cast.member, cast.tenant)
+    globex = client_for(cast.outsider, cast.other_tenant)
+
+    acme_page, globex_page = _listed(acme), _listed(globex)
+    assert "From acme&#x27;s domain" in acme_page and f"/sandbox/mail/{acme_key}/" in acme_page
+    assert "globex" not in acme_page and "Verify your email" not in acme_page
+    assert "From globex&#x27;s domain" in globex_page
+    assert "acme" not in globex_page.lower() and acme_key not in globex_page
+    assert "Verify your email" not in globex_page  # the platform's own mail is nobody's
+
+    # Another tenant's message by id is a 404, like one that does not exist.
+    assert globex.get(f"/sandbox/mail/{acme_key}/").status_code == 404
+    assert acme.get(f"/sandbox/mail/{globex_key}/").status_code == 404
+    assert acme.get(f"/sandbox/mail/{platform_key}/").status_code == 404
+    assert acme.get(f"/sandbox/mail/{acme_key}/").status_code == 200
+
+    # Deleting from globex's page deletes globex's messages only.
+    assert globex.post("/sandbox/mail/clear/").status_code == 302
+    left = {m.key for m in pages.store.list_messages()}
+    assert left == {acme_key, platform_key}
+
+
+def test_it_attributes_campaign_mail_by_its_signed_unsubscribe_token(
+    cast: Cast, pages: LiveSandbox
+) -> None:
+    def unsubscribe(token: str) -> dict[str, str]:
+        return {"List-Unsubscribe": f"<http://t.localhost:8000/t/u/{token}>"}
+
+    acme_token = tokens.sign("u", cast.tenant.pk, 41)
+    globex_token = tokens.sign("u", cast.other_tenant.pk, 42)
+    forged = tokens.sign("u", cast.tenant.pk, 43)[:-4] + "AAAA"
+    # The token decides over the sender: acme's domain carrying globex's token is globex's.
+    spoofed = _deliver(pages, subject="Globex token", headers=unsubscribe(globex_token))
+    signed = _deliver(
+        pages, subject="Acme token", sender="x@elsewhere.test", headers=unsubscribe(acme_token)
+    )
+    unsigned = _deliver(
+        pages, subject="Forged token", sender="x@elsewhere.test", headers=unsubscribe(forged)
+    )
+    acme, globex = client_for(cast.owner, cast.tenant), client_for(cast.outsider, cast.other_tenant)
+    assert acme.get(f"/sandbox/mail/{signed}/").status_code == 200
+    assert acme.get(f"/sandbox/mail/{spoofed}/").status_code == 404
+    assert globex.get(f"/sandbox/mail/{spoofed}/").status_code == 200
+    assert globex.get(f"/sandbox/mail/{signed}/").status_code == 404
+    for client in (acme, globex):
+        assert client.get(f"/sandbox/mail/{unsigned}/").status_code == 404
+    assert "Acme token" in _listed(acme) and "Globex token" not in _listed(acme)
+
+
+def test_it_ignores_a_domain_the_tenant_only_added(cast: Cast, pages: LiveSandbox) -> None:
+    # Anyone may type a domain; only verification proves it is theirs.
+    _domain(cast.other_tenant, ACME_DOMAIN.replace("acme", "shared"), verified=False)
+    key = _deliver(pages, sender=f"sam@{ACME_DOMAIN.replace('acme', 'shared')}")
+    assert (
+        client_for(cast.outsider, cast.other_tenant).get(f"/sandbox/mail/{key}/").status_code == 404
+    )
 
 
 def test_it_hides_the_pages_when_debug_is_off(

@@ -58,6 +58,7 @@ def seed_demo_infrastructure(tenant: Tenant, owner: User, *, say: Callable[[str]
     # The local provider answers at once: poll it every second, not every INFRA_POLL_SECONDS.
     with _sandbox_dns(), override_settings(INFRA_POLL_SECONDS=1):
         _drive_jobs(tenant, say=say)
+        _publish_platform_names(say=say)
         with schema_context(tenant.schema_name):
             if not SendingDomain.objects.filter(name=DEMO_DOMAIN).exists():
                 add_domain(principal, name=DEMO_DOMAIN)
@@ -108,6 +109,19 @@ def _drive_jobs(tenant: Tenant, *, say: Callable[[str], None], limit: int = 200)
         runner.run(job.pk, worker_id="demo-seed")
         cast(TenantConnection, connection).set_schema_to_public()
     say("Demo seeding stopped after many jobs; the worker will finish the rest.")
+
+
+def _publish_platform_names(*, say: Callable[[str], None]) -> None:
+    """The platform's names the demo domain's records point at (mail host, SPF include,
+    tracking target) into the sandbox zone, once the server's IPs exist (docs/dns.md)."""
+    if settings.DNS_PROVIDER != "local":
+        return
+    from deliverability.dns.sandbox import all_tenants_sending_ips, publish_platform_names
+    from penguinmails.sandbox.dns import ZoneStore
+
+    ips = all_tenants_sending_ips()
+    publish_platform_names(ZoneStore(settings.SANDBOX_DNS_ZONES), sending_ips=ips)
+    say(f"Sandbox DNS:    {settings.SENDING_MAIL_HOST} -> {', '.join(ips) or '127.0.0.1'}")
 
 
 def _sandbox_dns() -> AbstractContextManager[object]:

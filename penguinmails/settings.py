@@ -323,7 +323,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's access log follows LOG_LEVEL too (`make run` sets WARNING unless VERBOSE).
+        "django.server": {"level": env_str("LOG_LEVEL", default="INFO")},
+    },
 }
 
 # --- Infrastructure (issue 4: VPS providers, Mailu servers) ----------------------------------
@@ -385,8 +389,7 @@ SENDING_SPF_INCLUDE = env_str("SENDING_SPF_INCLUDE", default=f"_spf.{BASE_DOMAIN
 TRACKING_CNAME_TARGET = env_str("TRACKING_CNAME_TARGET", default=f"track.{BASE_DOMAIN}")
 DMARC_REPORT_ADDRESS = env_str("DMARC_REPORT_ADDRESS", default=f"dmarc-reports@{BASE_DOMAIN}")
 # Tracking (docs/tracking.md): where pixel, click and unsubscribe links point when a sending
-# domain has no verified tracking host of its own (and always under DEBUG, where tenant tracking
-# hosts do not resolve), and how long a tracking token stays valid.
+# domain has no verified tracking host of its own, and how long a tracking token stays valid.
 TRACKING_BASE_URL = env_str(
     "TRACKING_BASE_URL",
     default=(
@@ -395,7 +398,19 @@ TRACKING_BASE_URL = env_str(
         else f"https://{TRACKING_CNAME_TARGET}"
     ),
 ).rstrip("/")
-TRACKING_CUSTOM_HOSTS = env_bool("TRACKING_CUSTOM_HOSTS", default=not DEBUG)
+TRACKING_CUSTOM_HOSTS = env_bool("TRACKING_CUSTOM_HOSTS", default=True)
+# How a verified tracking host becomes a link ({host}: the tenant's host). Under DEBUG the sandbox
+# DNS resolves it but a browser does not ask the sandbox: `<host>.localhost` reaches this machine
+# in every major browser and curl without setup (RFC 6761 §6.3), and the tracking app answers on
+# any Host (docs/tracking.md, "The sandbox").
+TRACKING_CUSTOM_HOST_URL = env_str(
+    "TRACKING_CUSTOM_HOST_URL",
+    default=(
+        f"{SITE_SCHEME}://{{host}}.localhost{':' + SITE_PORT if SITE_PORT else ''}"
+        if DEBUG
+        else "https://{host}"
+    ),
+)
 TRACKING_TOKEN_MAX_AGE_DAYS = env_int("TRACKING_TOKEN_MAX_AGE_DAYS", default=365)
 # The domain of List-Unsubscribe mailto addresses (unsubscribe-<token>@...); its inbound mail is
 # handed to campaigns.tracking.unsubscribe.unsubscribe_by_address.

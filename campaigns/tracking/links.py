@@ -23,10 +23,11 @@ MAX_URL_CHARS = 2000
 
 
 def base_url(tracking_host: str | None, *, verified: bool) -> str:
-    """The tenant's tracking host when it is verified (and custom hosts are on), else the
-    platform's TRACKING_BASE_URL."""
+    """The tenant's tracking host when it is verified (and custom hosts are on), in the form
+    TRACKING_CUSTOM_HOST_URL gives (`https://{host}`; under DEBUG a `.localhost` name a browser
+    reaches), else the platform's TRACKING_BASE_URL."""
     if tracking_host and verified and settings.TRACKING_CUSTOM_HOSTS:
-        return f"https://{tracking_host}"
+        return str(settings.TRACKING_CUSTOM_HOST_URL).format(host=tracking_host).rstrip("/")
     return str(settings.TRACKING_BASE_URL)
 
 

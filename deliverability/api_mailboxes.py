@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from deliverability.models import Mailbox, MailboxKind, Security
 from deliverability.services import mailboxes as service
+from deliverability.services.mailbox_probe import vet_servers
 from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
 from tenants.permissions import Area
@@ -108,6 +109,17 @@ class MailboxCreateSerializer(serializers.Serializer):
         missing = {f: ["This field is required."] for f in needed if attrs.get(f) in (None, "")}
         if missing:
             raise serializers.ValidationError(missing)
+        if attrs["kind"] != MailboxKind.HOSTED:
+            # The outbound guard before any connection: private, loopback and metadata addresses
+            # and odd ports are refused alike, whether or not anything listens there.
+            refused = vet_servers(
+                smtp_host=attrs["smtp_host"],
+                smtp_port=attrs["smtp_port"],
+                imap_host=attrs["imap_host"],
+                imap_port=attrs["imap_port"],
+            )
+            if refused:
+                raise serializers.ValidationError(refused)
         return attrs
 
 

@@ -4,6 +4,8 @@ calls deliverability.services.mailboxes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from deliverability.models import MailboxKind, Security, SendingDomain
 from deliverability.services import mailboxes as service
+from deliverability.services.mailbox_probe import vet_servers
 from infrastructure.services.mailservers import mail_server_for, uses_shared_servers
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError, ValidationFailed
@@ -56,6 +59,20 @@ class ConnectForm(forms.Form):
     daily_limit = forms.IntegerField(
         label="Daily limit", min_value=1, max_value=service.MAX_DAILY_LIMIT, required=False
     )
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean() or {}
+        # The outbound guard, as the API applies it: refused before anything is contacted.
+        refused = vet_servers(
+            smtp_host=data.get("smtp_host", ""),
+            smtp_port=data.get("smtp_port"),
+            imap_host=data.get("imap_host", ""),
+            imap_port=data.get("imap_port"),
+        )
+        for field, errors in refused.items():
+            for error in errors:
+                self.add_error(field, error)
+        return data
 
 
 def _context(

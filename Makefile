@@ -4,21 +4,29 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEVENV := $(PY) -m penguinmails.devenv
 
-.PHONY: install run test bench lint typecheck check migrate clean
+.PHONY: install run login test bench lint typecheck check migrate clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,embedded]"
-	touch $@
+	@test -x $(PY) || { echo "[install] creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "[install] upgrading pip"
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "[install] installing the pinned dependencies into $(VENV) (about 30 s the first time)..."
+	@$(PY) -m pip install --quiet -e ".[dev,embedded]"
+	@touch $@
+	@echo "[install] done"
 
 install: $(VENV)/.installed
 
 ## Set up (venv, embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set), migrate,
-## create the demo tenant and run web, worker, beat and the sandbox SMTP server.
+## create the demo tenant and run web, worker, beat and the sandbox SMTP and DNS servers.
+## Ports: WEB_PORT (8000), SANDBOX_SMTP_PORT (2525), SANDBOX_DNS_PORT (5353); all logs: VERBOSE=1.
 run: install
 	$(DEVENV) run
+
+## The demo workspace's URLs and login from the last `make run` (.local/demo-login.txt).
+login: install
+	@$(DEVENV) login
 
 ## The whole suite, browser tests included (skipped, saying so, when no Chromium is installed).
 test: install

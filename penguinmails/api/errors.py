@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -99,6 +100,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return error_response(code, str(exc.detail), response.status_code, headers=headers)
 
 
+@csrf_exempt  # a POST to an unknown path is a 404, not Django's HTML CSRF page
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Unknown paths under /api/v1/ answer in the API's format, not with an HTML page."""
     return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)

@@ -65,5 +65,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,
     path("", include("billing.api_urls")),
-    re_path(r"^.*$", not_found),
+    re_path(r"^(?s:.*)$", not_found),  # (?s): a path holding an encoded newline too
 ]

@@ -12,7 +12,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from campaigns.models import Campaign, CampaignStatus, DelayUnit, EmailTemplate, LeadList
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    DelayUnit,
+    EmailTemplate,
+    LeadList,
+    LeadListMember,
+)
 from campaigns.services import campaigns as svc
 from campaigns.views_stats import days_of, stats_context
 from deliverability.models import Mailbox
@@ -93,6 +100,17 @@ class StepForm(forms.Form):
     weight = forms.IntegerField(min_value=1, max_value=1000, initial=1)
 
 
+def empty_list_warning(campaign: Campaign) -> str:
+    """A warning when the campaign targets lead lists and none of them holds a lead: it would
+    email nobody (not an error: leads may be imported later). "" otherwise."""
+    names = [f"“{x.name}”" for x in campaign.lead_lists.all()]
+    if not names or LeadListMember.objects.filter(leadlist__campaigns=campaign).exists():
+        return ""
+    if len(names) == 1:
+        return f"The lead list {names[0]} has no leads yet: this campaign would email nobody."
+    return f"The lead lists {', '.join(names)} have no leads yet: this campaign would email nobody."
+
+
 def _apply_errors(form: forms.Form, exc: ValidationFailed) -> None:
     for field, errors in (exc.fields or {"__all__": [exc.message]}).items():
         for error in errors:
@@ -132,6 +150,7 @@ def _page(
             "actions": [(a, ACTION_LABELS[a]) for a in svc.allowed_actions(campaign)],
             "problems": svc.readiness_problems(campaign),
             "transitions": campaign.transitions.all(),
+            "empty_list_warning": empty_list_warning(campaign),
             **sending,
         },
         status=status,
@@ -162,7 +181,11 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
             except ValidationFailed as exc:
                 _apply_errors(form, exc)
             else:
-                messages.success(request, f"Campaign “{campaign.name}” created.")
+                if empty_list_warning(campaign):
+                    created = f"Campaign “{campaign.name}” created, but its lead lists are empty."
+                    messages.warning(request, created)
+                else:
+                    messages.success(request, f"Campaign “{campaign.name}” created.")
                 return redirect("campaigns:campaign_detail", campaign_id=campaign.pk)
         return render(request, "campaigns_dash/new.html", {"form": form}, status=400)
     return render(request, "campaigns_dash/new.html", {"form": form})

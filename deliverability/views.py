@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import escape
 from django.views.decorators.http import require_POST
 
 from deliverability.models import DomainStatus, SendingDomain
@@ -33,7 +34,8 @@ class DomainForm(forms.Form):
         label="Tracking host (optional)",
         required=False,
         max_length=253,
-        help_text="Defaults to track.<domain>.",
+        # Django renders help_text as HTML: the placeholder is escaped, or `<domain>` vanishes.
+        help_text=escape("Defaults to track.<domain>."),
     )
     dmarc_rua = forms.CharField(
         label="DMARC report address (optional)",

@@ -83,7 +83,7 @@ TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "penguinmails.health.HealthCheckMiddleware",  # answers /health* before tenant lookup
-    "penguinmails.api.middleware.ApiBodySizeMiddleware",  # JSON 413 for oversized API bodies
+    "penguinmails.api.middleware.ApiInputMiddleware",  # API: JSON 413 for big bodies, 400 for NUL
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.TenantHostMiddleware",

@@ -116,3 +116,19 @@ def test_it_refuses_nan_and_malformed_json(cast: Cast) -> None:
     assert_error(_post_raw(kc.client, "/api/v1/leads", '{"email": NaN}'), 400, "parse_error")
     assert_error(_post_raw(kc.client, "/api/v1/leads", '{"email": '), 400, "parse_error")
     assert_error(_post_raw(kc.client, "/api/v1/leads", b'{"email": "\xff"}'), 400, "parse_error")
+
+
+def test_it_refuses_nul_in_query_parameters(cast: Cast) -> None:
+    kc = key_client(cast.tenant)
+    for path, param in (
+        ("/api/v1/leads?q=%00", "q"),
+        ("/api/v1/leads?page=1&tag=a%00b", "tag"),
+        ("/api/v1/members?email=%00", "email"),
+        ("/api/v1/suppressions?q=x%00", "q"),
+        ("/api/v1/stats/overview?days=%00", "days"),
+        ("/api/v1/suppressions?%00=1", "non_field_errors"),
+    ):
+        error = assert_error(kc.client.get(path), 400, "validation_error")
+        assert error["fields"] == {param: ["Null characters are not allowed."]}, path
+    # A percent sign that is not a NUL is an ordinary search.
+    assert kc.client.get("/api/v1/suppressions?q=100%25").status_code == 200

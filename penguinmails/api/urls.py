@@ -65,5 +65,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,
     path("", include("billing.api_urls")),
-    re_path(r"^(?s:.*)$", not_found),  # (?s): a path holding an encoded newline too
+    # [\s\S] matches a path holding an encoded newline too; Django cannot reverse a (?s) flag.
+    re_path(r"^[\s\S]*$", not_found),
 ]

@@ -1,10 +1,11 @@
 """Live connection tests of a mailbox's SMTP and IMAP servers, step by step.
 
-Each probe walks the steps a sender goes through (resolve the name, open the connection,
-negotiate TLS as chosen, authenticate) and stops at the first that fails, so the report can say
-*which* step failed in words a person can act on: "wrong password" and "wrong port" and "TLS
-mismatch" are different fixes. Passwords are sent to the server and nowhere else: never in a
-message, log or exception text.
+Each probe walks the steps a sender goes through (resolve the name and vet it with the outbound
+connection guard, penguinmails/netguard.py; open the connection to the vetted address; negotiate
+TLS as chosen, against the name; authenticate) and stops at the first that fails, so the report
+can say *which* step failed in words a person can act on: "wrong password" and "wrong port" and
+"TLS mismatch" are different fixes. Passwords are sent to the server and nowhere else: never in
+a message, log or exception text.
 """
 
 from __future__ import annotations
@@ -168,11 +169,12 @@ class _PinnedImapSsl(imaplib.IMAP4_SSL):
         self, target: netguard.Target, *, timeout: float, ssl_context: ssl.SSLContext
     ) -> None:
         self._target = target
+        self._context = ssl_context
         super().__init__(target.host, target.port, ssl_context=ssl_context, timeout=timeout)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         sock = netguard.connect(self._target, timeout=timeout)
-        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        return self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _connect_failure(protocol: str, ep: Endpoint, exc: BaseException) -> ProbeResult:

@@ -269,3 +269,79 @@ def test_check_url_vets_scheme_credentials_host_and_port(settings: Any) -> None:
             netguard.check_url(url)
         assert caught.value.reason == reason, url
     assert netguard.check_url("http://8.8.8.8:8080/", schemes={"http"}, ports={8080}).port == 8080
+
+
+# --- TLS against the name while connecting to the vetted address --------------------------------
+def _self_signed(tmp: Any, name: str) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_tls_sends_the_name_as_sni_while_connecting_to_the_vetted_address(
+    dns_server: SandboxDnsServer,  # noqa: F811
+    tmp_path: Any,
+) -> None:
+    import ssl
+    import threading
+
+    from deliverability.services.mailbox_probe import Endpoint, probe_smtp
+
+    cert, key = _self_signed(tmp_path, "mail.tls.test")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    seen: list[str | None] = []
+    context.sni_callback = lambda _sock, name, _ctx: seen.append(name)  # type: ignore[assignment,misc,return-value]
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(5)
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        try:
+            context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            pass  # the client refuses our self-signed certificate, as it should
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    point(dns_server, "mail.tls.test", "127.0.0.1")
+    port = server.getsockname()[1]
+    result = probe_smtp(Endpoint("mail.tls.test", port, "ssl", "u", "p"), timeout=5)
+    thread.join(5)
+    server.close()
+    assert seen == ["mail.tls.test"]  # the name, not 127.0.0.1: certificates checked against it
+    assert (result.ok, str(result.step)) == (False, "tls")

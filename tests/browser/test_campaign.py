@@ -174,6 +174,7 @@ def test_it_runs_a_two_step_campaign_from_csv_to_stats(
     page.get_by_label("Max gap (s)").fill("0")
     page.get_by_label("Browser prospects").check()
     page.get_by_label(re.compile("alex@acme-mail.example")).check()
+    page.get_by_label("Track opens").check()  # off by default; this test counts an open
     page.get_by_role("button", name="Create campaign").click()
     page.wait_for_url(re.compile(r"/campaigns/\d+/$"))
     for order, template_name in enumerate(("First touch", "Follow-up"), start=1):

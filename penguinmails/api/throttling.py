@@ -40,6 +40,7 @@ if redis.call('ZCARD', KEYS[1]) < limit then
   return {1, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] == nil then return {0, window} end  -- a budget of 0: nothing ever leaves
 return {0, tonumber(oldest[2]) + window - now_ms}
 """
 
@@ -101,7 +102,7 @@ class TenantRateThrottle(SimpleRateThrottle):
         self._wait_ms = 0
 
     def get_rate(self) -> str | None:
-        rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
+        rates: dict[str, str | None] = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
         return rates.get(self.scope)
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:

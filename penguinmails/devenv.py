@@ -289,17 +289,21 @@ def banner(login: dict[str, str]) -> str:
 
 def seed_demo(manage: list[str], env: dict[str, str]) -> dict[str, str]:
     """`tenants demo`, its progress echoed, its login kept (.local/demo-login.txt, mode 0600)."""
-    proc = subprocess.run(
-        [*manage, "tenants", "demo"], env=env, check=True, stdout=subprocess.PIPE, text=True
-    )
     keys = {"Log in at": "url", "Email": "email", "Password": "password"}
     found: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        label, _, value = line.partition(":")
-        if label in keys:
-            found[keys[label]] = value.strip()
-        elif line.strip():
-            print(f"[demo] {line}", flush=True)
+    # Its progress as it comes (provisioning, verification); the login only in the banner.
+    with subprocess.Popen(
+        [*manage, "tenants", "demo"], env=env, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            label, _, value = line.partition(":")
+            if label in keys:
+                found[keys[label]] = value.strip()
+            elif line.strip():
+                print(f"[demo] {line.rstrip()}", flush=True)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args)
     host = env.get("BASE_DOMAIN", "localhost")
     demo_url = found.get("url", "")
     login = {
@@ -340,12 +344,12 @@ def run(env: dict[str, str]) -> int:
     manage = [sys.executable, str(ROOT / "manage.py")]
     log("migrating (the first run takes a minute)")
     # Public schema, then the template, then only the tenant schemas that are behind.
-    quiet = {"stdout": subprocess.DEVNULL} if not _verbose(env) else {}
+    chatter = None if _verbose(env) else subprocess.DEVNULL
     subprocess.run(
         [*manage, "migrate_schemas", "--shared", "--noinput", "-v", "0"], env=env, check=True
     )
-    subprocess.run([*manage, "tenants", "prepare-template"], env=env, check=True, **quiet)
-    subprocess.run([*manage, "tenants", "migrate"], env=env, check=True, **quiet)
+    subprocess.run([*manage, "tenants", "prepare-template"], env=env, check=True, stdout=chatter)
+    subprocess.run([*manage, "tenants", "migrate"], env=env, check=True, stdout=chatter)
     log("seeding the demo workspace")
     login = seed_demo(manage, env)
     text = banner(login) + (
@@ -386,7 +390,12 @@ def main(argv: list[str]) -> int:
     try:
         env = prepare_environment(embedded)
         if argv[0] == "run":
-            return run(env)
+            try:
+                return run(env)
+            except subprocess.CalledProcessError as exc:
+                step = " ".join(str(part) for part in exc.cmd[2:])  # after python manage.py
+                log(f"`manage.py {step}` failed (exit {exc.returncode}); its output is above")
+                return exc.returncode or 1
         cmd = argv[1:]
         if cmd and cmd[0] == "--":
             cmd = cmd[1:]

@@ -6,10 +6,11 @@ import json
 
 import pytest
 from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
 
 from campaigns.models import Lead
 from tests.api.conftest import assert_error, key_client
-from tests.conftest import Cast
+from tests.conftest import Cast, host_of
 
 
 def _post_raw(client, path: str, body: str | bytes):  # type: ignore[no-untyped-def]
@@ -107,8 +108,14 @@ def test_it_answers_malformed_ids_in_urls_with_404(cast: Cast) -> None:
         "/api/v1/leads/abc",
         "/api/v1/campaigns/99999999999999999999999/stats",
         "/api/v1/members/%00",
+        "/api/v1/campaigns/1/steps/%0Ax/",
     ):
         assert_error(kc.client.get(path), 404, "not_found")
+    # Writes to unknown paths too: JSON, not Django's HTML CSRF page (a key needs no CSRF token).
+    strict = APIClient(HTTP_HOST=host_of(cast.tenant), enforce_csrf_checks=True)
+    strict.credentials(HTTP_AUTHORIZATION=f"Bearer {kc.plaintext}")
+    assert_error(strict.post("/api/v1/leads/1.5/replied/", {}), 404, "not_found")
+    assert_error(strict.delete("/api/v1/campaigns/x/steps/%0A/"), 404, "not_found")
 
 
 def test_it_refuses_nan_and_malformed_json(cast: Cast) -> None:

@@ -327,6 +327,8 @@ class _Sender:
             reply_to=mailbox.address,
             tracking_base=self.bases.get(domain, self.default_base),
             date=timezone.now(),
+            track_opens=self.campaign.track_opens,
+            plain_text_only=self.campaign.plain_text_only,
         )
         try:
             raw = composer.compose(rendered, envelope)

@@ -144,20 +144,21 @@ def test_it_sends_the_demo_campaign_into_the_sandbox_and_tracks_it(
             sent_at=timezone.now() - dt.timedelta(minutes=5)  # read a while after it arrived
         )
 
-    # Links use the verified tracking host, as a `.localhost` name a browser here reaches.
+    # Links use the verified tracking host, as a `.localhost` name a browser here reaches. The
+    # demo campaign does not track opens (careful cold senders don't): no pixel, a tracked link.
     tracked = "http://track.demo-agency.test.localhost:8000"
-    pixel = re.search(rf'src="{tracked}(/t/o/[^"]+)"', first.html or "")
+    assert "/t/o/" not in (first.html or "")
     click = re.search(rf'href="{tracked}(/t/c/[^"]+)"', first.html or "")
-    assert pixel and click, first.html
+    assert click, first.html
     browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0"
-    assert _wsgi_get(pixel.group(1), browser)[0].startswith("200")
     status, headers = _wsgi_get(html.unescape(click.group(1)), browser)
     assert status.startswith("302") and headers["Location"].startswith("https://penguinmails.")
     enqueue("tracking.flush")
     run_jobs(limit=200)
     with schema_context(demo.schema_name):
         message.refresh_from_db()
-        assert message.first_opened_at and message.first_clicked_at
+        # A click is also an open (the reader saw the message), pixel or not.
+        assert message.first_clicked_at and message.first_opened_at
         totals = CampaignDailyStat.objects.filter(campaign=message.campaign).aggregate(
             sent=Sum("sent"), opened=Sum("opened"), clicked=Sum("clicked")
         )

@@ -13,7 +13,7 @@ monitoring come with later issues): the product offers only what exists.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
@@ -84,9 +84,16 @@ def nav_for(request: HttpRequest) -> list[NavLink]:
         except NoReverseMatch:
             # A page another part of the product has not wired up yet: leave it out.
             continue
-        active = request.path == url if url == "/" else request.path.startswith(url)
-        links.append(NavLink(entry.label, url, entry.section, active))
-    return links
+        links.append(NavLink(entry.label, url, entry.section, False))
+    # One active entry: the longest URL that prefixes the path (Leads at /campaigns/leads/ is
+    # active, not Campaigns at /campaigns/ as well); "/" only for the home page itself.
+    matches = [
+        link.url
+        for link in links
+        if (request.path == link.url if link.url == "/" else request.path.startswith(link.url))
+    ]
+    best = max(matches, key=len, default=None)
+    return [replace(link, active=True) if link.url == best else link for link in links]
 
 
 class DashboardMiddleware:

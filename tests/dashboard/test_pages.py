@@ -28,6 +28,18 @@ def test_it_shows_navigation_to_every_area_for_the_owner(cast: Cast) -> None:
         assert f">{label}</a>" in content, label
 
 
+def test_it_marks_one_sidebar_entry_active_the_most_specific(cast: Cast) -> None:
+    client = client_for(cast.owner, cast.tenant)
+    for path, label in (
+        ("/campaigns/leads/", "Leads"),
+        ("/campaigns/templates/", "Templates"),
+        ("/campaigns/", "Campaigns"),
+        ("/", "Home"),
+    ):
+        active = [link.label for link in client.get(path).wsgi_request.nav if link.active]
+        assert active == [label], path
+
+
 def test_it_says_plainly_that_unbuilt_areas_are_not_built(cast: Cast) -> None:
     client = client_for(cast.owner, cast.tenant)
     # Every area with a page is built now (campaigns: issue 5, tests/campaigns covers it); the

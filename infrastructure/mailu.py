@@ -18,13 +18,14 @@ The token and user passwords are never logged nor put in exception messages.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from penguinmails.http import HttpClient, RetryPolicy, TransportFailure
 
 logger = logging.getLogger(__name__)
 
@@ -173,12 +174,13 @@ class MailuClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._attempts = max(1, attempts)
-        self._backoff = backoff
-        self._http = httpx.Client(
+        self._http = HttpClient(
+            "mailu",
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout,
+            retry=RetryPolicy(attempts=max(1, attempts), backoff=backoff),
+            retryable=_retryable,
             transport=transport,
         )
 
@@ -196,27 +198,21 @@ class MailuClient:
 
     # --- transport -------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """One API call with bounded retries on 5xx and network errors only."""
-        last: MailuError | None = None
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = self._http.request(method, path, json=body)
-            except httpx.TimeoutException as exc:
-                last = MailuError(f"Mailu {method} {path} timed out: {exc}", permanent=False)
-            except httpx.TransportError as exc:
-                last = MailuError(f"Mailu {method} {path} unreachable: {exc}", permanent=False)
-            else:
-                logger.info("mailu %s %s -> %s", method, path, response.status_code)
-                error = self._error(method, path, response)
-                if error is None:
-                    return response.json() if response.content else None
-                if error.permanent or response.status_code < 500:
-                    raise error
-                last = error
-            if attempt < self._attempts:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
-        assert last is not None
-        raise last
+        """One API call; the HTTP layer retries 5xx and network errors a bounded number of times.
+
+        Every call may be retried, POSTs included: creates converge (a 409 "exists" is read
+        back), and a second DKIM generation only rotates a key nobody has published yet."""
+        try:
+            response = self._http.request(method, path, json=body, idempotent=True)
+        except TransportFailure as exc:
+            what = "timed out" if exc.timeout else "unreachable"
+            raise MailuError(
+                f"Mailu {method} {path} {what}: {exc.detail}", permanent=False
+            ) from None
+        error = self._error(method, path, response)
+        if error is not None:
+            raise error
+        return response.json() if response.content else None
 
     @staticmethod
     def _error(method: str, path: str, response: httpx.Response) -> MailuError | None:
@@ -432,6 +428,12 @@ class MailuClient:
         except MailuNotFound:
             if not missing_ok:
                 raise
+
+
+def _retryable(response: httpx.Response) -> bool:
+    # 5xx only: a 429 is Mailu's bad-token lock-out (retrying prolongs it), and an empty
+    # API_TOKEN makes Mailu answer 500 to everything, which no retry fixes.
+    return response.status_code >= 500 and "API_TOKEN is not configured" not in response.text
 
 
 def _p(segment: str) -> str:

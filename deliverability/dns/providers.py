@@ -13,7 +13,6 @@ apex, other MX hosts) are kept.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +27,7 @@ from deliverability.dns.records import (
     normalize_name,
     split_txt,
 )
+from penguinmails.http import HttpClient, RetryPolicy, TransportFailure
 from penguinmails.sandbox.dns import ZoneRecord, ZoneStore
 
 logger = logging.getLogger(__name__)
@@ -248,12 +248,14 @@ class CloudflareClient:
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._attempts = max(1, attempts)
-        self._backoff = backoff
-        self._http = httpx.Client(
+        # 429 (rate limit: 1200 requests per 5 minutes, with Retry-After) and 5xx are retried
+        # by the layer's default rule.
+        self._http = HttpClient(
+            "cloudflare",
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
+            retry=RetryPolicy(attempts=max(1, attempts), backoff=backoff),
             transport=transport,
         )
 
@@ -271,23 +273,18 @@ class CloudflareClient:
         params: Mapping[str, str | int] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
-        last: DnsProviderError | None = None
-        for attempt in range(1, self._attempts + 1):
-            try:
-                response = self._http.request(method, path, params=params, json=body)
-            except httpx.TransportError as exc:  # includes timeouts
-                last = DnsProviderError(f"Cloudflare {method} {path}: {exc}", permanent=False)
-            else:
-                error = self._error(method, path, response)
-                if error is None:
-                    return response.json().get("result")
-                if error.permanent:
-                    raise error
-                last = error
-            if attempt < self._attempts:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
-        assert last is not None
-        raise last
+        # Every call may be retried, creates included: a second create of the same record
+        # answers "already exists" (81057/81058), which publishing treats as done.
+        try:
+            response = self._http.request(method, path, params=params, json=body, idempotent=True)
+        except TransportFailure as exc:
+            raise DnsProviderError(
+                f"Cloudflare {method} {path}: {exc.detail}", permanent=False
+            ) from None
+        error = self._error(method, path, response)
+        if error is not None:
+            raise error
+        return response.json().get("result")
 
     @staticmethod
     def _error(method: str, path: str, response: httpx.Response) -> CloudflareError | None:

@@ -14,7 +14,8 @@ The API is one endpoint, `POST .../cloud/api.php`, form-encoded, the operation c
 - `add_instance` does not return the new serviceid: we find the server by its name (`srvrname`)
   afterwards, which is also what makes creation idempotent.
 
-The API key is never logged and never put in an exception message: it travels in the body only.
+The API key is never logged and never put in an exception message: it travels in the body only,
+and the HTTP layer (penguinmails/http.py) is told that the `API` field is a secret.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from infrastructure.providers.base import (
     ServerRef,
     ServerStatus,
 )
+from penguinmails.http import HttpClient, RetryPolicy, TransportFailure
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,12 @@ DEFAULT_TRANSIENT_MESSAGES: tuple[str, ...] = (
     "timeout",
     "busy",
     "maintenance",
+)
+
+# Actions that only read: safe to send twice, so the HTTP layer may retry them (every call is a
+# POST, which it would otherwise send once).
+READ_ACTIONS = frozenset(
+    {"get_instances", "get_instance", "get_instance_ids", "get_instance_ips", "check_serviceid"}
 )
 
 # Instance `status` / `vm_state` values to our enum. Sources show `active`, `RESIZED`, `error`,
@@ -124,6 +132,8 @@ class HostwindsProvider:
         find_after_create_attempts: int = 5,
         find_after_create_delay: float = 2.0,
         force_ipv4: bool = True,
+        attempts: int = 1,
+        backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not api_key:
@@ -149,10 +159,19 @@ class HostwindsProvider:
         # Binding to 0.0.0.0 makes every connection leave over IPv4: the allow-list is IPv4-only
         # and a request that happens to go out over IPv6 is refused as "Not Authorized!".
         transport = httpx.HTTPTransport(local_address="0.0.0.0" if force_ipv4 else None)  # noqa: S104
-        self._http = httpx.Client(
-            transport=transport,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        # One attempt by default: a failed step is retried by the job queue, which also keeps
+        # its own record of it. Raising `attempts` retries read actions only (READ_ACTIONS).
+        self._http = HttpClient(
+            "hostwinds",
+            timeout=timeout,
+            connect_timeout=min(timeout, 10.0),
+            retry=RetryPolicy(attempts=max(1, attempts), backoff=backoff),
             headers={"Accept": "application/json", "User-Agent": "penguinmails/1"},
+            secret_fields=("API",),
+            # 408 (the vendor's proxy gave up) is as worth retrying as 429 and 5xx.
+            retryable=lambda r: r.status_code in (408, 429) or r.status_code >= 500,
+            transport=transport,
+            sleep=sleep,
         )
 
     def __repr__(self) -> str:  # never show the key, not even in a traceback's locals
@@ -180,14 +199,16 @@ class HostwindsProvider:
                 form.extend((f"{key}[]", item) for item in value)
         self._throttle()
         try:
-            response = self._http.post(self.api_url, data=dict(_group(form)))
-        except httpx.TimeoutException:
-            raise ProviderError(f"Hostwinds {action}: timed out.", permanent=False) from None
-        except httpx.TransportError as exc:
-            # The exception text names host and port only; the key is in the body, not the URL.
+            response = self._http.request(
+                "POST", self.api_url, data=dict(_group(form)), idempotent=action in READ_ACTIONS
+            )
+        except TransportFailure as exc:
+            # The detail names the exception and host only; the key is in the body, and the
+            # layer redacts it anyway.
+            if exc.timeout:
+                raise ProviderError(f"Hostwinds {action}: timed out.", permanent=False) from None
             raise ProviderError(
-                f"Hostwinds {action}: connection failed ({type(exc).__name__}: {exc}).",
-                permanent=False,
+                f"Hostwinds {action}: connection failed ({exc.detail}).", permanent=False
             ) from None
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise ProviderError(

@@ -10,12 +10,12 @@ variable names as penguinmails.mail.transactional.KINDS (e.g. `verify_url`, `nam
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Mapping
 
 import httpx
 from django.conf import settings
+
+from penguinmails.http import HttpClient, RetryPolicy, TransportFailure
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,10 @@ def _error_text(response: httpx.Response) -> str:
 
 
 class LoopsClient:
-    """Sends one transactional email per call; retries only rate limits, 5xx and network errors."""
+    """Sends one transactional email per call; retries only rate limits, 5xx and network errors.
+
+    `retries` counts the tries after the first; `backoff_seconds` is the ceiling of the first
+    wait (LOOP_RETRY_BACKOFF_MS), doubling per retry, with full jitter (penguinmails/http.py)."""
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class LoopsClient:
         *,
         retries: int = 2,
         backoff_seconds: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("Loops API key is empty")
@@ -63,6 +67,7 @@ class LoopsClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff_seconds = backoff_seconds
+        self.transport = transport
 
     def __repr__(self) -> str:
         # Never show the key, even in a traceback's locals.
@@ -88,43 +93,38 @@ class LoopsClient:
                 f"No Loops transactionalId configured for {kind!r} (LOOP_TRANSACTIONAL_IDS).",
                 permanent=True,
             )
-        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
         body = {
             "transactionalId": transactional_id,
             "email": to,
             "dataVariables": dict(variables),
         }
-        url = f"{self.base_url}/transactional"
-        attempt = 0
-        while True:
-            error = self._attempt(url, headers, body, kind=kind, idempotency_key=idempotency_key)
-            if error is None:
-                return
-            if error.permanent or attempt >= self.retries:
-                raise error
-            # Exponential backoff with jitter, as the official Go SDK does.
-            delay = self.backoff_seconds * (2**attempt) * (1 + random.random() / 2)
-            logger.warning(
-                "Loops send %s failed (%s), retrying in %.2fs", kind, error.status, delay
-            )
-            time.sleep(delay)
-            attempt += 1
+        # Retried on 429, 5xx and network errors (the layer's default rule), with full-jitter
+        # backoff as the official Go SDK does; every attempt carries the same Idempotency-Key,
+        # so Loops drops a duplicate. Without a key the POST goes out once.
+        with self._client() as http:
+            try:
+                response = http.request(
+                    "POST", "/transactional", json=body, idempotency_key=idempotency_key
+                )
+            except TransportFailure as exc:
+                raise LoopsError(f"Loops unreachable: {exc.detail}", permanent=False) from None
+        error = self._error(response, kind=kind, idempotency_key=idempotency_key)
+        if error is not None:
+            raise error
 
-    def _attempt(
-        self,
-        url: str,
-        headers: dict[str, str],
-        body: Mapping[str, object],
-        *,
-        kind: str,
-        idempotency_key: str,
-    ) -> LoopsError | None:
-        try:
-            response = httpx.post(url, headers=headers, json=body, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            return LoopsError(f"Loops unreachable: {type(exc).__name__}", permanent=False)
+    def _client(self) -> HttpClient:
+        return HttpClient(
+            "loops",
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+            timeout=self.timeout,
+            retry=RetryPolicy(attempts=self.retries + 1, backoff=self.backoff_seconds),
+            idempotency_header="Idempotency-Key",
+            transport=self.transport,
+        )
+
+    @staticmethod
+    def _error(response: httpx.Response, *, kind: str, idempotency_key: str) -> LoopsError | None:
         status = response.status_code
         if 200 <= status < 300:
             return None

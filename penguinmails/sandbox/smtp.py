@@ -71,7 +71,12 @@ class CredentialsAuthenticator:
             return AuthResult(success=False, handled=False)
         if not self.credentials.match(auth_data.login, auth_data.password):
             return AuthResult(success=False, handled=False)
-        return AuthResult(success=True)
+        # Saved as session.auth_data: who logged in (the password is not kept).
+        return AuthResult(success=True, auth_data=auth_data.login)
+
+
+AUTH_OK = "235 2.7.0 Authentication successful"
+AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 
 
 class MaildirHandler:
@@ -81,6 +86,27 @@ class MaildirHandler:
         self.maildir = Path(maildir)
         # Creating the Maildir up front makes a bad path fail at start-up, not at first message.
         self._box = open_maildir(self.maildir)
+
+    async def handle_AUTH(
+        self, server: SMTP, session: Session, envelope: Envelope, args: list[str]
+    ) -> str | None:
+        """AUTH, recorded in session.authenticated and session.auth_data (aiosmtpd's AUTH
+        handler hook). The mechanism is aiosmtpd's own PLAIN or LOGIN, which asks the
+        authenticator above; smtp_AUTH has already answered 504 to any other.
+
+        aiosmtpd's default outcome handling would do the same, but it also writes the deprecated
+        Session.login_data, which logs "Session.login_data is deprecated" on every login
+        (aio-libs/aiosmtpd#347); this hook never touches it.
+        """
+        mechanism = getattr(server, f"auth_{args[0]}")
+        result: AuthResult = await mechanism(server, args)
+        if result.success:
+            session.authenticated = True
+            session.auth_data = result.auth_data
+            return result.message or AUTH_OK
+        if result.handled:
+            return None  # the mechanism has replied already (a bad base64 answer, say)
+        return result.message or AUTH_INVALID
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""

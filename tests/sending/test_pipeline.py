@@ -38,7 +38,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_it_sends_every_step_once_with_the_required_headers(cast: Cast, sandbox: Sandbox) -> None:
     with schema_context(cast.tenant.schema_name):
-        campaign = make_campaign(cast, sandbox, leads=3, steps=2)
+        campaign = make_campaign(cast, sandbox, leads=3, steps=2, track_opens=True)
         svc.start_campaign(principal(cast), campaign)
     drain(cast.tenant)
     received = sandbox.messages()
@@ -181,3 +181,28 @@ def test_it_stops_on_reply_and_counts_the_reply(cast: Cast, sandbox: Sandbox) ->
         assert enrollment.status == EnrollmentStatus.STOPPED
         assert Message.objects.get().replied_at is not None
         assert sum(CampaignDailyStat.objects.values_list("replied", flat=True)) == 1
+
+
+@pytest.mark.parametrize(
+    ("switches", "parts", "pixel"),
+    [
+        ({}, ["text/plain", "text/html"], False),  # a new campaign does not track opens
+        ({"track_opens": True}, ["text/plain", "text/html"], True),
+        ({"plain_text_only": True, "track_opens": True}, [], False),
+    ],
+)
+def test_it_sends_what_the_campaign_switches_say(
+    cast: Cast, sandbox: Sandbox, switches: dict[str, bool], parts: list[str], pixel: bool
+) -> None:
+    with schema_context(cast.tenant.schema_name):
+        campaign = make_campaign(cast, sandbox, leads=1, steps=1, **switches)
+        svc.start_campaign(principal(cast), campaign)
+    drain(cast.tenant)
+    [message] = sandbox.messages()
+    assert [p.get_content_type() for p in message.iter_parts()] == parts
+    if parts:
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert ("/t/o/" in html) is pixel and "/t/c/" in html
+    else:  # text alone, its link as written
+        assert message.get_content_type() == "text/plain"
+        assert "https://example.org/offer" in message.get_content()  # type: ignore[attr-defined]

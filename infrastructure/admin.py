@@ -1,20 +1,27 @@
 """Staff admin (public host) for servers, IP addresses and mail servers.
 
 Rows change only through infrastructure.services (the actions call the same services as the
-command); secrets (Mailu API token, secret key) are never shown, not even masked fields.
+command); secrets (Mailu API token, secret key) are never shown, not even masked fields. "Add"
+on mail servers registers a shared server (a tenant's own comes with its VPS).
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from infrastructure.models import IpAddress, IpTransition, MailServer, VpsInstance, VpsTransition
 from infrastructure.providers import ProviderError
 from infrastructure.services.ips import quarantine_ip, release_ip
+from infrastructure.services.mailservers import (
+    register_shared_mail_server,
+    retire_shared_mail_server,
+)
 from infrastructure.services.provisioning import (
     discover_ips,
     retry_provisioning,
@@ -193,13 +200,31 @@ class IpAddressAdmin(admin.ModelAdmin):
         _each(self, request, queryset, lambda ip: release_ip(ip, actor=actor), "Released")
 
 
+class SharedMailServerForm(forms.Form):
+    """The fields of register_shared_mail_server; it checks them (and Mailu's answer) itself."""
+
+    hostname = forms.CharField(max_length=253, help_text="The server's name, e.g. mail.example.com")
+    mailu_api_url = forms.CharField(
+        max_length=300, label="Mailu API URL", help_text="e.g. https://mail.example.com/api/v1"
+    )
+    # Never rendered back, not even after a refused submit.
+    api_token = forms.CharField(
+        max_length=1024, label="Mailu API token", widget=forms.PasswordInput(render_value=False)
+    )
+    smtp_host = forms.CharField(max_length=253, label="SMTP host")
+    smtp_port = forms.IntegerField(label="SMTP port", initial=587)
+    imap_host = forms.CharField(max_length=253, label="IMAP host")
+    imap_port = forms.IntegerField(label="IMAP port", initial=993)
+
+
 @admin.register(MailServer)
 class MailServerAdmin(admin.ModelAdmin):
-    list_display = ("hostname", "tenant", "kind", "smtp_host", "smtp_port", "status")
-    list_filter = ("kind", "status")
+    list_display = ("hostname", "owner", "kind", "smtp_host", "smtp_port", "status")
+    list_filter = ("shared", "kind", "status")
     search_fields = ("hostname", "tenant__slug")
     # The API token is never shown.
     fields = (
+        "shared",
         "tenant",
         "vps",
         "kind",
@@ -214,6 +239,81 @@ class MailServerAdmin(admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = fields
+    actions = ["retire"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    @admin.display(description="Owner", ordering="tenant__slug")
+    def owner(self, server: MailServer) -> str:
+        return "shared (platform)" if server.shared else str(server.tenant)
+
+    def add_view(
+        self,
+        request: HttpRequest,
+        form_url: str = "",
+        extra_context: dict[str, object] | None = None,
+    ) -> HttpResponse:
+        """Register a shared server through the service; its refusals show on the form."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = SharedMailServerForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            try:
+                server = register_shared_mail_server(
+                    **form.cleaned_data, actor=logged_in_user(request)
+                )
+            except DomainError as exc:
+                _show_errors(form, exc)
+            else:
+                self.message_user(
+                    request,
+                    f"Registered the shared mail server {server.hostname}.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:infrastructure_mailserver_changelist")
+        # AdminForm and AdminErrorList render any form; django-stubs type them for ModelForm.
+        adminform = helpers.AdminForm(
+            form,  # type: ignore[arg-type]
+            [(None, {"fields": list(form.fields)})],
+            {},
+            model_admin=self,
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Register a shared mail server",
+            "adminform": adminform,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + adminform.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),  # type: ignore[arg-type]
+            "preserved_filters": self.get_preserved_filters(request),
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
+
+    @admin.action(
+        description="Retire (shared servers: no new mailboxes go on them)", permissions=["change"]
+    )
+    def retire(self, request: HttpRequest, queryset: QuerySet[MailServer]) -> None:
+        actor = logged_in_user(request)
+        _each(
+            self,
+            request,
+            queryset,
+            lambda server: retire_shared_mail_server(server, actor=actor),
+            "Retired",
+        )
+
+
+def _show_errors(form: forms.Form, exc: DomainError) -> None:
+    placed = False
+    for field, problems in exc.fields.items():
+        if field in form.fields:
+            for problem in problems:
+                form.add_error(field, problem)
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)

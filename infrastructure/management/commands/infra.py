@@ -6,6 +6,7 @@
     infra ip quarantine IP --reason TEXT
     infra ip migrate --from IP --to IP
     infra deprovision SLUG [--wait]
+    infra shared add|list|retire       the platform's shared mail servers (_infra_shared.py)
 Bad arguments and refused operations exit non-zero with the reason.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from infrastructure.management.commands import _infra_shared
 from infrastructure.models import VpsInstance
 from infrastructure.services import overview as reads
 from infrastructure.services.ips import find_ip, migrate_ip, quarantine_ip
@@ -44,7 +46,10 @@ def _tenant(slug: str) -> Tenant:
 
 
 class Command(BaseCommand):
-    help = "Servers, IPs and mail servers: provision, status, IP quarantine/migrate, deprovision."
+    help = (
+        "Servers, IPs and mail servers: provision, status, IP quarantine/migrate, deprovision, "
+        "shared mail servers."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -65,6 +70,7 @@ class Command(BaseCommand):
         migrate = ip_sub.add_parser("migrate", help="Move sending from one IP onto a clean one.")
         migrate.add_argument("--from", dest="from_ip", required=True, metavar="IP")
         migrate.add_argument("--to", dest="to_ip", required=True, metavar="IP")
+        _infra_shared.add_arguments(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -72,6 +78,7 @@ class Command(BaseCommand):
             "status": self.status,
             "deprovision": self.deprovision,
             "ip": self.ip,
+            "shared": lambda opts: _infra_shared.handle(opts, self.stdout),
         }
         try:
             handlers[options["subcommand"]](options)

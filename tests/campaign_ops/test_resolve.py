@@ -146,6 +146,8 @@ def test_it_counts_and_resolves_unknown_messages_on_the_dashboard(cast: Cast, wo
     assert 'id="unknown-count"' in progress and "2 unknown" in progress
     page = web.get(f"/campaigns/{world.launch.pk}/messages/?status=unknown").content.decode()
     assert "2 messages in <em>unknown</em>" in page and page.count('value="resend"') == 2
+    # The buttons sit in the status cell, not in a last column that scrolls out of sight.
+    assert page.count('class="resolve-form"') == 2 and "<th>Resolve</th>" not in page
 
     base = f"/campaigns/{world.launch.pk}/messages"
     done = web.post(f"{base}/{first.pk}/resolve/", {"action": "resend"}, follow=True)

@@ -160,14 +160,6 @@ def read_shape(stream: IO[bytes]) -> FileShape:
     return FileShape(delimiter=delimiter, headers=headers)
 
 
-@dataclass(frozen=True)
-class Row:
-    """One data row: the line it starts on and its values by header."""
-
-    line: int
-    values: dict[str, str]
-
-
 def iter_records(
     stream: IO[bytes], *, delimiter: str, headers: list[str]
 ) -> Iterator[tuple[int, list[str]]]:
@@ -196,13 +188,6 @@ def iter_records(
         # Leave the caller's stream to the caller (closing the wrapper would close it).
         if not stream.closed:
             text.detach()
-
-
-def iter_rows(stream: IO[bytes], *, delimiter: str, headers: list[str]) -> Iterator[Row]:
-    """Stream the data rows (the header skipped). A row with more cells than headers keeps the
-    first ones; one with fewer gets blanks. A decoding error raises UnusableFile naming the line."""
-    for line, cells in iter_records(stream, delimiter=delimiter, headers=headers):
-        yield Row(line=line, values=dict(zip(headers, cells, strict=True)))
 
 
 def count_rows(stream: IO[bytes], *, delimiter: str, headers: list[str]) -> int:

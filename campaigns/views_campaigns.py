@@ -93,13 +93,6 @@ class CampaignForm(forms.Form):
         return data
 
 
-class StepForm(forms.Form):
-    delay_amount = forms.IntegerField(min_value=0, max_value=365, initial=0, label="Wait")
-    delay_unit = forms.ChoiceField(choices=DelayUnit.choices, initial=DelayUnit.DAYS, label="")
-    template_id = forms.IntegerField(label="Template")
-    weight = forms.IntegerField(min_value=1, max_value=1000, initial=1)
-
-
 def empty_list_warning(campaign: Campaign) -> str:
     """A warning when the campaign targets lead lists and none of them holds a lead: it would
     email nobody (not an error: leads may be imported later). "" otherwise."""

@@ -1,12 +1,12 @@
 """The workers' SMTP connection pool: persistent authenticated connections per mailbox.
 
 A worker sending a campaign builds one `SmtpPool` over the mailboxes of that campaign and calls
-`send()` per message. Opening a connection costs a TCP and TLS handshake and an AUTH (and
+`deliver()` per message. Opening a connection costs a TCP and TLS handshake and an AUTH (and
 providers rate-limit logins), so each mailbox keeps one open connection across sends, checked
 with NOOP before reuse (servers drop idle connections after a minute or so) and reopened when
-the check or a send finds it gone. Mailboxes are taken in round robin order, skipping those
-that are paused, failing, unusable or at their daily limit. `PAUSE_AFTER_FAILURES` failed sends
-in a row pause a mailbox through the service (the reason is shown and recorded).
+the check or a send finds it gone. The caller picks the mailbox of each message and records the
+sends; `PAUSE_AFTER_FAILURES` failed sends in a row pause a mailbox through the service (the
+reason is shown and recorded).
 
 One pool per worker thread: smtplib connections are not thread-safe.
 """
@@ -16,44 +16,18 @@ from __future__ import annotations
 import smtplib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formataddr
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
 
 from django.db import connection
 
-from deliverability.models import Mailbox, MailboxStatus
+from deliverability.models import Mailbox
 from deliverability.services import mailboxes as service
 from deliverability.services.mailbox_probe import StepFailed, open_smtp
 from penguinmails.crypto import SecretUnavailable
 from tenants.db import TenantConnection
 from tenants.models import Tenant
-
-
-class NoMailboxAvailable(Exception):
-    """Every mailbox of the pool is paused, failing, unusable, at its limit or gone."""
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """What happened to one message. `refused` lists recipients the server refused (the
-    message's problem, not the mailbox's); `step` says where a failure happened."""
-
-    mailbox_id: int
-    address: str
-    ok: bool
-    step: str = ""
-    error: str = ""
-    paused: bool = False  # this failure paused the mailbox
-    refused: dict[str, str] = field(default_factory=dict)
-
-
-def usable(mailbox: Mailbox) -> bool:
-    return (
-        mailbox.status == MailboxStatus.ACTIVE and service.sent_today(mailbox) < mailbox.daily_limit
-    )
 
 
 class SmtpPool:
@@ -74,7 +48,6 @@ class SmtpPool:
         self.mailbox_ids = list(dict.fromkeys(mailbox_ids))
         self.pause_after = pause_after
         self.timeout = timeout
-        self._cursor = 0
         self._connections: dict[int, smtplib.SMTP] = {}
         self.opened = 0  # connections opened (reuse shows as few opens for many sends)
         self._used: dict[int, float] = {}  # mailbox id -> monotonic time of its last send
@@ -88,24 +61,6 @@ class SmtpPool:
     def close(self) -> None:
         for mailbox_id in list(self._connections):
             self._drop(mailbox_id, polite=True)
-
-    # --- choosing ------------------------------------------------------------------------------
-    def next_mailbox(self) -> Mailbox:
-        """The next usable mailbox in round robin order (state re-read: a pause made elsewhere,
-        or a limit reached, takes effect at once)."""
-        if not self.mailbox_ids:
-            raise NoMailboxAvailable("The pool has no mailboxes.")
-        rows = {m.pk: m for m in Mailbox.objects.filter(pk__in=self.mailbox_ids)}
-        count = len(self.mailbox_ids)
-        for offset in range(count):
-            index = (self._cursor + offset) % count
-            mailbox = rows.get(self.mailbox_ids[index])
-            if mailbox is not None and usable(mailbox):
-                self._cursor = (index + 1) % count
-                return mailbox
-        raise NoMailboxAvailable(
-            "No mailbox can send now: each is paused, failing, unusable or at its daily limit."
-        )
 
     # --- connections ---------------------------------------------------------------------------
     def _drop(self, mailbox_id: int, *, polite: bool = False) -> None:
@@ -142,62 +97,14 @@ class SmtpPool:
         return client
 
     # --- sending -------------------------------------------------------------------------------
-    def send(self, message: EmailMessage, *, mailbox: Mailbox | None = None) -> SendResult:
-        """Send `message` from `mailbox` (default: the next in round robin order). From is set to
-        the mailbox when missing; recipients come from To/Cc/Bcc."""
-        mailbox = mailbox or self.next_mailbox()
-        if "From" not in message:
-            message["From"] = formataddr((mailbox.display_name, mailbox.address))
-        # A connection dropped between our NOOP and the send is retried once on a new one.
-        for attempt in (1, 2):
-            try:
-                client = self.connection_for(mailbox)
-            except SecretUnavailable as exc:
-                return SendResult(mailbox.pk, mailbox.address, False, "secret", exc.message)
-            except StepFailed as failed:
-                return self._failed(mailbox, str(failed.result.step), failed.result.message)
-            try:
-                refused = client.send_message(message, from_addr=mailbox.address)
-            except smtplib.SMTPServerDisconnected as exc:
-                self._drop(mailbox.pk)
-                if attempt == 1:
-                    continue
-                return self._failed(mailbox, "send", f"connection lost: {exc}")
-            except smtplib.SMTPRecipientsRefused as exc:
-                # Every recipient refused: the addresses' problem, not the mailbox's.
-                service.record_send_success(mailbox.pk)
-                return SendResult(
-                    mailbox.pk,
-                    mailbox.address,
-                    False,
-                    "recipients",
-                    "every recipient was refused",
-                    refused={r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in _items(exc)},
-                )
-            except smtplib.SMTPResponseException as exc:
-                self._drop(mailbox.pk)
-                error = exc.smtp_error  # bytes from the server; typeshed also allows str
-                text = error.decode(errors="replace") if isinstance(error, bytes) else error
-                return self._failed(mailbox, "send", f"{exc.smtp_code} {text}")
-            except (smtplib.SMTPException, OSError) as exc:
-                self._drop(mailbox.pk)
-                return self._failed(mailbox, "send", f"{type(exc).__name__}: {exc}")
-            service.record_send_success(mailbox.pk)
-            return SendResult(
-                mailbox.pk,
-                mailbox.address,
-                True,
-                refused={r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()},
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _failed(self, mailbox: Mailbox, step: str, error: str) -> SendResult:
+    def _failed(self, mailbox: Mailbox, step: str, error: str) -> bool:
+        """Count a failed send toward the mailbox's pause; True when this one paused it."""
         paused = service.record_send_failure(
             mailbox.pk, step=step, error=error, pause_after=self.pause_after
         )
         if paused:
             self._drop(mailbox.pk)
-        return SendResult(mailbox.pk, mailbox.address, False, step, error, paused=paused)
+        return paused
 
     def deliver(
         self,
@@ -231,8 +138,9 @@ class SmtpPool:
                 except SecretUnavailable as exc:
                     return Delivery(Outcome.DEFERRED, None, exc.message[:500])
                 except StepFailed as failed:
-                    result = self._failed(mailbox, str(failed.result.step), failed.result.message)
-                    return Delivery(Outcome.DEFERRED, None, f"{result.step}: {result.error}"[:500])
+                    step, error = str(failed.result.step), failed.result.message
+                    self._failed(mailbox, step, error)
+                    return Delivery(Outcome.DEFERRED, None, f"{step}: {error}"[:500])
                 fresh = True
             try:
                 delivery = _deliver_once(client, raw, from_addr, to_addr, before_body)
@@ -337,7 +245,3 @@ def _deliver_once(
     if code != 250:
         return refuse(code, response)
     return Delivery(Outcome.ACCEPTED, code, f"{code} {_text(response)}"[:500])
-
-
-def _items(exc: smtplib.SMTPRecipientsRefused) -> list[tuple[str, tuple[int, bytes]]]:
-    return list(exc.recipients.items())

@@ -214,10 +214,6 @@ class IpAddress(models.Model):
     def monthly_cost(self) -> str:
         return f"${self.monthly_cost_cents / 100:,.2f}"
 
-    @property
-    def is_sending(self) -> bool:
-        return self.status in IP_SENDING and self.role == IpRole.SENDING
-
 
 class IpTransition(models.Model):
     """One status change of an IP address."""

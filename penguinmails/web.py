@@ -180,13 +180,6 @@ def area_required(
     return decorator
 
 
-def post_only(view: Callable[P, HttpResponse]) -> Callable[P, HttpResponse]:
-    """405 for anything but POST (writes are never GETs)."""
-    from django.views.decorators.http import require_POST
-
-    return require_POST(view)  # type: ignore[return-value]
-
-
 def client_ip(request: HttpRequest) -> str:
     """The address brute-force budgets are counted against.
 

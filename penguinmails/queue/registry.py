@@ -111,8 +111,3 @@ def get_handler(name: str) -> Handler:
         return _handlers[name]
     except KeyError:
         raise UnknownHandler(f"no job handler is registered as {name!r}") from None
-
-
-def handler_names() -> list[str]:
-    load_handlers()
-    return sorted(_handlers)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from django_tenants.utils import schema_context
 
 from deliverability.models import Mailbox, MailboxKind, MailboxStatus, Security
-from deliverability.smtp_pool import SmtpPool
+from deliverability.smtp_pool import Delivery, Outcome, SmtpPool
 from penguinmails import netguard
 from penguinmails.sandbox.dns import SandboxDnsServer, ZoneRecord
 from penguinmails.sandbox.smtp import free_port
@@ -229,26 +230,27 @@ def test_the_pool_connects_to_the_vetted_address_and_never_to_a_mixed_answer(
         # would connect to whichever it tries first.
         point(dns_server, "relay.rebind.test", "127.0.0.1", "10.0.0.9")
         with SmtpPool(tenant=cast.tenant, mailbox_ids=[mailbox.pk], timeout=0.5) as pool:
-            refused = pool.send(_message(), mailbox=mailbox)
-        assert (refused.ok, refused.step) == (False, "dns")
-        assert "is not allowed" in refused.error
+            refused = _deliver(pool, mailbox)
+        assert refused.outcome == Outcome.DEFERRED and refused.response.startswith("dns: ")
+        assert "is not allowed" in refused.response
         assert accepted_nothing(listener)
         # The control: the same listener does see a connection once the answer is clean.
         point(dns_server, "relay.rebind.test", "127.0.0.1")
         with SmtpPool(tenant=cast.tenant, mailbox_ids=[mailbox.pk], timeout=0.5) as pool:
-            silent = pool.send(_message(), mailbox=mailbox)
-        assert (silent.ok, silent.step) == (False, "connect")
+            silent = _deliver(pool, mailbox)
+        assert silent.outcome == Outcome.DEFERRED and silent.response.startswith("connect: ")
         assert not accepted_nothing(listener)
 
 
-def _message() -> Any:
-    from email.message import EmailMessage
-
+def _deliver(pool: SmtpPool, mailbox: Mailbox) -> Delivery:
     message = EmailMessage()
+    message["From"] = mailbox.address
     message["To"] = "lead@example.com"
     message["Subject"] = "Hello"
     message.set_content("Hi")
-    return message
+    return pool.deliver(
+        message.as_bytes(), mailbox=mailbox, from_addr=mailbox.address, to_addr="lead@example.com"
+    )
 
 
 # --- the guard's own API ----------------------------------------------------------------------

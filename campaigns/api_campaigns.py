@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -17,12 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from campaigns.models import Campaign, DelayUnit, SequenceStep, StepVariant
+from campaigns.models import Campaign, DelayUnit, LeadList, SequenceStep, StepVariant
 from campaigns.services import campaigns as svc
-from penguinmails.api.permissions import IsTenantMember
-from penguinmails.api.viewsets import TenantScopedMixin, TenantScopedViewSet
+from deliverability.models import Mailbox
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.permissions import IsTenantMember
+from tenants.rest.viewsets import TenantScopedMixin, TenantScopedViewSet
 
 
 class VariantSerializer(serializers.ModelSerializer):
@@ -74,11 +75,12 @@ class CampaignSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    # .all(), not values_list(): a list reads the ids the viewset prefetched (no query per row).
     def get_lead_list_ids(self, obj: Campaign) -> list[int]:
-        return sorted(obj.lead_lists.values_list("pk", flat=True))
+        return sorted(row.pk for row in obj.lead_lists.all())
 
     def get_mailbox_ids(self, obj: Campaign) -> list[int]:
-        return sorted(obj.mailboxes.values_list("pk", flat=True))
+        return sorted(row.pk for row in obj.mailboxes.all())
 
     def get_actions(self, obj: Campaign) -> list[str]:
         return svc.allowed_actions(obj)
@@ -145,7 +147,11 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
 
     def scoped_queryset(self, tenant: Tenant) -> QuerySet[Campaign]:
         # Tenant-schema rows: every row of the table is this tenant's.
-        return Campaign.objects.prefetch_related("steps__variants")
+        return Campaign.objects.prefetch_related(
+            "steps__variants",
+            Prefetch("lead_lists", queryset=LeadList.objects.only("pk")),
+            Prefetch("mailboxes", queryset=Mailbox.objects.only("pk")),
+        )
 
     def create(self, request: Request) -> Response:
         form = CampaignWriteSerializer(data=request.data)

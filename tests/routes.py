@@ -45,6 +45,14 @@ from tenants.services.apikeys import create_api_key
 TENANT_URLCONF = "penguinmails.urls_tenant"
 API_PREFIX = "/api/v1/"
 METHODS = ("get", "post", "put", "patch", "delete")
+# Routes that act on no tenant row, reached by anyone (or by the session's own user only).
+# Each is tested by its own suite; listing one here is a decision, so say why.
+PUBLIC_PAGES = {
+    "login",  # the sign-in form of the host (tests/accounts/test_login.py)
+    "logout",  # ends the caller's own session; skipped too because it would end the outsider's
+    "handoff",  # one-time cross-host login token (tests/dashboard/test_switcher.py)
+    "resend_verification",  # re-sends the caller's own verification email
+}
 
 
 # --- Routes ---------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from tenants.models import ApiKey, Invitation, Membership, Role, Tenant
 from tests.conftest import Cast, client_for, host_of
 from tests.routes import (
     API_PREFIX,
+    PUBLIC_PAGES,
     Objects,
     Operation,
     Page,
@@ -49,14 +50,6 @@ from tests.routes import (
     page_url,
 )
 
-# Routes that act on no tenant row, reached by anyone (or by the session's own user only).
-# Each is tested by its own suite; listing one here is a decision, so say why.
-PUBLIC_PAGES = {
-    "login",  # the sign-in form of the host (tests/accounts/test_login.py)
-    "logout",  # ends the caller's own session; skipped too because it would end the outsider's
-    "handoff",  # one-time cross-host login token (tests/dashboard/test_switcher.py)
-    "resend_verification",  # re-sends the caller's own verification email
-}
 # API patterns that are not operations of the OpenAPI document, on purpose.
 NOT_IN_SCHEMA = {
     "schema",  # the OpenAPI document itself: public, describes no tenant's data

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -74,6 +75,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, SuspiciousOperation):  # e.g. too many fields; Django would answer HTML
         return error_response(
             "bad_request", str(exc) or "Bad request.", status.HTTP_400_BAD_REQUEST
+        )
+    if isinstance(exc, ProtectedError | RestrictedError):
+        # A delete that other rows still point at (a campaign with sent messages, say): the
+        # object stays, and the client is told why instead of getting a 500.
+        return error_response(
+            "in_use",
+            "It is still in use by other records and cannot be deleted.",
+            status.HTTP_409_CONFLICT,
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) if str(exc) else None)

@@ -9,11 +9,12 @@ shows it all. Each step is skipped when already done, so `make run` can call thi
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import time as dt_time
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import connection
@@ -30,10 +31,14 @@ from deliverability.services.domains import add_domain
 from deliverability.services.mailboxes import create_mailbox
 from infrastructure.models import VpsInstance
 from infrastructure.services.provisioning import provision_infrastructure
+from penguinmails.errors import Conflict
 from penguinmails.models import CLAIMABLE_STATUSES, Job
 from penguinmails.queue import runner
 from tenants.db import TenantConnection
 from tenants.models import Tenant, User
+
+if TYPE_CHECKING:
+    from penguinmails.sandbox.dns import ZoneStore
 from tenants.services.access import active_membership, principal_for_membership
 
 DEMO_DOMAIN = "demo-agency.test"
@@ -113,29 +118,43 @@ def _drive_jobs(tenant: Tenant, *, say: Callable[[str], None], limit: int = 200)
 
 def _publish_platform_names(*, say: Callable[[str], None]) -> None:
     """The platform's names the demo domain's records point at (mail host, SPF include,
-    tracking target) into the sandbox zone, once the server's IPs exist (docs/dns.md)."""
+    tracking target) into the sandbox zone, once the server's IPs exist, and every IP's reverse
+    DNS with its forward A (the local VPS provider publishes these as it sets them; republished
+    here so a zone made before that, or lost, is complete again). docs/dns.md."""
     if settings.DNS_PROVIDER != "local":
         return
     from deliverability.dns.sandbox import all_tenants_sending_ips, publish_platform_names
+    from infrastructure.providers.local import publish_reverse_dns
+    from infrastructure.services.ips import reverse_dns_names
     from penguinmails.sandbox.dns import ZoneStore
 
+    zones = ZoneStore(settings.SANDBOX_DNS_ZONES)
+    names = reverse_dns_names()
+    publish_reverse_dns(zones, names)
+    for ip, name in names.items():
+        say(f"Sandbox DNS:    {ip} <-> {name} (PTR and A)")
     ips = all_tenants_sending_ips()
-    publish_platform_names(ZoneStore(settings.SANDBOX_DNS_ZONES), sending_ips=ips)
+    publish_platform_names(zones, sending_ips=ips)
     say(f"Sandbox DNS:    {settings.SENDING_MAIL_HOST} -> {', '.join(ips) or '127.0.0.1'}")
 
 
+class SandboxDnsTaken(Conflict):
+    """SANDBOX_DNS_PORT is held by something other than this checkout's sandbox DNS server."""
+
+
 def _sandbox_dns() -> AbstractContextManager[object]:
-    """The sandbox DNS server for the seeding's own domain check, unless one already serves."""
+    """The sandbox DNS server for the seeding's own domain check. When the port is taken, the
+    listener is used only if it proves to serve this checkout's zone file (the Procfile's `dns`
+    process): otherwise SandboxDnsTaken, and nothing is checked against a stranger."""
     from penguinmails.sandbox.dns import ZoneStore, start_sandbox_dns
 
+    host, port = settings.SANDBOX_DNS_HOST, settings.SANDBOX_DNS_PORT
+    store = ZoneStore(settings.SANDBOX_DNS_ZONES)
     try:
-        server = start_sandbox_dns(
-            settings.SANDBOX_DNS_HOST,
-            settings.SANDBOX_DNS_PORT,
-            ZoneStore(settings.SANDBOX_DNS_ZONES),
-        )
+        server = start_sandbox_dns(host, port, store)
     except OSError:
-        return nullcontext()  # the Procfile's `dns` process is up already
+        _require_our_sandbox(host, port, store)
+        return nullcontext()  # the Procfile's `dns` process, serving the same zone file
 
     class _Running:
         def __enter__(self) -> object:
@@ -145,6 +164,54 @@ def _sandbox_dns() -> AbstractContextManager[object]:
             server.stop()
 
     return _Running()
+
+
+def _require_our_sandbox(host: str, port: int, store: ZoneStore) -> None:
+    """Write a random TXT record into our zone file and ask the server on the port for it: our
+    sandbox re-reads the file on each query and answers it; any other server cannot."""
+    from penguinmails.sandbox.dns import ZoneRecord
+
+    token = secrets.token_hex(12)
+    name, value = f"{token}._pm-sentinel.invalid", f"penguinmails sandbox {token}"
+    store.add(ZoneRecord.make(name, "TXT", value, ttl=0))
+    try:
+        answers = _ask_txt(host, port, name)
+    finally:
+        store.remove(name)
+    if answers is not None and value in answers:
+        return
+    what = (
+        "answers DNS but is not this checkout's sandbox"
+        if answers is not None
+        else "is taken by something that does not answer DNS"
+    )
+    raise SandboxDnsTaken(
+        f"SANDBOX_DNS_PORT: port {port} on {host} {what} (it does not serve "
+        f"{settings.SANDBOX_DNS_ZONES}); set SANDBOX_DNS_PORT to a free port."
+    )
+
+
+def _ask_txt(host: str, port: int, name: str, attempts: int = 2) -> list[str] | None:
+    """The TXT values the server at host:port gives for `name` (empty: none, e.g. NXDOMAIN), or
+    None when nothing answers DNS there."""
+    import dns.exception
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    query = dns.message.make_query(name, dns.rdatatype.TXT)
+    for _ in range(attempts):
+        try:
+            reply = dns.query.udp(query, host, port=port, timeout=2.0)
+        except (dns.exception.DNSException, OSError):
+            continue
+        return [
+            b"".join(rdata.strings).decode(errors="replace")
+            for rrset in reply.answer
+            if rrset.rdtype == dns.rdatatype.TXT
+            for rdata in rrset
+        ]
+    return None
 
 
 # --- The demo campaign (issue 5, item 9) ---------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -135,7 +135,7 @@ class DomainDnsSpec:
     """What the records of one sending domain are generated from."""
 
     domain: str
-    mail_host: str  # the MX and the PTR target (the EHLO name of the sending IPs)
+    mail_host: str  # the MX; also the PTR target of a sending IP missing from `ptr_names`
     sending_ips: Sequence[str]
     dkim_selector: str
     dkim_public_key: str  # base64 DER, as in `p=`
@@ -145,6 +145,9 @@ class DomainDnsSpec:
     spf_includes: Sequence[str] = field(default_factory=tuple)  # e.g. _spf.google.com
     spf_all: SpfAll = SpfAll.SOFTFAIL
     ttl: int = DEFAULT_TTL
+    # Each sending IP's reverse name: the mail server that sends from it (its EHLO name), as
+    # infrastructure set it at the VPS provider. Forward-confirmed: that name resolves to the IP.
+    ptr_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def normalize_name(name: str) -> str:
@@ -316,15 +319,18 @@ def generate_domain_records(spec: DomainDnsSpec) -> list[DnsRecord]:
                 note="Open and click links use the domain's own host name.",
             )
         )
+    names = {_ipv4(ip): normalize_name(name) for ip, name in spec.ptr_names.items()}
     for ip in ips:
+        host = names.get(ip, mail_host)
         records.append(
             DnsRecord(
                 RecordType.PTR,
                 reverse_name(ip),
-                mail_host,
+                host,
                 RecordPurpose.PTR,
                 ttl=ttl,
-                note=f"Reverse DNS of {ip}, set at the VPS provider, must name the mail host.",
+                note=f"Reverse DNS of {ip}, set at the VPS provider: the mail server sending from "
+                f"it ({host}, its EHLO name), which must resolve back to {ip}.",
             )
         )
     return records

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from deliverability.dns.records import (
 from deliverability.dns.verify import CheckStatus, RecordCheck, verify_records
 from deliverability.models import DomainRecord, DomainStatus, RecordStatus, SendingDomain
 from deliverability.services.states import transition
+from infrastructure.services.ips import sending_ip_names, sending_ips
 from penguinmails.errors import DomainError, NotFound, ValidationFailed
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
@@ -159,12 +161,13 @@ def sending_ips_for(tenant: Tenant) -> list[str]:
     gets none: SPF then authorises the platform through `include:SENDING_SPF_INCLUDE`, a record
     the platform keeps listing all its sending IPs.
     """
-    from infrastructure.services.ips import sending_ips
-
     return sending_ips(tenant)
 
 
-def dns_spec(domain: SendingDomain, *, ips: list[str]) -> DomainDnsSpec:
+def dns_spec(
+    domain: SendingDomain, *, ips: list[str], ptr_names: Mapping[str, str] | None = None
+) -> DomainDnsSpec:
+    """An IP missing from `ptr_names` expects SENDING_MAIL_HOST as its reverse name."""
     return DomainDnsSpec(
         domain=domain.name,
         mail_host=settings.SENDING_MAIL_HOST,
@@ -175,12 +178,20 @@ def dns_spec(domain: SendingDomain, *, ips: list[str]) -> DomainDnsSpec:
         tracking_host=domain.tracking_host,
         tracking_target=settings.TRACKING_CNAME_TARGET,
         spf_includes=() if ips else (settings.SENDING_SPF_INCLUDE,),
+        ptr_names=dict(ptr_names or {}),
     )
+
+
+def _spec_for(domain: SendingDomain, tenant: Tenant) -> DomainDnsSpec:
+    """PTR from one source: each IP's reverse name as infrastructure set it (the mail server
+    sending from it), so the domain page expects what the infrastructure page shows."""
+    names = sending_ip_names(tenant)
+    return dns_spec(domain, ips=list(names), ptr_names=names)
 
 
 def expected_records(domain: SendingDomain, *, tenant: Tenant) -> list[DnsRecord]:
     """The records the domain must publish now (regenerated: the tenant's IPs may change)."""
-    return generate_domain_records(dns_spec(domain, ips=sending_ips_for(tenant)))
+    return generate_domain_records(_spec_for(domain, tenant))
 
 
 def _store_records(
@@ -269,7 +280,7 @@ def add_domain(
             created_by_email=principal.user.email if principal.user else "",
         )
         try:
-            records = generate_domain_records(dns_spec(domain, ips=sending_ips_for(tenant)))
+            records = generate_domain_records(_spec_for(domain, tenant))
         except DnsRecordError as exc:
             raise ValidationFailed(str(exc), fields={"name": [str(exc)]}) from None
         try:

@@ -52,5 +52,7 @@ def get_vps_provider() -> VpsProvider:
         return LocalProvider(
             settings.LOCAL_VPS_STATE_FILE,
             max_secondary_ips=settings.LOCAL_VPS_MAX_SECONDARY_IPS,
+            # The sandbox is the whole DNS: reverse DNS set here is served there, with its A.
+            dns_zones=settings.SANDBOX_DNS_ZONES if settings.DNS_PROVIDER == "local" else None,
         )
     raise ImproperlyConfigured(f"VPS_PROVIDER must be 'hostwinds' or 'local', got {choice!r}.")

@@ -5,6 +5,10 @@ beat) must agree; addresses come from 127.0.0.0/8 so anything that connects to t
 this machine. It follows the same rules as Hostwinds where they matter to callers: creation is
 idempotent by name, a new server is pending for a poll or two before it is active, and the
 number of secondary IPs per server is capped.
+
+With `dns_zones` (the sandbox DNS zone file, when the sandbox is the DNS: `make run`), reverse
+DNS is also published there, forward-confirmed: `set_reverse_dns(id, ip, host)` writes PTR
+ip → host and A host → ip, so any IP given a PTR (now or later) verifies like a real one.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypedDict
+
+import dns.reversename
 
 from infrastructure.providers.base import (
     ProviderError,
@@ -25,6 +31,7 @@ from infrastructure.providers.base import (
     ServerRef,
     ServerStatus,
 )
+from penguinmails.sandbox.dns import ZoneRecord, ZoneStore
 
 # 127.0.0.1 is where our own sandbox servers listen; hand out addresses above it.
 _FIRST_HOST = 10
@@ -60,8 +67,10 @@ class LocalProvider:
         *,
         activate_after_polls: int = 1,
         max_secondary_ips: int = 4,
+        dns_zones: Path | None = None,
     ) -> None:
         self.path = path
+        self.zones = ZoneStore(dns_zones) if dns_zones is not None else None
         self.activate_after_polls = activate_after_polls
         self.max_secondary_ips = max_secondary_ips
         self._memory: _State = {"servers": {}}
@@ -166,6 +175,8 @@ class LocalProvider:
                     f"{ip} is not an address of server {server_id}.", permanent=True
                 )
             server["ptr"][ip] = hostname
+        if self.zones is not None:
+            publish_reverse_dns(self.zones, {ip: hostname})
 
     def reverse_dns(self, ip: str) -> str | None:
         """The PTR name recorded for `ip` (the sandbox DNS server serves these)."""
@@ -176,11 +187,47 @@ class LocalProvider:
         return None
 
     def terminate_server(self, server_id: str) -> None:
+        names: dict[str, str] = {}
         with self._state() as state:
             server = state["servers"].get(server_id)
             if server is not None:
                 # Kept as a record (its addresses are not reused, as at a real host).
                 server["status"] = str(ServerStatus.TERMINATED)
+                names = dict(server["ptr"])
+        if self.zones is not None and names:
+            unpublish_reverse_dns(self.zones, names)
+
+
+# --- reverse DNS in the sandbox zone ------------------------------------------------------------
+def _reverse(ip: str) -> str:
+    return dns.reversename.from_address(ip).to_text(omit_final_dot=True)
+
+
+def _name(hostname: str) -> str:
+    return hostname.strip().rstrip(".").lower()
+
+
+def publish_reverse_dns(zones: ZoneStore, names: Mapping[str, str]) -> None:
+    """PTR ip → name and A name → ip for each address, in one update. The PTR replaces any other
+    at the address's reverse name (an address has one reverse name); A records are only added
+    (a name may have several addresses, and the platform's mail host has them all). Idempotent."""
+    wanted = {ip: _name(name) for ip, name in names.items()}
+    reverse = {_reverse(ip) for ip in wanted}
+
+    def change(records: list[ZoneRecord]) -> list[ZoneRecord]:
+        kept = [r for r in records if not (r.type == "PTR" and r.name in reverse)]
+        for ip, name in wanted.items():
+            kept += [ZoneRecord.make(_reverse(ip), "PTR", name), ZoneRecord.make(name, "A", ip)]
+        return kept
+
+    zones.update(change)
+
+
+def unpublish_reverse_dns(zones: ZoneStore, names: Mapping[str, str]) -> None:
+    """Remove what `publish_reverse_dns` published for these addresses (a terminated server)."""
+    gone = {(_reverse(ip), "PTR", _name(name)) for ip, name in names.items()}
+    gone |= {(_name(name), "A", ip) for ip, name in names.items()}
+    zones.update(lambda records: [r for r in records if (r.name, r.type, r.value) not in gone])
 
 
 def _live(state: _State, server_id: str) -> _Server:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from django.conf import settings
 from django.db import transaction
 
 from infrastructure.models import IP_SENDING, IpAddress, IpRole, IpStatus
@@ -26,6 +27,38 @@ def sending_ips(tenant: Tenant) -> list[str]:
         .values_list("address", flat=True)
     )
     return cast(list[str], list(addresses))  # address__isnull=False: no None among them
+
+
+def sending_ip_names(tenant: Tenant) -> dict[str, str]:
+    """Each of `sending_ips(tenant)` (same order) with its reverse DNS name: the host name of the
+    mail server that sends from it, which is also its EHLO name and the PTR provisioning sets
+    (`ptr_hostname`). The domain's expected PTR records come from here, so the domain page and the
+    infrastructure page name the same host. An IP whose PTR is not set yet expects its server's
+    host name (what provisioning will set); one with neither, the platform's SENDING_MAIL_HOST."""
+    rows = (
+        IpAddress.objects.filter(
+            tenant=tenant, role=IpRole.SENDING, status__in=IP_SENDING, address__isnull=False
+        )
+        .order_by("-is_primary", "id")
+        .values_list("address", "ptr_set", "ptr_hostname", "vps__hostname")
+    )
+    return {
+        str(address): (ptr if ptr_set and ptr else host) or settings.SENDING_MAIL_HOST
+        for address, ptr_set, ptr, host in rows
+    }
+
+
+def reverse_dns_names() -> dict[str, str]:
+    """Every live address whose PTR is set, with its name (all tenants: the sandbox DNS serves
+    them all, docs/dns.md "The sandbox DNS server")."""
+    rows = (
+        IpAddress.objects.filter(address__isnull=False, ptr_set=True)
+        .exclude(status=IpStatus.RELEASED)
+        .exclude(ptr_hostname="")
+        .order_by("address")
+        .values_list("address", "ptr_hostname")
+    )
+    return {str(address): str(name) for address, name in rows}
 
 
 def find_ip(address: str) -> IpAddress:

@@ -26,9 +26,12 @@ HW_KEY = "hw-test-key-123"
 
 @pytest.fixture
 def local_vps(tmp_path: Path, settings: Any) -> LocalProvider:
-    """The local provider (the default path), its records in a file of this test."""
+    """The local provider (the default path), its records in a file of this test; the sandbox
+    DNS zone it publishes reverse DNS to (DNS_PROVIDER local, as under `make run`) too."""
     settings.VPS_PROVIDER = "local"
     settings.LOCAL_VPS_STATE_FILE = tmp_path / "vps.json"
+    settings.DNS_PROVIDER = "local"
+    settings.SANDBOX_DNS_ZONES = tmp_path / "zones.json"
     settings.INFRA_POLL_SECONDS = 0
     return LocalProvider(settings.LOCAL_VPS_STATE_FILE)
 

@@ -4,8 +4,10 @@ the real Hostwinds client against the Hostwinds fake, with Mailu checked against
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 
 from billing.entitlements import LimitReached
+from deliverability.dns.records import reverse_name
 from infrastructure.models import (
     IpAddress,
     IpStatus,
@@ -23,9 +25,11 @@ from infrastructure.services.provisioning import (
     provision_infrastructure,
     retry_provisioning,
 )
+from penguinmails import states
 from penguinmails.errors import Conflict, IllegalTransition
 from penguinmails.models import Job, JobStatus
 from penguinmails.queue import runner
+from penguinmails.sandbox.dns import ZoneStore
 from tests.conftest import Cast
 from tests.fakes.hostwinds import FakeHostwinds
 from tests.fakes.mailu import FakeMailu
@@ -45,7 +49,7 @@ HAPPY_PATH = [
 
 
 def path_of(vps: VpsInstance) -> list[str]:
-    moves = list(vps.transitions.values_list("from_status", "to_status"))
+    moves = [(t.from_status, t.to_status) for t in states.history(vps)]
     return [moves[0][0], *[to for _, to in moves]] if moves else [vps.status]
 
 
@@ -57,6 +61,7 @@ def test_it_provisions_a_local_server_through_every_step(
     servers = provision_infrastructure(cast.tenant, actor=cast.owner)
     assert [v.status for v in servers] == [VpsStatus.REQUESTED] * 2
     run_jobs()
+    zones = ZoneStore(settings.SANDBOX_DNS_ZONES)
 
     for vps in VpsInstance.objects.filter(tenant=cast.tenant):
         assert vps.status == VpsStatus.ACTIVE, vps.last_error
@@ -69,6 +74,11 @@ def test_it_provisions_a_local_server_through_every_step(
         for ip in ips:
             assert ip.status == IpStatus.ASSIGNED and ip.ptr_set
             assert local_vps.reverse_dns(ip.address) == vps.hostname == ip.ptr_hostname
+            # Served by the sandbox DNS, forward-confirmed: PTR to the host, its A back to the IP.
+            assert [r.value for r in zones.lookup(reverse_name(ip.address), "PTR")] == [
+                vps.hostname
+            ]
+            assert ip.address in {r.value for r in zones.lookup(vps.hostname, "A")}
         server = MailServer.objects.get(vps=vps)
         assert server.kind == MailServerKind.SANDBOX
         assert server.status == MailServerStatus.ACTIVE and server.api_token is None
@@ -147,7 +157,7 @@ def test_it_fails_at_once_on_the_allow_list_refusal_without_retrying(
     assert "allow-list" in vps.last_error.lower() or "not authorized" in vps.last_error.lower()
     assert [(j.task, j.status, j.attempts) for j in ran] == [(CREATE_TASK, JobStatus.COMPLETED, 1)]
     assert path_of(vps) == [VpsStatus.REQUESTED, VpsStatus.CREATING, VpsStatus.FAILED]
-    assert vps.transitions.last().reason == vps.last_error
+    assert states.history(vps)[-1].reason == vps.last_error
     assert hostwinds.instances == {}
 
 
@@ -218,12 +228,16 @@ def test_it_deprovisions_terminating_servers_and_releasing_ips(
     run_jobs()
     vps.refresh_from_db()
     assert vps.status == VpsStatus.ACTIVE
+    zones = ZoneStore(settings.SANDBOX_DNS_ZONES)
+    assert zones.lookup(vps.hostname, "A") and zones.lookup(reverse_name(vps.main_ip), "PTR")
 
     deprovision_infrastructure(cast.tenant, actor=cast.owner)
     run_jobs()
     vps.refresh_from_db()
     assert vps.status == VpsStatus.TERMINATED
     assert local_vps.find_server(vps.name) is None
+    # The sandbox DNS no longer names a server that is gone.
+    assert not zones.lookup(vps.hostname) and not zones.lookup(reverse_name(vps.main_ip))
     assert set(IpAddress.objects.filter(vps=vps).values_list("status", flat=True)) == {
         IpStatus.RELEASED
     }

@@ -14,7 +14,7 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.contrib.auth import authenticate
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
@@ -26,6 +26,7 @@ from deliverability.models import Mailbox, MailboxStatus, SendingDomain
 from infrastructure.models import IpAddress, VpsInstance
 from penguinmails.models import RunningCampaign
 from penguinmails.queue.producer import enqueue
+from penguinmails.sandbox.dns import ZoneStore, start_sandbox_dns
 from tenants.models import Membership, Tenant
 from tests.conftest import Cast
 from tests.domains.conftest import run_jobs
@@ -87,6 +88,48 @@ def test_it_seeds_a_working_offline_workspace(cast: Cast, offline: None) -> None
         assert set(campaign.mailboxes.all()) == set(boxes)
         assert campaign.lead_lists.get().leads.count() == 6
     assert "Demo campaign:" in output
+
+
+def test_it_refuses_a_dns_server_on_the_port_that_is_not_this_checkouts_sandbox(
+    cast: Cast, offline: None, settings: SettingsWrapper
+) -> None:
+    """Issue 10, item 2: a DNS server on SANDBOX_DNS_PORT that does not serve our zone file (here
+    another sandbox with its own in-memory zone) is never adopted: the seeding stops naming the
+    setting, before any domain is added or checked against it."""
+    foreign_store = ZoneStore()
+    foreign = start_sandbox_dns("127.0.0.1", settings.SANDBOX_DNS_PORT, foreign_store)
+    try:
+        with pytest.raises(CommandError) as refused:
+            run_demo()
+    finally:
+        foreign.stop()
+    message = str(refused.value)
+    port = settings.SANDBOX_DNS_PORT
+    assert f"port {port}" in message and "SANDBOX_DNS_PORT" in message
+    assert "answers DNS but is not this checkout's sandbox" in message
+    assert "set SANDBOX_DNS_PORT to a free port" in message
+    demo = Tenant.objects.get(slug="demo")
+    with schema_context(demo.schema_name):
+        assert not SendingDomain.objects.exists()
+    assert foreign_store.records() == []
+    # The probe's sentinel record is gone from our zone file again.
+    ours = ZoneStore(settings.SANDBOX_DNS_ZONES)
+    assert not [r for r in ours.records() if "sentinel" in r.name]
+
+
+def test_it_adopts_the_dns_server_on_the_port_when_it_serves_our_zone_file(
+    cast: Cast, offline: None, settings: SettingsWrapper
+) -> None:
+    """The Procfile's `dns` process (here: in this process) serving the same zone file is ours:
+    the seeding uses it, and the demo domain verifies through it."""
+    ours = ZoneStore(settings.SANDBOX_DNS_ZONES)
+    server = start_sandbox_dns("127.0.0.1", settings.SANDBOX_DNS_PORT, ours)
+    try:
+        output = run_demo()
+    finally:
+        server.stop()
+    assert "demo-agency.test (verified)" in output
+    assert not [r for r in ours.records() if "sentinel" in r.name]
 
 
 def test_it_makes_the_demo_login_fresh_on_every_run(cast: Cast, offline: None) -> None:

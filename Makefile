@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEVENV := $(PY) -m penguinmails.devenv
 
-.PHONY: install run login test bench lint typecheck check migrate clean
+.PHONY: install run login test bench lint imports typecheck check migrate clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -39,6 +39,10 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## Apps import in one direction (DESIGN.md, Layout): the contracts in pyproject's [tool.importlinter].
+imports: install
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 typecheck: install
 	$(DEVENV) exec -- $(VENV)/bin/mypy penguinmails tenants billing infrastructure deliverability campaigns

@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 from billing.entitlements import plan_for
 from billing.models import Plan
 from billing.services.plans import choose_plan, usage_for
-from penguinmails.api.viewsets import TenantScopedMixin
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedMixin
 
 
 class PlanLimitsSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Billing routes under /api/v1/ (included by penguinmails.api.urls)."""
+"""Billing routes under /api/v1/ (included by penguinmails.urls_tenant)."""
 
 from __future__ import annotations
 

@@ -7,3 +7,10 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        # Imported here: the subscribers read models, which exist only once apps are loaded.
+        from billing import subscribers
+
+        # Plan features and limits answer tenants' events (API access, member seats).
+        subscribers.connect()

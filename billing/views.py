@@ -14,9 +14,9 @@ from billing.entitlements import plan_for
 from billing.models import Plan
 from billing.services.plans import choose_plan, self_serve_available, usage_for
 from penguinmails.errors import Conflict, ValidationFailed
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal
+from tenants.web import area_required, principal_of
 
 
 class ChoosePlanForm(forms.Form):

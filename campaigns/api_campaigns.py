@@ -20,10 +20,10 @@ from rest_framework.views import APIView
 from campaigns.models import Campaign, DelayUnit, LeadList, SequenceStep, StepVariant
 from campaigns.services import campaigns as svc
 from deliverability.models import Mailbox
-from penguinmails.api.permissions import IsTenantMember
-from penguinmails.api.viewsets import TenantScopedMixin, TenantScopedViewSet
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.permissions import IsTenantMember
+from tenants.rest.viewsets import TenantScopedMixin, TenantScopedViewSet
 
 
 class VariantSerializer(serializers.ModelSerializer):

@@ -12,9 +12,9 @@ from django.db.models import QuerySet
 from rest_framework import mixins, serializers
 
 from campaigns.models import EventKind, MessageEvent
-from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedViewSet
 
 
 class EventFilter(django_filters.FilterSet):

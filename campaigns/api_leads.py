@@ -27,10 +27,10 @@ from rest_framework.response import Response
 from campaigns.models import DuplicatePolicy, Lead, LeadImport, LeadStatus
 from campaigns.services import leads
 from penguinmails.api.fields import BoundedDictField
-from penguinmails.api.viewsets import TenantScopedViewSet
 from penguinmails.errors import Conflict, ValidationFailed
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedViewSet
 
 
 class LeadFilter(django_filters.FilterSet):

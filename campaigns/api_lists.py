@@ -21,10 +21,10 @@ from rest_framework.response import Response
 
 from campaigns.models import LeadList, Suppression
 from campaigns.services import lists
-from penguinmails.api.viewsets import TenantScopedViewSet
 from penguinmails.errors import ValidationFailed
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedViewSet
 
 
 class ListSerializer(serializers.ModelSerializer):

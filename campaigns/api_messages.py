@@ -20,9 +20,9 @@ from rest_framework.response import Response
 from campaigns.models import Message, MessageStatus
 from campaigns.sending.resolution import Resolution, resolve_unknown_message
 from campaigns.services.campaigns import access_campaign
-from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedViewSet
 
 
 class MessageFilter(django_filters.FilterSet):

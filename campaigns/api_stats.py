@@ -18,9 +18,9 @@ from rest_framework.views import APIView
 from campaigns.models import Campaign
 from campaigns.services import campaigns as svc
 from campaigns.services import stats
-from penguinmails.api.permissions import IsTenantMember
-from penguinmails.api.viewsets import TenantScopedMixin
 from tenants.permissions import Area
+from tenants.rest.permissions import IsTenantMember
+from tenants.rest.viewsets import TenantScopedMixin
 
 
 class StatsQuery(serializers.Serializer):

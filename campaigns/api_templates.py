@@ -18,10 +18,10 @@ from rest_framework.response import Response
 from campaigns.models import EmailTemplate
 from campaigns.services import templates
 from penguinmails.api.fields import BoundedDictField
-from penguinmails.api.permissions import IsTenantMember
-from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
 from tenants.permissions import Area, Level
+from tenants.rest.permissions import IsTenantMember
+from tenants.rest.viewsets import TenantScopedViewSet
 from tenants.services.access import require
 
 

@@ -7,3 +7,19 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
     verbose_name = "Campaigns (templates, leads, campaigns)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Imported here: these modules read models, which exist only once apps are loaded.
+        from campaigns.demo import seed_demo
+        from campaigns.home_panels import home_context
+        from campaigns.tracking.tokens import unsubscribe_tenant
+        from penguinmails.sandbox import scope
+        from tenants import signals
+        from tenants.home import register_panels
+
+        # The workspace home page (tenants) shows campaigns' and the other apps' panels.
+        register_panels(home_context)
+        # The sandbox's mail pages attribute a captured campaign message by its signed token.
+        scope.register_token_verifier(unsubscribe_tenant)
+        # `tenants demo` (make run) asks us to seed the demo workspace.
+        signals.demo_workspace_ready.connect(seed_demo, dispatch_uid="campaigns.demo")

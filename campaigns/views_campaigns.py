@@ -24,9 +24,9 @@ from campaigns.services import campaigns as svc
 from campaigns.views_stats import days_of, stats_context
 from deliverability.models import Mailbox
 from penguinmails.errors import NotFound, ValidationFailed
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
+from tenants.web import area_required, principal_of
 
 DAYS = [(str(i), name) for i, name in enumerate(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])]
 ACTION_LABELS = {

@@ -20,8 +20,8 @@ from campaigns.imports import CUSTOM_PREFIX, LEAD_FIELDS, custom_key
 from campaigns.models import DuplicatePolicy, LeadImport, LeadList, LeadStatus
 from campaigns.services import leads as service
 from penguinmails.errors import DomainError, ValidationFailed
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
+from tenants.web import area_required, principal_of
 
 PAGE_SIZE = 50
 

@@ -20,8 +20,8 @@ from campaigns.sending.resolution import (
 )
 from campaigns.services import campaigns as svc
 from penguinmails.errors import IllegalTransition, ValidationFailed
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
+from tenants.web import area_required, principal_of
 
 PAGE_SIZE = 100
 DONE = {

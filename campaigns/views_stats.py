@@ -18,9 +18,9 @@ from campaigns.models import Campaign, CampaignStatus
 from campaigns.services import campaigns as svc
 from campaigns.services import stats
 from penguinmails.errors import ValidationFailed
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area
 from tenants.services.access import Principal
+from tenants.web import area_required, principal_of
 
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 CHARTED = ("sent", "opened", "clicked", "replied")

@@ -12,8 +12,9 @@ from django.views.decorators.http import require_POST
 from campaigns.models import SuppressionReason
 from campaigns.services import lists
 from penguinmails.errors import Conflict, ValidationFailed
-from penguinmails.web import area_required, perform, principal_of
+from penguinmails.web import perform
 from tenants.permissions import Area, Level
+from tenants.web import area_required, principal_of
 
 PAGE_SIZE = 100
 

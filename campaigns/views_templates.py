@@ -13,9 +13,9 @@ from campaigns import rendering
 from campaigns.models import EmailTemplate
 from campaigns.services import templates as svc
 from penguinmails.errors import ValidationFailed
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
+from tenants.web import area_required, principal_of
 
 
 class TemplateForm(forms.Form):

@@ -15,9 +15,9 @@ from rest_framework.response import Response
 
 from deliverability.models import DomainRecord, SendingDomain
 from deliverability.services import domains
-from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedViewSet
 
 
 class DomainRecordSerializer(serializers.ModelSerializer):

@@ -19,9 +19,9 @@ from rest_framework.response import Response
 from deliverability.models import Mailbox, MailboxKind, Security
 from deliverability.services import mailboxes as service
 from deliverability.services.mailbox_probe import vet_servers
-from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import Tenant
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedViewSet
 
 SECURITY_HELP = "One of: " + ", ".join(Security.values) + "."
 

@@ -28,6 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from django.db import connection
 from dkim.canonicalization import CanonicalizationPolicy
 
+from deliverability.models import SendingDomain
+from penguinmails.crypto import SecretUnavailable
+
 logger = logging.getLogger(__name__)
 
 # What RFC 6376 §5.4.1 recommends we sign, plus the one-click unsubscribe pair (RFC 8058 §4 asks
@@ -147,9 +150,6 @@ def key_for(domain: str) -> DkimKey | None:
 
 
 def _load(domain: str) -> DkimKey | None:
-    from deliverability.models import SendingDomain
-    from penguinmails.crypto import SecretUnavailable
-
     found = SendingDomain.objects.filter(name=domain).only("dkim_selector", "dkim_private_key")
     row = found.first()
     if row is None:

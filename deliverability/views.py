@@ -20,9 +20,9 @@ from deliverability.services.domains import (
 )
 from penguinmails.errors import ValidationFailed
 from penguinmails.models import Job
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal
+from tenants.web import area_required, principal_of
 
 
 # --- Sending domains -----------------------------------------------------------------------------

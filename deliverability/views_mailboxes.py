@@ -18,9 +18,9 @@ from deliverability.services.mailbox_probe import vet_servers
 from infrastructure.services.mailservers import mail_server_for, uses_shared_servers
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError, ValidationFailed
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal
+from tenants.web import area_required, principal_of
 
 EXTERNAL = [(k.value, k.label) for k in MailboxKind if k != MailboxKind.HOSTED]
 

@@ -19,8 +19,8 @@ from rest_framework.response import Response
 from infrastructure.models import VpsInstance
 from infrastructure.services import overview as reads
 from infrastructure.services.provisioning import provision_for
-from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedViewSet
 
 
 @extend_schema_view(

@@ -13,9 +13,9 @@ from infrastructure.models import VPS_STEPS, VpsStatus
 from infrastructure.services.mailservers import uses_shared_servers
 from infrastructure.services.overview import overview
 from infrastructure.services.provisioning import provision_for
-from penguinmails.web import area_required, principal_of
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal
+from tenants.web import area_required, principal_of
 
 
 def _context(principal: Principal) -> dict[str, object]:

@@ -6,3 +6,11 @@ from django.apps import AppConfig
 class PenguinmailsConfig(AppConfig):
     name = "penguinmails"
     verbose_name = "Platform"
+
+    def ready(self) -> None:
+        # Imported here: the registry reads models, which exist only once apps are loaded.
+        from penguinmails.queue import registry
+
+        # Every app's job handlers, found at start-up (each app's `jobs` module registers its
+        # own), so a worker knows them all before its first message.
+        registry.autodiscover()

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from penguinmails.queue import live
 from penguinmails.schedule import BEAT_SCHEDULE
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "penguinmails.settings")
@@ -33,8 +34,6 @@ def _presence_name(sender: Any) -> str:
 @worker_ready.connect
 def _announce_presence(sender: Any = None, **_: Any) -> None:
     """Workers refresh a Redis entry every few seconds: /health/queue counts the fresh ones."""
-    from penguinmails.queue import live
-
     name = _presence_name(sender)
 
     def loop() -> None:
@@ -47,7 +46,5 @@ def _announce_presence(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _withdraw_presence(sender: Any = None, **_: Any) -> None:
-    from penguinmails.queue import live
-
     _presence_stop.set()
     live.withdraw_worker(_presence_name(sender))

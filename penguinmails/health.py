@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from penguinmails.queue.health import queue_metrics
+
 Check = Callable[[], dict[str, Any]]
 
 
@@ -73,11 +75,7 @@ def check_queue() -> dict[str, Any]:
 
 
 def _queue_metrics() -> dict[str, Any] | None:
-    """Job-queue figures, once the durable queue is installed (penguinmails.queue)."""
-    try:
-        from penguinmails.queue.health import queue_metrics
-    except ImportError:
-        return None
+    """Job-queue figures (penguinmails.queue)."""
     return queue_metrics()
 
 

@@ -95,7 +95,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "penguinmails.web.DashboardMiddleware",  # DomainError pages, sidebar nav
+    "tenants.web.DashboardMiddleware",  # DomainError pages, sidebar nav
 ]
 
 TEMPLATES = [
@@ -221,10 +221,10 @@ MULTITENANT_RELATIVE_MEDIA_ROOT = "%s"
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "penguinmails.api.authentication.ApiKeyAuthentication",
-        "penguinmails.api.authentication.TenantSessionAuthentication",
+        "tenants.rest.authentication.ApiKeyAuthentication",
+        "tenants.rest.authentication.TenantSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["penguinmails.api.permissions.IsTenantMember"],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.rest.permissions.IsTenantMember"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's JSONParser with a size limit and depth/NUL/surrogate checks (docs/api.md, Limits).
     "DEFAULT_PARSER_CLASSES": ["penguinmails.api.parsers.LimitedJSONParser"],

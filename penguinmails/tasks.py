@@ -9,9 +9,10 @@ from celery import Task, shared_task
 
 from penguinmails.queue import migrator, reaper, runner
 from penguinmails.queue.producer import enqueue
+from penguinmails.queue.publisher import RUN_JOB
 
 
-@shared_task(bind=True, name="penguinmails.run_job", ignore_result=True)
+@shared_task(bind=True, name=RUN_JOB, ignore_result=True)
 def run_job(self: Task, job_id: int) -> str:
     """The one generic task: every job is delivered as its id."""
     worker_id = f"{self.request.hostname or 'local'}:{os.getpid()}"

@@ -23,9 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from penguinmails.api.fields import BoundedDictField
-from penguinmails.api.viewsets import TenantScopedMixin, TenantScopedViewSet
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.permissions import Area
+from tenants.rest.viewsets import TenantScopedMixin, TenantScopedViewSet
 from tenants.services import apikeys, team
 
 # --- Serializers ----------------------------------------------------------------------------

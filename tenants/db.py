@@ -1,40 +1,16 @@
-"""The typed view of django-tenants' database connection.
-
-django-tenants ships no type stubs, and `django.db.connection` is typed as Django's
-`BaseDatabaseWrapper`, which lacks the schema-switching API that
-`django_tenants.postgresql_backend` adds. Code that reads or switches the schema casts the
-connection to `TenantConnection` at the use site:
-
-    cast(TenantConnection, connection).set_schema_to_public()
-"""
+"""Schema helpers over django-tenants' connection (its typed view is penguinmails.db, re-exported
+here as `TenantConnection` for the apps' use)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, cast
+
+from penguinmails.db import TenantConnection
 
 if TYPE_CHECKING:
     from tenants.models import Tenant
 
-
-class TenantConnection(Protocol):
-    """What django_tenants.postgresql_backend.base.DatabaseWrapper adds to a connection."""
-
-    # A Tenant, or django-tenants' FakeTenant stand-in after set_schema/schema_context.
-    tenant: Any
-    schema_name: str
-    include_public_schema: bool
-
-    def set_tenant(self, tenant: Tenant, include_public: bool = True) -> None: ...
-
-    def set_schema(
-        self, schema_name: str, include_public: bool = True, tenant_type: str | None = None
-    ) -> None: ...
-
-    def set_schema_to_public(self) -> None: ...
-
-    def get_schema(self) -> str: ...
-
-    def get_tenant(self) -> Any: ...
+__all__ = ["TenantConnection", "current_schema", "require_schema"]
 
 
 def current_schema() -> str:

@@ -11,15 +11,26 @@ from campaigns.models import MessageStatus
 from campaigns.sending.recovery import Recovered, recover_lost_sends
 from campaigns.sending.sql import fetch, update_from_values
 from penguinmails.models import LIVE_STATUSES
-from penguinmails.queue.producer import JobSpec, enqueue_many
+from penguinmails.queue.producer import JobSpec, enqueue, enqueue_many
 from tenants.models import Tenant
 
+SCHEDULE_TASK = "campaigns.schedule"
 SEND_TASK = "campaigns.send"
 SEND_PRIORITY = 60
 # One send job carries up to SEND_BATCH messages of one campaign whose slots fall within
 # BATCH_SPAN of the first (the job sends what is due and re-enqueues the rest for later).
 SEND_BATCH = 500
 BATCH_SPAN = timedelta(seconds=30)
+
+
+def schedule_key(tenant_id: int) -> str:
+    return f"{SCHEDULE_TASK}:{tenant_id}"
+
+
+def request_schedule(tenant: Tenant) -> None:
+    """Ask for a scheduler run for this tenant now (start, resume); joins the caller's
+    transaction and is deduplicated with any live one."""
+    enqueue(SCHEDULE_TASK, {}, tenant=tenant, idempotency_key=schedule_key(tenant.pk))
 
 
 def sweep_lost_sends(campaign_id: int) -> Recovered:

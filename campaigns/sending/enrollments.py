@@ -1,12 +1,13 @@
-"""The send path's set-based enrollment moves (one statement per 1,000 rows): a sent (or
-unknown) message advances its lead's enrollment, a final stop ends it."""
+"""The send path's set-based enrollment moves (one statement per 1,000 rows): a campaign that
+starts enrols its lists' leads, a sent (or unknown) message advances its lead's enrollment, a
+final stop ends it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from campaigns.models import EnrollmentStatus
+from campaigns.models import Campaign, EnrollmentStatus, SequenceStep
 from campaigns.sending.sql import chunks, execute, values
 
 
@@ -56,3 +57,26 @@ def advance_enrollments(rows: Sequence[tuple[int, int, int, datetime]]) -> None:
                 EnrollmentStatus.ACTIVE.value,
             ],
         )
+
+
+def enrol(campaign: Campaign, *, now: datetime) -> int:
+    """Enrol every lead of the campaign's lists not enrolled yet (one statement). The first
+    step is due its delay after the campaign starts (or now, for leads added later)."""
+    first = SequenceStep.objects.filter(campaign=campaign).order_by("order").first()
+    if first is None:
+        return 0
+    start = max(now, campaign.start_at) if campaign.start_at else now
+    due = start + timedelta(hours=first.delay_hours)
+    return execute(
+        """
+        INSERT INTO campaigns_campaignlead
+            (campaign_id, lead_id, status, next_step, next_due_at, stop_reason, created_at,
+             updated_at)
+        SELECT DISTINCT %s, ll.lead_id, %s, %s, %s, '', %s, %s
+        FROM campaigns_lead_lists ll
+        JOIN campaigns_campaign_lead_lists cl ON cl.leadlist_id = ll.leadlist_id
+        WHERE cl.campaign_id = %s
+        ON CONFLICT (campaign_id, lead_id) DO NOTHING
+        """,
+        [campaign.pk, EnrollmentStatus.ACTIVE.value, first.order, due, now, now, campaign.pk],
+    )

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from campaigns.sending import recovery
-from campaigns.sending.scheduler import request_schedule
+from campaigns.sending.dispatch import request_schedule
 from penguinmails.errors import IllegalTransition, NotFound, ValidationFailed
 from tenants.permissions import Area, Level
 from tenants.services import audit

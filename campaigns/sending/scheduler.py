@@ -42,23 +42,28 @@ from campaigns.models import (
 from campaigns.schedule import Window, is_within_window, next_window_start
 from campaigns.sending.dispatch import (
     BATCH_SPAN,
+    SCHEDULE_TASK,
     SEND_BATCH,
     SEND_PRIORITY,
     SEND_TASK,
     dispatch,
     orphans,
+    request_schedule,
+    schedule_key,
     sweep_lost_sends,
 )
+from campaigns.sending.enrollments import enrol
 from campaigns.sending.sql import chunks, execute, fetch, update_from_values, values
+from campaigns.services.campaigns import transition_to
 from deliverability.models import Mailbox, MailboxStatus
 from penguinmails.errors import DomainError
 from penguinmails.models import RunningCampaign
-from penguinmails.queue.producer import JobSpec, enqueue, enqueue_many
+from penguinmails.queue.producer import JobSpec, enqueue_many
 from tenants.models import Tenant
+from tenants.services.access import operator_principal
 from tenants.services.tenancy import sending_holds
 
 TICK_TASK = "campaigns.tick"
-SCHEDULE_TASK = "campaigns.schedule"
 # Messages are created at most this far ahead of their slot: a pause, a limit change or a
 # mailbox failure then affects little already queued, and in-flight rows stay few.
 HORIZON = timedelta(minutes=10)
@@ -67,10 +72,6 @@ PICK_CHUNK = 2_000
 REVISIT = timedelta(seconds=10)  # next visit while there is work in flight
 IDLE_REVISIT = timedelta(minutes=5)  # at most this long between visits (new leads in lists)
 IN_FLIGHT = (MessageStatus.QUEUED.value, MessageStatus.SENDING.value)
-
-
-def schedule_key(tenant_id: int) -> str:
-    return f"{SCHEDULE_TASK}:{tenant_id}"
 
 
 # --- the beat tick (public) ----------------------------------------------------------------------
@@ -98,12 +99,6 @@ def tick(*, now: datetime | None = None) -> int:
             if tid in tenants
         )
     return len(tenants)
-
-
-def request_schedule(tenant: Tenant) -> None:
-    """Ask for a scheduler run for this tenant now (start, resume); joins the caller's
-    transaction and is deduplicated with any live one."""
-    enqueue(SCHEDULE_TASK, {}, tenant=tenant, idempotency_key=schedule_key(tenant.pk))
 
 
 # --- per tenant ----------------------------------------------------------------------------------
@@ -186,29 +181,6 @@ def schedule_campaign(
     if report.completed:
         _complete(tenant, campaign)
     return report
-
-
-def enrol(campaign: Campaign, *, now: datetime) -> int:
-    """Enrol every lead of the campaign's lists not enrolled yet (one statement). The first
-    step is due its delay after the campaign starts (or now, for leads added later)."""
-    first = SequenceStep.objects.filter(campaign=campaign).order_by("order").first()
-    if first is None:
-        return 0
-    start = max(now, campaign.start_at) if campaign.start_at else now
-    due = start + timedelta(hours=first.delay_hours)
-    return execute(
-        """
-        INSERT INTO campaigns_campaignlead
-            (campaign_id, lead_id, status, next_step, next_due_at, stop_reason, created_at,
-             updated_at)
-        SELECT DISTINCT %s, ll.lead_id, %s, %s, %s, '', %s, %s
-        FROM campaigns_lead_lists ll
-        JOIN campaigns_campaign_lead_lists cl ON cl.leadlist_id = ll.leadlist_id
-        WHERE cl.campaign_id = %s
-        ON CONFLICT (campaign_id, lead_id) DO NOTHING
-        """,
-        [campaign.pk, EnrollmentStatus.ACTIVE.value, first.order, due, now, now, campaign.pk],
-    )
 
 
 @dataclass
@@ -505,9 +477,6 @@ def _set_due(rows: list[tuple[int, datetime]]) -> None:
 
 
 def _complete(tenant: Tenant, campaign: Campaign) -> None:
-    from campaigns.services.campaigns import transition_to
-    from tenants.services.access import operator_principal
-
     try:
         transition_to(
             operator_principal(tenant),

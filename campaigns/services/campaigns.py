@@ -32,6 +32,8 @@ from campaigns.models import (
     SequenceStep,
     StepVariant,
 )
+from campaigns.sending.dispatch import request_schedule
+from campaigns.sending.enrollments import enrol
 from campaigns.services.leads import validate_timezone
 from campaigns.services.stats import Bump, bump
 from deliverability.models import Mailbox
@@ -473,8 +475,6 @@ def transition_to(
         if target == CampaignStatus.RUNNING:
             # Enrol the lists' leads now and ask for a scheduler run: sending starts at once
             # instead of at the next tick (docs/sending.md).
-            from campaigns.sending.scheduler import enrol, request_schedule
-
             enrol(locked, now=now())
             request_schedule(principal.tenant)
         CampaignTransition.objects.create(

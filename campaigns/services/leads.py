@@ -51,6 +51,7 @@ from campaigns.models import (
     Suppression,
     SuppressionReason,
 )
+from deliverability.dns.verify import resolver_from_settings
 from penguinmails import csvsafe
 from penguinmails.errors import Conflict, NotFound, ValidationFailed
 from penguinmails.models import Job
@@ -291,8 +292,6 @@ class MxChecker:
     """
 
     def __init__(self) -> None:
-        from deliverability.dns.verify import resolver_from_settings
-
         self.resolver = resolver_from_settings()
         self.cache: dict[str, bool | None] = {}
 

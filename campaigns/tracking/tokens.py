@@ -119,6 +119,15 @@ def _mailto_key(secret: str) -> bytes:
     return hashlib.sha256(b"penguinmails.tracking.mailto.v1:" + secret.encode()).digest()
 
 
+def unsubscribe_tenant(token: str, max_age_days: int) -> int | None:
+    """The tenant id of a valid unsubscribe token, None for a bad one (the sandbox's mail pages
+    attribute captured messages with it: penguinmails.sandbox.scope)."""
+    try:
+        return verify(token, kind="u", max_age_days=max_age_days).tenant_id
+    except BadToken:
+        return None
+
+
 def sign_mailto(tenant_id: int, message_pk: int, *, day: int | None = None) -> str:
     issued = (today() if day is None else day) & 0xFFFF
     payload = _MAILTO.pack(int(tenant_id), int(message_pk), issued)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from deliverability.dns.records import normalize_name
+from infrastructure.models import IP_SENDING, IpAddress, IpRole
 from penguinmails.sandbox.dns import ZoneRecord, ZoneStore
 
 # Everything the sandbox serves runs on this machine: the web server answers tracking requests.
@@ -36,8 +37,6 @@ def platform_records(*, sending_ips: Sequence[str]) -> list[ZoneRecord]:
 def all_tenants_sending_ips() -> list[str]:
     """Every tenant's sending addresses: the mail host and the SPF include are the platform's,
     shared by all tenants (so this crosses tenants on purpose)."""
-    from infrastructure.models import IP_SENDING, IpAddress, IpRole
-
     rows = IpAddress.objects.filter(
         role=IpRole.SENDING, status__in=IP_SENDING, address__isnull=False
     ).order_by("address")

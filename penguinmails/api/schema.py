@@ -11,7 +11,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     """`Authorization: Bearer <API key>` as the `ApiKeyAuth` HTTP bearer scheme."""
 
-    target_class = "penguinmails.api.authentication.ApiKeyAuthentication"
+    target_class = "tenants.rest.authentication.ApiKeyAuthentication"
     name = "ApiKeyAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
@@ -26,7 +26,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 class TenantSessionScheme(OpenApiAuthenticationExtension):
     """The dashboard's session cookie (with CSRF), for calls made from the dashboard itself."""
 
-    target_class = "penguinmails.api.authentication.TenantSessionAuthentication"
+    target_class = "tenants.rest.authentication.TenantSessionAuthentication"
     name = "SessionAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from penguinmails.mail.loops import LoopsClient
+
 logger = logging.getLogger(__name__)
 
 # Each kind and the variables its template needs.
@@ -32,8 +34,6 @@ def send_transactional_now(
     """Send at once through the configured provider."""
     _check(kind, variables)
     if settings.LOOP_API_KEY:
-        from penguinmails.mail.loops import LoopsClient
-
         LoopsClient.from_settings().send(
             kind, to=to, variables=dict(variables), idempotency_key=idempotency_key
         )

@@ -13,6 +13,8 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from penguinmails.queue.queues import CONSUME_ORDER
+
 log = logging.getLogger(__name__)
 
 STATUS_TTL_SECONDS = 24 * 3600
@@ -102,8 +104,6 @@ def live_workers() -> list[str]:
 
 def broker_depth() -> dict[str, int]:
     """Messages waiting in each Celery queue (kombu's Redis transport keeps one list each)."""
-    from penguinmails.queue.queues import CONSUME_ORDER
-
     pipe = client().pipeline(transaction=False)
     for queue in CONSUME_ORDER:
         pipe.llen(queue.value)

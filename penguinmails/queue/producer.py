@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_tenants.models import TenantMixin
 
 from penguinmails.errors import ValidationFailed
 from penguinmails.models import LIVE_STATUSES, Job, JobStatus
@@ -23,7 +24,6 @@ from penguinmails.queue.publisher import Publishable, publish
 from penguinmails.queue.queues import URGENT_BELOW
 from penguinmails.queue.registry import UnknownHandler, get_handler
 from penguinmails.queue.states import transition
-from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ class JobSpec:
 
     task: str
     payload: dict[str, Any] = field(default_factory=dict)
-    tenant: Tenant | None = None
+    # A tenants.models.Tenant (the core names no app; every tenant model is a TenantMixin).
+    tenant: TenantMixin | None = None
     priority: int | None = None
     run_at: dt.datetime | None = None
     idempotency_key: str | None = None
@@ -45,7 +46,7 @@ def enqueue(
     task: str,
     payload: dict[str, Any] | None = None,
     *,
-    tenant: Tenant | None = None,
+    tenant: TenantMixin | None = None,
     priority: int | None = None,
     run_at: dt.datetime | None = None,
     idempotency_key: str | None = None,

@@ -1,8 +1,10 @@
 """The one registry of job handlers, by name, with their queue options and transient errors.
 
-Handlers are found in `penguinmails.queue.handlers`, in every installed app's `jobs` module
-(Django's autodiscovery), and in the modules named by the comma-separated environment variable
-PM_EXTRA_HANDLER_MODULES (tests use it to give real workers test-only handlers).
+Handlers are found in every installed app's `jobs` module or package (the platform's own in
+`penguinmails.jobs`): `autodiscover()` imports them at start-up (PenguinmailsConfig.ready), as
+Django's admin finds `admin` modules, so no central list names them. The modules named by the
+comma-separated environment variable PM_EXTRA_HANDLER_MODULES are imported at the first lookup
+(tests use it to give real workers test-only handlers).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.utils.module_loading import autodiscover_modules
 
 from penguinmails.models import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 
@@ -87,6 +91,11 @@ def job_handler(
     return register
 
 
+def autodiscover() -> None:
+    """Import every installed app's `jobs` module (or package); importing registers handlers."""
+    autodiscover_modules("jobs")
+
+
 def load_handlers() -> None:
     """Import every module that registers handlers (once per process)."""
     global _loaded
@@ -95,10 +104,7 @@ def load_handlers() -> None:
     with _lock:
         if _loaded:
             return
-        from django.utils.module_loading import autodiscover_modules
-
-        importlib.import_module("penguinmails.queue.handlers")
-        autodiscover_modules("jobs")
+        autodiscover()
         extra = os.environ.get("PM_EXTRA_HANDLER_MODULES", "")
         for module in filter(None, (m.strip() for m in extra.split(","))):
             importlib.import_module(module)

@@ -21,14 +21,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django_tenants.utils import get_tenant_model, schema_context
 
+from penguinmails.db import TenantConnection
 from penguinmails.models import CLAIMABLE_STATUSES, Job, JobStatus
 from penguinmails.queue import live
 from penguinmails.queue.registry import Handler, JobContext, UnknownHandler, get_handler
 from penguinmails.queue.states import check_move
-from tenants.db import TenantConnection
-from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,7 @@ def _run_claimed(job: ClaimedJob, worker_id: str) -> Outcome:
         return _finish_dead(job, worker_id, str(exc))
     schema = "public"
     if job.tenant_id is not None:
-        tenant = Tenant.objects.filter(pk=job.tenant_id).first()
+        tenant = get_tenant_model().objects.filter(pk=job.tenant_id).first()
         if tenant is None:
             return _finish_dead(
                 job, worker_id, f"tenant {job.tenant_id} no longer exists; refused to run"

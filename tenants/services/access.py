@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from penguinmails.errors import NotFound, PermissionDenied, TenantSuspended
 from tenants.models import ApiKey, Membership, Role, Tenant, User
-from tenants.permissions import Area, Level
+from tenants.permissions import Area, BuiltinRole, Level
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,6 @@ def operator_principal(tenant: Tenant) -> Principal:
 
     Only commands run by whoever operates the platform use this; nothing reachable over HTTP does.
     """
-    from tenants.permissions import BuiltinRole
-
     return Principal(
         tenant=tenant, role=Role.objects.get(tenant=None, slug=BuiltinRole.OWNER), user=None
     )

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from billing.entitlements import Feature, require_feature
 from penguinmails.errors import Conflict, PermissionDenied, ValidationFailed
+from tenants import signals
 from tenants.models import ApiKey, Role, Tenant, User
 from tenants.permissions import Area, BuiltinRole, Level
 from tenants.services import audit
@@ -42,7 +42,7 @@ def create_api_key(
     """Create a key. With a principal (dashboard, API), its role must allow API key writes."""
     if principal is not None:
         require(principal, Area.API_KEYS, Level.WRITE)
-    require_feature(tenant, Feature.API_ACCESS)
+    signals.api_access_requested.send(sender=Tenant, tenant=tenant)  # billing: plan feature
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise ValidationFailed(

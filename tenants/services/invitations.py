@@ -17,7 +17,6 @@ from django.db import transaction
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
-from billing.entitlements import Resource, members_in_use, require_capacity
 from penguinmails.errors import (
     Conflict,
     DomainError,
@@ -27,7 +26,8 @@ from penguinmails.errors import (
     ValidationFailed,
 )
 from penguinmails.mail import send_transactional
-from tenants.models import Invitation, InvitationStatus, Membership, Role, User
+from tenants import signals
+from tenants.models import Invitation, InvitationStatus, Membership, Role, Tenant, User
 from tenants.permissions import Area, BuiltinRole, Level
 from tenants.services import audit, login_guard
 from tenants.services.access import Principal, require
@@ -86,7 +86,7 @@ def invite_member(principal: Principal, *, email: str, role: Role) -> Invitation
         # An expired invitation still holds the "one pending per address" slot: retire it.
         pending.status = InvitationStatus.REVOKED
         pending.save(update_fields=["status"])
-    require_capacity(tenant, Resource.MEMBERS, in_use=members_in_use(tenant, lock=True))
+    signals.member_seat_requested.send(sender=Tenant, tenant=tenant)  # billing: plan seats
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         tenant=tenant,

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from penguinmails.errors import Conflict, PermissionDenied, ValidationFailed
-from penguinmails.web import area_required, perform, principal_of
+from penguinmails.web import perform
 from tenants.forms_team import CustomRoleForm, InviteForm, RoleChoiceForm, apply_errors
 from tenants.models import Membership, Role
 from tenants.permissions import Area, BuiltinRole, Level
@@ -30,6 +30,7 @@ from tenants.services.team import (
     reactivate_member,
     update_role,
 )
+from tenants.web import area_required, principal_of
 
 
 def _team_context(principal: Principal, invite_form: InviteForm | None = None) -> dict[str, object]:

@@ -9,8 +9,8 @@ from django.contrib.staticfiles import finders
 from django.db.models import QuerySet
 from rest_framework.test import APIClient
 
-from penguinmails.api.viewsets import TenantScopedViewSet
 from tenants.models import ApiKey, Membership, Role
+from tenants.rest.viewsets import TenantScopedViewSet
 from tenants.services.tenancy import reactivate_tenant, suspend_tenant
 from tests.api.conftest import assert_error, key_client
 from tests.conftest import Cast, client_for, host_of

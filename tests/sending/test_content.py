@@ -15,12 +15,12 @@ from email import policy
 import pytest
 from django_tenants.utils import schema_context
 
+from campaigns.demo import DEMO_CAMPAIGN_CONTENT, DEMO_DOMAIN, DEMO_TEMPLATES
 from campaigns.models import Campaign
 from campaigns.rendering import compile_template, html_to_text
 from campaigns.sending import compose as composer
 from campaigns.tracking import links
 from deliverability import dkim as signer
-from penguinmails.demo import DEMO_CAMPAIGN_CONTENT, DEMO_DOMAIN, DEMO_TEMPLATES
 from tests.conftest import Cast, client_for
 
 pytestmark = pytest.mark.django_db

@@ -20,6 +20,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from penguinmails.errors import DomainError, NotFound, ValidationFailed
+from tenants import signals
 from tenants.models import Membership, Role, Tenant, TenantStatus, User
 from tenants.permissions import BuiltinRole
 from tenants.services import audit
@@ -292,10 +293,11 @@ class Command(BaseCommand):
                     defaults={"role": owner, "is_active": True, "deactivated_at": None},
                 )
             audit.record("demo.login_reset", tenant=tenant, email=DEMO_EMAIL)
-        from penguinmails.demo import seed_demo_campaign, seed_demo_infrastructure
-
-        seed_demo_infrastructure(tenant, user, say=self.stdout.write)
-        seed_demo_campaign(tenant, user, say=self.stdout.write)
+        # The demo's infrastructure, domain, mailboxes and campaign belong to the apps above
+        # tenants: campaigns.demo seeds them when told (tenants.signals).
+        signals.demo_workspace_ready.send(
+            sender=Tenant, tenant=tenant, owner=user, say=self.stdout.write
+        )
         self.stdout.write(f"Demo workspace: {tenant.name}")
         self.stdout.write(f"Log in at:      {tenant_url(tenant, '/login/')}")
         self.stdout.write(f"Email:          {DEMO_EMAIL}")

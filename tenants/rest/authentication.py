@@ -7,8 +7,8 @@ from typing import Any
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from billing.entitlements import Feature, require_feature
-from tenants.models import ApiKey
+from tenants import signals
+from tenants.models import ApiKey, Tenant
 from tenants.services.access import principal_for_api_key
 from tenants.services.apikeys import authenticate_api_key
 
@@ -37,7 +37,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key is None or tenant is None or key.tenant_id != tenant.pk:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         # A valid key of a workspace whose plan lost API access: 402 naming the plan that has it.
-        require_feature(tenant, Feature.API_ACCESS)
+        signals.api_access_requested.send(sender=Tenant, tenant=tenant)
         request._request.principal = principal_for_api_key(key)  # type: ignore[attr-defined]
         return (key.created_by or KeyUser(key), key)
 

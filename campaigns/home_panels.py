@@ -4,13 +4,16 @@ the last days' sending figures with mailbox health.
 The home page is the one page that summarises every app, so this module reads their public read
 side (billing's plan, infrastructure's mail servers, deliverability's domains and mailboxes,
 campaigns' rollups through its stats service) and nothing else; each read is a constant number of
-queries whatever the workspace holds (tests/dashboard/test_home.py guards it).
+queries whatever the workspace holds (tests/dashboard/test_home.py guards it). Campaigns, the top
+app, may read them all; `home_context` is registered with tenants.home at start-up
+(CampaignsConfig.ready).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count
 from django.urls import NoReverseMatch, reverse
@@ -108,3 +111,16 @@ def getting_started(principal: Principal, health: dict[str, int] | None) -> list
             continue
         steps.append(Step(key, title, text, url, is_done()))
     return steps
+
+
+def home_context(principal: Principal) -> dict[str, Any]:
+    """The home page's panels (tenants.home): checklist, sending figures, mailbox health."""
+    health = mailbox_health(principal)
+    steps = getting_started(principal, health)
+    return {
+        "steps": steps,
+        "next_step": next((s for s in steps if not s.done), None),
+        "figures": sending_figures(principal),
+        "figure_days": FIGURE_DAYS,
+        "health": health,
+    }

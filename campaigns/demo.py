@@ -14,8 +14,12 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import time as dt_time
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
@@ -26,19 +30,24 @@ from django_tenants.utils import schema_context
 from billing.entitlements import limits_for
 from billing.models import Plan
 from billing.services.plans import change_plan
+from campaigns.models import Campaign, EmailTemplate, LeadList
+from campaigns.services import campaigns as campaign_service
+from campaigns.services.leads import create_leads
+from campaigns.services.templates import create_template
+from deliverability.dns.sandbox import all_tenants_sending_ips, publish_platform_names
 from deliverability.models import Mailbox, SendingDomain
 from deliverability.services.domains import add_domain
 from deliverability.services.mailboxes import create_mailbox
 from infrastructure.models import VpsInstance
+from infrastructure.providers.local import publish_reverse_dns
+from infrastructure.services.ips import reverse_dns_names
 from infrastructure.services.provisioning import provision_infrastructure
 from penguinmails.errors import Conflict
 from penguinmails.models import CLAIMABLE_STATUSES, Job
 from penguinmails.queue import runner
+from penguinmails.sandbox.dns import ZoneRecord, ZoneStore, start_sandbox_dns
 from tenants.db import TenantConnection
 from tenants.models import Tenant, User
-
-if TYPE_CHECKING:
-    from penguinmails.sandbox.dns import ZoneStore
 from tenants.services.access import active_membership, principal_for_membership
 
 DEMO_DOMAIN = "demo-agency.test"
@@ -123,11 +132,6 @@ def _publish_platform_names(*, say: Callable[[str], None]) -> None:
     here so a zone made before that, or lost, is complete again). docs/dns.md."""
     if settings.DNS_PROVIDER != "local":
         return
-    from deliverability.dns.sandbox import all_tenants_sending_ips, publish_platform_names
-    from infrastructure.providers.local import publish_reverse_dns
-    from infrastructure.services.ips import reverse_dns_names
-    from penguinmails.sandbox.dns import ZoneStore
-
     zones = ZoneStore(settings.SANDBOX_DNS_ZONES)
     names = reverse_dns_names()
     publish_reverse_dns(zones, names)
@@ -146,8 +150,6 @@ def _sandbox_dns() -> AbstractContextManager[object]:
     """The sandbox DNS server for the seeding's own domain check. When the port is taken, the
     listener is used only if it proves to serve this checkout's zone file (the Procfile's `dns`
     process): otherwise SandboxDnsTaken, and nothing is checked against a stranger."""
-    from penguinmails.sandbox.dns import ZoneStore, start_sandbox_dns
-
     host, port = settings.SANDBOX_DNS_HOST, settings.SANDBOX_DNS_PORT
     store = ZoneStore(settings.SANDBOX_DNS_ZONES)
     try:
@@ -169,8 +171,6 @@ def _sandbox_dns() -> AbstractContextManager[object]:
 def _require_our_sandbox(host: str, port: int, store: ZoneStore) -> None:
     """Write a random TXT record into our zone file and ask the server on the port for it: our
     sandbox re-reads the file on each query and answers it; any other server cannot."""
-    from penguinmails.sandbox.dns import ZoneRecord
-
     token = secrets.token_hex(12)
     name, value = f"{token}._pm-sentinel.invalid", f"penguinmails sandbox {token}"
     store.add(ZoneRecord.make(name, "TXT", value, ttl=0))
@@ -194,11 +194,6 @@ def _require_our_sandbox(host: str, port: int, store: ZoneStore) -> None:
 def _ask_txt(host: str, port: int, name: str, attempts: int = 2) -> list[str] | None:
     """The TXT values the server at host:port gives for `name` (empty: none, e.g. NXDOMAIN), or
     None when nothing answers DNS there."""
-    import dns.exception
-    import dns.message
-    import dns.query
-    import dns.rdatatype
-
     query = dns.message.make_query(name, dns.rdatatype.TXT)
     for _ in range(attempts):
         try:
@@ -252,11 +247,6 @@ def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None
     """Templates, a list of prospects and a two-step campaign from the demo mailboxes, started:
     the worker sends its first step into the sandbox inbox, where opening a message and clicking
     its links shows up on the campaign page. Skipped when the campaign exists."""
-    from campaigns.models import Campaign, EmailTemplate
-    from campaigns.services import campaigns as campaign_service
-    from campaigns.services.leads import create_leads
-    from campaigns.services.templates import create_template
-
     membership = active_membership(owner, tenant)
     if membership is None:
         raise RuntimeError("the demo owner is not an active member of the demo workspace")
@@ -281,8 +271,6 @@ def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None
             for e, f, la, c, tz in DEMO_LEADS
         ]
         create_leads(principal, rows=rows, list_name=DEMO_LIST)
-        from campaigns.models import LeadList
-
         lead_list = LeadList.objects.get(name=DEMO_LIST)
         campaign = campaign_service.create_campaign(
             principal,
@@ -309,3 +297,11 @@ def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None
         )  # fmt: skip
         campaign_service.start_campaign(principal, campaign)
     say(f"Demo campaign:  {DEMO_CAMPAIGN} (running; {len(DEMO_LEADS)} leads, 2 steps)")
+
+
+def seed_demo(
+    sender: object, *, tenant: Tenant, owner: User, say: Callable[[str], None], **_: object
+) -> None:
+    """Receiver of tenants.signals.demo_workspace_ready (connected by CampaignsConfig.ready)."""
+    seed_demo_infrastructure(tenant, owner, say=say)
+    seed_demo_campaign(tenant, owner, say=say)

@@ -8,7 +8,7 @@ belong to a tenant, either
 - `scoped_queryset(self, tenant)`: returns the rows visible in `tenant` (for rows such as
   built-in roles that are shared by every tenant), and the base calls it with request.tenant.
 
-Every viewset also declares `permission_area` (see penguinmails.api.permissions): reads need read
+Every viewset also declares `permission_area` (see tenants.rest.permissions): reads need read
 access to that area, writes need write access, and writes in a suspended tenant get 423.
 """
 

@@ -1,4 +1,5 @@
-"""The platform's own job handlers (other apps register theirs in their `jobs` module)."""
+"""The platform's own job handlers. Like every app's `jobs` module, found by autodiscovery
+(penguinmails.queue.registry.autodiscover)."""
 
 from __future__ import annotations
 

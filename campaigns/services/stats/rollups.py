@@ -1,0 +1,64 @@
+"""The write side of the daily rollups: `bump` adds a batch of increments in one statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from django.db import connection
+
+COUNTERS = (
+    "sent",
+    "delivered",
+    "failed",
+    "bounced",
+    "opened",
+    "clicked",
+    "replied",
+    "unsubscribed",
+    "machine_opened",
+    "machine_clicked",
+)
+
+
+class Bump(NamedTuple):
+    """One increment: `counter` of (campaign, step, variant) on `day`, by `by`."""
+
+    campaign_id: int
+    step_id: int
+    variant_id: int
+    day: dt.date
+    counter: str
+    by: int = 1
+
+
+def bump(increments: Iterable[Bump]) -> int:
+    """Add every increment, in the caller's transaction and the current tenant schema. Returns
+    the number of rollup rows touched."""
+    rows: dict[tuple[int, int, int, dt.date], Counter[str]] = {}
+    for inc in increments:
+        if inc.counter not in COUNTERS:
+            raise ValueError(f"unknown counter {inc.counter!r}")
+        if inc.by:
+            key = (inc.campaign_id, inc.step_id, inc.variant_id, inc.day)
+            rows.setdefault(key, Counter())[inc.counter] += inc.by
+    if not rows:
+        return 0
+    columns = ", ".join(COUNTERS)
+    values: list[int | str | dt.date] = []
+    placeholders = []
+    for (campaign_id, step_id, variant_id, day), counts in sorted(rows.items()):
+        placeholders.append("(" + ", ".join(["%s"] * (4 + len(COUNTERS))) + ")")
+        values.extend([campaign_id, step_id, variant_id, day])
+        values.extend(counts.get(name, 0) for name in COUNTERS)
+    updates = ", ".join(f"{name} = s.{name} + EXCLUDED.{name}" for name in COUNTERS)
+    sql = (
+        f"INSERT INTO campaigns_campaigndailystat AS s "  # noqa: S608 - names are constants
+        f"(campaign_id, step_id, variant_id, day, {columns}) VALUES {', '.join(placeholders)} "
+        f"ON CONFLICT (campaign_id, step_id, variant_id, day) DO UPDATE SET {updates}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+    return len(rows)

@@ -22,6 +22,7 @@ __all__ = [
     "LimitReached",
     "PlanLimits",
     "Resource",
+    "daily_send_limit",
     "default_plan",
     "limits_for",
     "lock_usage",
@@ -66,6 +67,12 @@ def plan_for(tenant: Tenant) -> Plan:
 
 def limits_for(tenant: Tenant) -> PlanLimits:
     return plan_for(tenant).parsed_limits
+
+
+def daily_send_limit(tenant: Tenant) -> int:
+    """The plan's daily sends, shared by all the tenant's mailboxes (counted per UTC day).
+    Read by deliverability's allowance, the one answer to "how much may this mailbox send"."""
+    return limits_for(tenant).count(Resource.DAILY_SENDS)
 
 
 def _ladder() -> list[Plan]:

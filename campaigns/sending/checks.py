@@ -13,9 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from django.db.models import Sum
-
-from billing.entitlements import limits_for
 from campaigns.models import (
     Campaign,
     CampaignLead,
@@ -26,6 +23,7 @@ from campaigns.models import (
     Suppression,
 )
 from deliverability.models import DomainStatus, Mailbox, MailboxKind, MailboxStatus, SendingDomain
+from deliverability.services.allowance import Allowance, allowance_for
 from tenants.models import Tenant
 from tenants.services.tenancy import sending_hold
 
@@ -64,6 +62,7 @@ class Context:
     leads: dict[int, Lead] = field(default_factory=dict)
     mailboxes: dict[int, Mailbox] = field(default_factory=dict)
     domains: dict[str, SendingDomain] = field(default_factory=dict)
+    allowance: Allowance | None = None  # the mailboxes' and the plan's room, asked once
 
     @property
     def tomorrow(self) -> datetime:
@@ -147,12 +146,17 @@ def mailbox_healthy(ctx: Context, items: Sequence[Item]) -> list[Stop]:
     return stops
 
 
+def _allowance(ctx: Context) -> Allowance:
+    """The batch's mailboxes' and the plan's room today, from deliverability's allowance (one
+    query, asked once per batch)."""
+    if ctx.allowance is None:
+        ctx.allowance = allowance_for(ctx.tenant, ctx.mailboxes.keys(), now=ctx.now)
+    return ctx.allowance
+
+
 def mailbox_under_limit(ctx: Context, items: Sequence[Item]) -> list[Stop]:
-    today = ctx.now.date()
-    left = {
-        m.pk: m.daily_limit - (m.sent_today if m.sent_on == today else 0)
-        for m in ctx.mailboxes.values()
-    }
+    allowance = _allowance(ctx)
+    left = {pk: allowance.left(pk) for pk in ctx.mailboxes}
     stops = []
     for item in items:
         mailbox_id = item.mailbox_id or 0
@@ -194,15 +198,12 @@ def domain_verified(ctx: Context, items: Sequence[Item]) -> list[Stop]:
 
 def plan_limit(ctx: Context, items: Sequence[Item]) -> list[Stop]:
     """The plan's daily sends across the tenant's mailboxes (sends counted per UTC day)."""
-    allowed = limits_for(ctx.tenant).daily_sends
-    sent = Mailbox.objects.filter(sent_on=ctx.now.date()).aggregate(n=Sum("sent_today"))["n"] or 0
-    left = allowed - sent
+    allowance = _allowance(ctx)
+    left = allowance.plan_left
     if left >= len(items):
         return []
-    reason = f"The plan's {allowed:,} daily sends are used up."
-    return [
-        Stop(item, "plan_limit", reason, retry_at=ctx.tomorrow) for item in items[max(0, left) :]
-    ]
+    reason = f"The plan's {allowance.plan_limit:,} daily sends are used up."
+    return [Stop(item, "plan_limit", reason, retry_at=ctx.tomorrow) for item in items[left:]]
 
 
 # The pipeline, in order: each check sees only the messages the previous ones let through.

@@ -36,7 +36,6 @@ from campaigns.models import (
     Campaign,
     CampaignStatus,
     EmailTemplate,
-    LeadStatus,
     MessageStatus,
     StepVariant,
     SuppressionReason,
@@ -59,10 +58,12 @@ from campaigns.sending.recovery import (
     recover_lost_sends,
     resend_unknown,
 )
-from campaigns.sending.sql import chunks, execute, fetch, update_from_values, values
+from campaigns.sending.sql import chunks, execute, fetch, values
 from campaigns.services.stats import Bump, bump
+from campaigns.services.suppressions import mark_leads_bounced, suppress_many
 from campaigns.tracking import links
 from deliverability.models import DomainStatus, Mailbox
+from deliverability.services.mailboxes import record_sends
 from deliverability.smtp_pool import Delivery, Outcome, SmtpPool
 from tenants.models import Tenant
 
@@ -458,43 +459,19 @@ class _Sender:
             if bounced:
                 _suppress_bounced(bounced, now)
             if sends:
-                _count_sends(sends, now)
+                record_sends(sends, at=now)  # the mailboxes' daily counts: deliverability's
 
 
 def _suppress_bounced(items: Sequence[Item], now: datetime) -> None:
-    addresses = sorted({i.to_email.lower() for i in items})
-    body, params = values([(a,) for a in addresses], ["text"])
-    execute(
-        f"""
-        INSERT INTO campaigns_suppression (value, is_domain, reason, source, created_at)
-        SELECT v.value, false, %s, %s, %s FROM ({body}) AS v(value)
-        ON CONFLICT (value) DO NOTHING
-        """,  # noqa: S608 - placeholders only
-        [SuppressionReason.BOUNCED.value, "hard bounce at send time", now, *params],
+    """A hard bounce suppresses the address and marks the lead bounced (campaigns' own services,
+    set-based)."""
+    suppress_many(
+        (i.to_email for i in items),
+        reason=SuppressionReason.BOUNCED,
+        source="hard bounce at send time",
+        at=now,
     )
-    execute(
-        "UPDATE campaigns_lead SET status = %s, updated_at = %s WHERE id = ANY(%s) "
-        "AND status IN (%s, %s)",
-        [
-            LeadStatus.BOUNCED.value,
-            now,
-            sorted({i.lead_id for i in items}),
-            LeadStatus.ACTIVE.value,
-            LeadStatus.REPLIED.value,
-        ],
-    )
-
-
-def _count_sends(sends: Counter[int], now: datetime) -> None:
-    """The mailboxes' daily counts for a chunk, in one statement (`record_send_success` does
-    the same for one send: the failure streak ends, today's count grows, a new day restarts)."""
-    update_from_values(
-        "deliverability_mailbox",
-        [(mailbox_id, n, now.date(), now) for mailbox_id, n in sends.items() if mailbox_id],
-        [("id", "bigint"), ("n", "integer"), ("day", "date"), ("at", "timestamptz")],
-        "consecutive_failures = 0, last_sent_at = v.at, sent_on = v.day, "
-        "sent_today = CASE WHEN t.sent_on = v.day THEN t.sent_today + v.n ELSE v.n END",
-    )
+    mark_leads_bounced((i.lead_id for i in items), at=now)
 
 
 __all__ = ["BatchReport", "accept_unknown", "backoff", "resend_unknown", "send_batch"]

@@ -7,12 +7,13 @@ that has a running campaign due in the public index (RunningCampaign), never a l
 
 1. lock the campaign row (FOR NO KEY UPDATE SKIP LOCKED: a second scheduler skips it, a pause
    waits for this transaction) and enrol new leads of its lists (INSERT ... ON CONFLICT DO NOTHING);
-2. pick due enrollments (FOR UPDATE SKIP LOCKED) up to the campaign's daily cap, the mailboxes'
-   remaining daily capacity and the plan's daily sends; a lead outside its window moves to its
-   window's next opening; a lead inside gets a Message (INSERT ... ON CONFLICT (campaign, lead,
-   step) DO NOTHING: the unique constraint is the exactly-once guarantee), a variant chosen by
-   weight (seeded by campaign, lead and step), a mailbox in rotation and a slot spaced from that
-   mailbox's previous one by a random gap; its enrollment's next_due_at becomes NULL (in flight);
+2. pick due enrollments (`due.py`, FOR UPDATE SKIP LOCKED) up to the run's caps (`pacing.py`:
+   the campaign's daily cap, the mailboxes' and the plan's room from deliverability's
+   allowance); a lead outside its window moves to its window's next opening; a lead inside
+   gets a Message (INSERT ... ON CONFLICT (campaign, lead, step) DO NOTHING: the unique
+   constraint is the exactly-once guarantee), a variant chosen by weight (seeded by campaign,
+   lead and step), a mailbox in rotation and a slot spaced from that mailbox's previous one by
+   a random gap; its enrollment's next_due_at becomes NULL (in flight);
 3. hand queued messages without a live job (new ones, and those a check held or a pause left) to
    `campaigns.send` jobs, one per campaign batch of messages due close together;
 4. complete a campaign with nothing left to send, and set the index's next visit.
@@ -22,24 +23,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
-from billing.entitlements import limits_for
 from campaigns.models import (
     Campaign,
     CampaignStatus,
     EnrollmentStatus,
-    MessageStatus,
-    SequenceStep,
-    StepVariant,
 )
-from campaigns.schedule import Window, is_within_window, next_window_start
 from campaigns.sending.dispatch import (
     BATCH_SPAN,
     SCHEDULE_TASK,
@@ -52,10 +45,11 @@ from campaigns.sending.dispatch import (
     schedule_key,
     sweep_lost_sends,
 )
+from campaigns.sending.due import HORIZON, PICK_CHUNK, DueSelection, Windows
 from campaigns.sending.enrollments import enrol
-from campaigns.sending.sql import chunks, execute, fetch, update_from_values, values
+from campaigns.sending.pacing import IN_FLIGHT, MAX_PER_RUN, capacity
+from campaigns.sending.sql import fetch
 from campaigns.services.campaigns import transition_to
-from deliverability.models import Mailbox, MailboxStatus
 from penguinmails.errors import DomainError
 from penguinmails.models import RunningCampaign
 from penguinmails.queue.producer import JobSpec, enqueue_many
@@ -64,14 +58,8 @@ from tenants.services.access import operator_principal
 from tenants.services.tenancy import sending_holds
 
 TICK_TASK = "campaigns.tick"
-# Messages are created at most this far ahead of their slot: a pause, a limit change or a
-# mailbox failure then affects little already queued, and in-flight rows stay few.
-HORIZON = timedelta(minutes=10)
-MAX_PER_RUN = 20_000  # messages created per campaign per scheduler run
-PICK_CHUNK = 2_000
 REVISIT = timedelta(seconds=10)  # next visit while there is work in flight
 IDLE_REVISIT = timedelta(minutes=5)  # at most this long between visits (new leads in lists)
-IN_FLIGHT = (MessageStatus.QUEUED.value, MessageStatus.SENDING.value)
 
 
 # --- the beat tick (public) ----------------------------------------------------------------------
@@ -183,14 +171,6 @@ def schedule_campaign(
     return report
 
 
-@dataclass
-class _MailboxSlot:
-    mailbox_id: int
-    address: str
-    remaining: int
-    cursor: datetime  # the earliest slot for its next message
-
-
 class _Run:
     """One scheduler run over one locked, running campaign."""
 
@@ -198,11 +178,7 @@ class _Run:
         self, tenant: Tenant, campaign: Campaign, now: datetime, report: CampaignReport
     ) -> None:
         self.tenant, self.campaign, self.now, self.report = tenant, campaign, now, report
-        self.window = Window(
-            frozenset(campaign.window_days), campaign.window_start, campaign.window_end
-        )
         self.rng = random.Random()  # gaps need not be reproducible; variants are (seeded)
-        self._tz_open: dict[str, tuple[bool, datetime]] = {}
 
     def run(self) -> None:
         c, report = self.campaign, self.report
@@ -216,189 +192,22 @@ class _Run:
         report.jobs = dispatch(self.tenant, c.pk, new_and_orphans)
         self._settle()
 
-    # --- capacity --------------------------------------------------------------------------------
-    def _campaign_remaining(self) -> int:
-        zone = ZoneInfo(self.campaign.timezone)
-        local_midnight = datetime.combine(self.now.astimezone(zone).date(), time(0), tzinfo=zone)
-        (used,) = fetch(
-            "SELECT count(*) FROM campaigns_message WHERE campaign_id = %s AND created_at >= %s "
-            "AND status <> %s",
-            [self.campaign.pk, local_midnight, MessageStatus.SKIPPED.value],
-        )[0]
-        return max(0, self.campaign.daily_cap - int(used))
-
-    def _mailboxes(self) -> list[_MailboxSlot]:
-        today = self.now.date()
-        rows = fetch(
-            """
-            SELECT m.id, m.address, m.daily_limit,
-                   CASE WHEN m.sent_on = %s THEN m.sent_today ELSE 0 END,
-                   (SELECT count(*) FROM campaigns_message x
-                     WHERE x.mailbox_id = m.id AND x.status = ANY(%s)),
-                   GREATEST(m.last_sent_at,
-                            (SELECT max(x.scheduled_for) FROM campaigns_message x
-                              WHERE x.mailbox_id = m.id AND x.status = ANY(%s)))
-            FROM deliverability_mailbox m
-            JOIN campaigns_campaign_mailboxes cm ON cm.mailbox_id = m.id
-            WHERE cm.campaign_id = %s AND m.status = %s
-            ORDER BY m.id
-            """,
-            [today, list(IN_FLIGHT), list(IN_FLIGHT), self.campaign.pk, MailboxStatus.ACTIVE.value],
-        )
-        slots = []
-        for mailbox_id, address, limit, sent, in_flight, last in rows:
-            remaining = int(limit) - int(sent) - int(in_flight)
-            if remaining <= 0:
-                continue
-            cursor = self.now if last is None else max(self.now, last + self._gap())
-            slots.append(_MailboxSlot(mailbox_id, address, remaining, cursor))
-        return slots
-
-    def _plan_remaining(self) -> int:
-        allowed = limits_for(self.tenant).daily_sends
-        sent = (
-            Mailbox.objects.filter(sent_on=self.now.date()).aggregate(n=Sum("sent_today"))["n"] or 0
-        )
-        (in_flight,) = fetch(
-            "SELECT count(*) FROM campaigns_message WHERE status = ANY(%s)", [list(IN_FLIGHT)]
-        )[0]
-        return max(0, allowed - int(sent) - int(in_flight))
-
     def _gap(self) -> timedelta:
         c = self.campaign
         return timedelta(seconds=self.rng.uniform(c.min_gap_seconds, c.max_gap_seconds))
 
-    # --- windows ---------------------------------------------------------------------------------
-    def _tz_of(self, lead_tz: str) -> str:
-        if self.campaign.use_lead_timezone and lead_tz:
-            try:
-                ZoneInfo(lead_tz)
-            except (KeyError, ValueError):
-                return self.campaign.timezone
-            return lead_tz
-        return self.campaign.timezone
-
-    def _open(self, tz: str) -> tuple[bool, datetime]:
-        """(inside the window now, its end today) or (False, its next opening), per timezone."""
-        cached = self._tz_open.get(tz)
-        if cached is None:
-            if is_within_window(self.now, self.window, tz):
-                zone = ZoneInfo(tz)
-                local_day = self.now.astimezone(zone).date()
-                end = datetime.combine(local_day, self.window.end, tzinfo=zone).astimezone(UTC)
-                cached = (True, end)
-            else:
-                cached = (False, next_window_start(self.now, self.window, tz))
-            self._tz_open[tz] = cached
-        return cached
-
-    # --- due enrollments -------------------------------------------------------------------------
+    # --- due enrollments (due.py) within the caps (pacing.py) -----------------------------------
     def _schedule_due(self) -> None:
         c, report = self.campaign, self.report
-        steps = {s.order: s for s in SequenceStep.objects.filter(campaign=c)}
-        variants: dict[int, list[StepVariant]] = {}
-        for variant in StepVariant.objects.filter(step__campaign=c).order_by("id"):
-            variants.setdefault(variant.step_id, []).append(variant)
-        if not c.use_lead_timezone:
-            inside, _ = self._open(c.timezone)
-            if not inside:
-                report.limited_by = "window"
-                # Nobody is due before the window opens: leave the enrollments as they are.
-                return
-        campaign_left = self._campaign_remaining()
-        plan_left = self._plan_remaining()
-        mailboxes = self._mailboxes()
-        limit = min(campaign_left, plan_left, sum(m.remaining for m in mailboxes), MAX_PER_RUN)
-        if limit <= 0:
-            report.limited_by = (
-                "daily cap"
-                if campaign_left <= 0
-                else "plan limit"
-                if plan_left <= 0
-                else "mailboxes"
-            )
+        windows = Windows(c, self.now)
+        if not c.use_lead_timezone and not windows.open(c.timezone)[0]:
+            # Nobody is due before the window opens: leave the enrollments as they are.
+            report.limited_by = "window"
             return
-        horizon = self.now + HORIZON
-        turn = 0
-        created = 0
-        while created < limit:
-            picked = fetch(
-                """
-                SELECT e.id, e.lead_id, e.next_step, l.email, l.timezone
-                FROM campaigns_campaignlead e JOIN campaigns_lead l ON l.id = e.lead_id
-                WHERE e.campaign_id = %s AND e.status = %s AND e.next_due_at <= %s
-                ORDER BY e.next_due_at, e.id
-                LIMIT %s
-                FOR UPDATE OF e SKIP LOCKED
-                """,
-                [c.pk, EnrollmentStatus.ACTIVE.value, self.now, PICK_CHUNK],
-            )
-            if not picked:
-                break
-            deferred: list[tuple[int, datetime]] = []
-            finished: list[int] = []
-            messages: list[tuple[Any, ...]] = []
-            in_flight: list[int] = []
-            full = False
-            for enrollment_id, lead_id, order, email, lead_tz in picked:
-                step = steps.get(order)
-                if step is None or not variants.get(step.pk):
-                    finished.append(enrollment_id)
-                    continue
-                inside, moment = self._open(self._tz_of(lead_tz))
-                if not inside:
-                    deferred.append((enrollment_id, moment))
-                    continue
-                if full or created >= limit or not mailboxes:
-                    full = True
-                    continue
-                # Round robin from where the last message left off, skipping mailboxes whose
-                # next slot is past the horizon or the lead's window end.
-                slot_end = min(horizon, moment)
-                chosen = None
-                for offset in range(len(mailboxes)):
-                    candidate = mailboxes[(turn + offset) % len(mailboxes)]
-                    if candidate.cursor < slot_end:
-                        chosen = candidate
-                        turn = (turn + offset + 1) % len(mailboxes)
-                        break
-                if chosen is None:
-                    continue  # no slot before this lead's window closes: stays due
-                options = variants[step.pk]
-                seeded = random.Random(f"{c.pk}:{lead_id}:{order}")
-                variant = seeded.choices(options, weights=[v.weight for v in options])[0]
-                messages.append(
-                    (step.pk, variant.pk, lead_id, chosen.mailbox_id, email, chosen.cursor)
-                )
-                in_flight.append(enrollment_id)
-                chosen.cursor = chosen.cursor + self._gap()
-                chosen.remaining -= 1
-                if chosen.remaining <= 0:
-                    mailboxes.remove(chosen)
-                    turn = turn % len(mailboxes) if mailboxes else 0
-                created += 1
-            report.scheduled += _insert_messages(c.pk, messages, self.now)
-            _set_due(deferred)
-            report.deferred += len(deferred)
-            if in_flight:
-                execute(
-                    "UPDATE campaigns_campaignlead SET next_due_at = NULL, updated_at = %s "
-                    "WHERE id = ANY(%s)",
-                    [self.now, in_flight],
-                )
-            if finished:
-                execute(
-                    "UPDATE campaigns_campaignlead SET status = %s, next_due_at = NULL, "
-                    "updated_at = %s WHERE id = ANY(%s)",
-                    [EnrollmentStatus.FINISHED.value, self.now, finished],
-                )
-                report.finished += len(finished)
-            if full or len(picked) < PICK_CHUNK or not (messages or deferred or finished):
-                if created >= limit:
-                    report.limited_by = report.limited_by or _which_limit(
-                        limit, campaign_left, plan_left
-                    )
-                break
+        caps = capacity(self.tenant, c, now=self.now, gap=self._gap)
+        done = DueSelection(c, now=self.now, capacity=caps, windows=windows, gap=self._gap).run()
+        report.scheduled, report.deferred = done.scheduled, done.deferred
+        report.finished, report.limited_by = done.finished, done.limited_by
 
     # --- completion and the next visit -----------------------------------------------------------
     def _settle(self) -> None:
@@ -432,50 +241,6 @@ class _Run:
         report.next_run_at = next_run
 
 
-def _which_limit(limit: int, campaign_left: int, plan_left: int) -> str:
-    if limit == campaign_left:
-        return "daily cap"
-    if limit == plan_left:
-        return "plan limit"
-    if limit == MAX_PER_RUN:
-        return "run size"
-    return "mailboxes"
-
-
-def _insert_messages(campaign_id: int, rows: list[tuple[Any, ...]], now: datetime) -> int:
-    inserted = 0
-    for part in chunks(rows, 1000):
-        body, params = values(
-            [(*row, now) for row in part],
-            ["bigint", "bigint", "bigint", "bigint", "text", "timestamptz", "timestamptz"],
-        )
-        inserted += execute(
-            f"""
-            INSERT INTO campaigns_message
-                (campaign_id, step_id, variant_id, lead_id, mailbox_id, to_email, status, subject,
-                 scheduled_for, attempts, stopped_by, stop_reason, smtp_response, open_count,
-                 click_count, machine_open_count, machine_click_count, created_at, updated_at)
-            SELECT %s, v.step_id, v.variant_id, v.lead_id, v.mailbox_id, v.to_email, %s, '',
-                   v.scheduled_for, 0, '', '', '', 0, 0, 0, 0, v.now, v.now
-            FROM ({body}) AS v(step_id, variant_id, lead_id, mailbox_id, to_email,
-                                scheduled_for, now)
-            ON CONFLICT (campaign_id, lead_id, step_id) DO NOTHING
-            """,  # noqa: S608 - the VALUES list is placeholders only
-            [campaign_id, MessageStatus.QUEUED.value, *params],
-        )
-    return inserted
-
-
-def _set_due(rows: list[tuple[int, datetime]]) -> None:
-    if rows:
-        update_from_values(
-            "campaigns_campaignlead",
-            rows,
-            [("id", "bigint"), ("due", "timestamptz")],
-            "next_due_at = v.due, updated_at = now()",
-        )
-
-
 def _complete(tenant: Tenant, campaign: Campaign) -> None:
     try:
         transition_to(
@@ -490,6 +255,10 @@ def _complete(tenant: Tenant, campaign: Campaign) -> None:
 
 __all__ = [
     "BATCH_SPAN",
+    "HORIZON",
+    "IN_FLIGHT",
+    "MAX_PER_RUN",
+    "PICK_CHUNK",
     "SCHEDULE_TASK",
     "SEND_BATCH",
     "SEND_PRIORITY",

@@ -17,6 +17,8 @@ UNUSABLE and raises `SecretUnavailable`, naming the setting.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from django.conf import settings
@@ -727,6 +729,31 @@ def record_send_success(mailbox_id: int) -> None:
         sent_today=Case(When(sent_on=today, then=F("sent_today") + 1), default=Value(1)),
         sent_on=today,
     )
+
+
+def record_sends(counts: Mapping[int, int], *, at: datetime) -> int:
+    """`record_send_success` for many sends at once (the send pipeline's chunk): per mailbox id,
+    `counts[id]` more sent today, the failure streak ended, `last_sent_at` = `at`. One
+    `UPDATE ... FROM (VALUES ...)` per 1,000 mailboxes; returns the rows touched."""
+    rows = [(mailbox_id, n) for mailbox_id, n in counts.items() if mailbox_id and n]
+    day = at.astimezone(UTC).date()
+    touched = 0
+    for start in range(0, len(rows), 1000):
+        part = rows[start : start + 1000]
+        body = ", ".join(["(%s::bigint, %s::integer)"] + ["(%s, %s)"] * (len(part) - 1))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE deliverability_mailbox AS t
+                SET consecutive_failures = 0, last_sent_at = %s, sent_on = %s,
+                    sent_today = CASE WHEN t.sent_on = %s THEN t.sent_today + v.n ELSE v.n END
+                FROM (VALUES {body}) AS v(id, n)
+                WHERE t.id = v.id
+                """,  # noqa: S608 - the VALUES list is placeholders only
+                [at, day, day, *(value for row in part for value in row)],
+            )
+            touched += cursor.rowcount
+    return touched
 
 
 def record_send_failure(

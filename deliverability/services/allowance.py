@@ -1,0 +1,136 @@
+"""How much may a mailbox send now: the one answer (docs/sending.md, "How much a mailbox may send").
+
+A mailbox's room today is the smallest of
+
+- its own daily limit, less what it sent today (its counter, per UTC day);
+- its warm-up allowance for today, while warm-up holds it (`warmup_allowance`: a hook that
+  answers None until warm-up lands);
+- the plan's daily sends (billing's `daily_send_limit`), shared by all the tenant's mailboxes,
+  less what they all sent today.
+
+Sends the caller has promised but not yet counted (messages queued or in flight, which only the
+campaigns app knows) come in as `pending`, per mailbox; their sum counts against the plan too. A
+campaign's daily cap is the campaigns app's own part (`campaigns.sending.pacing.campaign_room`):
+what a campaign may send through a mailbox is min(the mailbox's room, the campaign's room).
+
+`allowance_for` answers for a batch of mailboxes with one query (the mailboxes and the tenant's
+sends today) plus billing's plan lookup, whatever the number of mailboxes. Call it in the
+tenant's schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from billing.entitlements import daily_send_limit
+from deliverability.models import MailboxStatus
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class MailboxRoom:
+    """One mailbox's part of the answer."""
+
+    mailbox_id: int
+    daily_limit: int  # its own limit, or its warm-up allowance when that is smaller
+    sent: int  # counted today (UTC day)
+    pending: int  # promised by the caller, not counted yet
+    active: bool
+
+    @property
+    def left(self) -> int:
+        """What its daily limit leaves today, whatever its status."""
+        return max(0, self.daily_limit - self.sent - self.pending)
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """The room today of a set of one tenant's mailboxes, and the plan's room they share."""
+
+    mailboxes: Mapping[int, MailboxRoom]
+    plan_limit: int
+    plan_sent: int
+    plan_pending: int = 0
+
+    @property
+    def plan_left(self) -> int:
+        return max(0, self.plan_limit - self.plan_sent - self.plan_pending)
+
+    def left(self, mailbox_id: int) -> int:
+        """The mailbox's own room (its limit, its warm-up), the plan aside; 0 when unknown."""
+        room = self.mailboxes.get(mailbox_id)
+        return room.left if room is not None else 0
+
+    def room(self, mailbox_id: int) -> int:
+        """How much this mailbox may send now: 0 unless active, else min(its own, the plan's)."""
+        room = self.mailboxes.get(mailbox_id)
+        if room is None or not room.active:
+            return 0
+        return min(room.left, self.plan_left)
+
+    @property
+    def total(self) -> int:
+        """How much these mailboxes may send now, together."""
+        own = sum(r.left for r in self.mailboxes.values() if r.active)
+        return min(own, self.plan_left)
+
+
+def warmup_allowance(mailbox_ids: Collection[int], *, today: date) -> Mapping[int, int] | None:
+    """Today's warm-up allowance of the mailboxes that warm-up holds, or None when it holds none.
+    The hook for warm-up (still to come): it answers None for now."""
+    return None
+
+
+def allowance_for(
+    tenant: Tenant,
+    mailbox_ids: Collection[int],
+    *,
+    now: datetime | None = None,
+    pending: Mapping[int, int] | None = None,
+) -> Allowance:
+    """The room today of `mailbox_ids` (the tenant's; unknown ids are left out) and of the plan.
+    `pending` maps a mailbox id (0 for none) to sends promised but not counted yet."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    pending = pending or {}
+    ids = sorted(set(mailbox_ids))
+    with connection.cursor() as cursor:
+        # One statement for any number of mailboxes; the LEFT JOIN keeps the tenant's total
+        # when no mailbox is asked about.
+        cursor.execute(
+            """
+            SELECT t.total, m.id, m.daily_limit, m.status,
+                   CASE WHEN m.sent_on = %s THEN m.sent_today ELSE 0 END
+            FROM (SELECT COALESCE(sum(sent_today), 0) AS total FROM deliverability_mailbox
+                   WHERE sent_on = %s) AS t
+            LEFT JOIN deliverability_mailbox m ON m.id = ANY(%s)
+            ORDER BY m.id
+            """,
+            [today, today, ids],
+        )
+        rows = cursor.fetchall()
+    warm = warmup_allowance(ids, today=today) or {}
+    rooms: dict[int, MailboxRoom] = {}
+    for _, mailbox_id, limit, status, sent in rows:
+        if mailbox_id is None:
+            continue
+        own = int(limit)
+        if mailbox_id in warm:
+            own = min(own, int(warm[mailbox_id]))
+        rooms[mailbox_id] = MailboxRoom(
+            mailbox_id, own, int(sent), int(pending.get(mailbox_id, 0)),
+            status == MailboxStatus.ACTIVE,
+        )  # fmt: skip
+    return Allowance(
+        rooms,
+        plan_limit=daily_send_limit(tenant),
+        plan_sent=int(rows[0][0]),
+        plan_pending=sum(pending.values()),
+    )
+
+
+__all__ = ["Allowance", "MailboxRoom", "allowance_for", "warmup_allowance"]

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from deliverability.models import MailboxKind, Security, SendingDomain
 from deliverability.services import mailboxes as service
+from deliverability.services.allowance import allowance_for
 from deliverability.services.mailbox_probe import vet_servers
 from infrastructure.services.mailservers import mail_server_for, uses_shared_servers
 from penguinmails.crypto import SecretUnavailable
@@ -84,8 +85,13 @@ def _context(
 ) -> dict[str, object]:
     domains = list(SendingDomain.objects.values_list("name", flat=True))
     mailboxes = list(service.list_mailboxes(principal))
+    # What each may still send today: deliverability's allowance (its limit, the plan's), one
+    # query for the page.
+    allowance = allowance_for(principal.tenant, [m.pk for m in mailboxes])
     for mailbox in mailboxes:
-        mailbox.sent_count = service.sent_today(mailbox)  # type: ignore[attr-defined]
+        room = allowance.mailboxes.get(mailbox.pk)
+        mailbox.sent_count = room.sent if room else 0  # type: ignore[attr-defined]
+        mailbox.room_today = allowance.room(mailbox.pk)  # type: ignore[attr-defined]
     return {
         "mailboxes": mailboxes,
         "can_write": principal.allows(Area.MAILBOXES, Level.WRITE),

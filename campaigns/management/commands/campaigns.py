@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 from argparse import ArgumentParser
 from collections.abc import Callable
-from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Q
@@ -29,7 +27,7 @@ from campaigns.models import (
     EnrollmentStatus,
     MessageStatus,
 )
-from campaigns.sending import scheduler
+from campaigns.sending import pacing, scheduler
 from campaigns.sending.resolution import Resolution, access_message, resolve_unknown_message
 from campaigns.services import campaigns as svc
 from penguinmails.errors import DomainError, NotFound
@@ -260,8 +258,7 @@ def campaign_status(campaign: Campaign) -> dict[str, Any]:
     by_status = dict.fromkeys(MessageStatus.values, 0)
     for value, n in campaign.messages.values_list("status").annotate(n=Count("id")):
         by_status[value] = n
-    zone = ZoneInfo(campaign.timezone)
-    midnight = datetime.combine(timezone.now().astimezone(zone).date(), time(0), tzinfo=zone)
+    midnight = pacing.local_midnight(campaign, timezone.now())  # where the scheduler counts from
     today = campaign.messages.aggregate(
         sent=Count("id", filter=Q(sent_at__gte=midnight)),
         counted=Count("id", filter=Q(created_at__gte=midnight) & ~Q(status=MessageStatus.SKIPPED)),

@@ -24,7 +24,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from campaigns.models import DuplicatePolicy, Lead, LeadImport, LeadStatus
+from campaigns.models import LEAD_FIELDS, DuplicatePolicy, Lead, LeadImport, LeadStatus
 from campaigns.services import leads
 from penguinmails.api.fields import BoundedDictField
 from penguinmails.errors import Conflict, ValidationFailed
@@ -59,14 +59,7 @@ class LeadSerializer(serializers.ModelSerializer):
         model = Lead
         fields = [
             "id",
-            "email",
-            "first_name",
-            "last_name",
-            "company",
-            "title",
-            "website",
-            "phone",
-            "timezone",
+            *LEAD_FIELDS,
             "custom_fields",
             "tags",
             "status",

@@ -16,18 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from campaigns.models import LEAD_FIELDS
+
 # The lead fields a column can map to (besides `custom:<key>` and "" for "ignore").
-LEAD_FIELDS = (
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "title",
-    "website",
-    "phone",
-    "timezone",
-    "tags",
-)
+MAPPABLE_FIELDS = (*LEAD_FIELDS, "tags")
 CUSTOM_PREFIX = "custom:"
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t|"
@@ -121,7 +113,7 @@ def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]
             if not custom_key(target[len(CUSTOM_PREFIX) :]):
                 raise UnusableFile(f"Column {header!r}: name the custom field.")
             full[header] = CUSTOM_PREFIX + custom_key(target[len(CUSTOM_PREFIX) :])
-        elif target not in LEAD_FIELDS:
+        elif target not in MAPPABLE_FIELDS:
             raise UnusableFile(f"Column {header!r} maps to unknown field {target!r}.")
         if target in seen:
             raise UnusableFile(f"Columns {seen[target]!r} and {header!r} both map to {target}.")

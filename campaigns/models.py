@@ -55,6 +55,20 @@ class LeadList(models.Model):
         return self.name
 
 
+# A lead's own fields, in the order forms, the API and exports show them: what an import column
+# maps to (with tags), what a template names as {{first_name}}, what the sender renders.
+LEAD_FIELDS: tuple[str, ...] = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "title",
+    "website",
+    "phone",
+    "timezone",
+)
+
+
 class Lead(models.Model):
     """A person the tenant may email. The address is stored lower-cased and unique, so the same
     mailbox in any case is one lead per tenant. Validation flags are facts found on the way in
@@ -405,6 +419,23 @@ class MessageStatus(models.TextChoices):
     BOUNCED = "bounced", "Bounced"  # hard bounce: 5xx for the recipient (address suppressed)
     UNKNOWN = "unknown", "Unknown"  # the connection died after DATA: never resent blindly
     SKIPPED = "skipped", "Skipped"  # a pre-send check stopped it for good (stopped_by says which)
+
+
+class StoppedBy(models.TextChoices):
+    """What held, skipped or failed a message (`Message.stopped_by`): a pre-send check
+    (campaigns/sending/checks.py), or the pipeline and its crash recovery."""
+
+    TENANT_ACTIVE = "tenant_active"
+    CAMPAIGN_RUNNING = "campaign_running"
+    LEAD_SENDABLE = "lead_sendable"
+    MAILBOX_HEALTHY = "mailbox_healthy"
+    MAILBOX_UNDER_LIMIT = "mailbox_under_limit"
+    DOMAIN_VERIFIED = "domain_verified"
+    PLAN_LIMIT = "plan_limit"
+    RENDER = "render"  # the template did not render for this lead
+    HEADER_INJECTION = "header_injection"  # a rendered header held a line break
+    WORKER_LOST = "worker_lost"  # put back in the queue after its send run died before DATA
+    UNKNOWN = "unknown"  # its send run died after DATA started: never resent blindly
 
 
 class Message(models.Model):

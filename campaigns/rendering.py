@@ -32,16 +32,8 @@ from difflib import get_close_matches
 from functools import lru_cache
 from html.parser import HTMLParser
 
-LEAD_FIELDS: tuple[str, ...] = (
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "title",
-    "website",
-    "phone",
-    "timezone",
-)
+from campaigns.models import LEAD_FIELDS
+
 CUSTOM_PREFIX = "custom"
 
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from campaigns.imports import CUSTOM_PREFIX, LEAD_FIELDS, custom_key
+from campaigns.imports import CUSTOM_PREFIX, MAPPABLE_FIELDS, custom_key
 from campaigns.models import DuplicatePolicy, LeadImport, LeadList, LeadStatus
 from campaigns.services import leads as service
 from penguinmails.errors import DomainError, ValidationFailed
@@ -190,7 +190,7 @@ def _mapping_rows(lead_import: LeadImport) -> list[dict[str, Any]]:
     rows = []
     for header in lead_import.headers:
         custom = CUSTOM_PREFIX + custom_key(header)
-        choices = [("", "Ignore")] + [(f, f) for f in LEAD_FIELDS] + [(custom, f"{custom}")]
+        choices = [("", "Ignore")] + [(f, f) for f in MAPPABLE_FIELDS] + [(custom, f"{custom}")]
         rows.append(
             {"header": header, "choices": choices, "chosen": lead_import.mapping.get(header, "")}
         )

@@ -20,6 +20,7 @@ from campaigns.models import (
     EnrollmentStatus,
     Lead,
     LeadStatus,
+    StoppedBy,
     Suppression,
 )
 from deliverability.models import DomainStatus, Mailbox, MailboxKind, MailboxStatus, SendingDomain
@@ -46,7 +47,7 @@ class Item:
 @dataclass(frozen=True)
 class Stop:
     item: Item
-    check: str
+    check: StoppedBy
     reason: str
     final: bool = False  # lead-level: skipped for good, enrollment stopped
     retry_at: datetime | None = None  # held: not before this
@@ -81,7 +82,7 @@ def tenant_active(ctx: Context, items: Sequence[Item]) -> list[Stop]:
     reason = sending_hold(ctx.tenant)
     if not reason:
         return []
-    return [Stop(i, "tenant_active", reason) for i in items]
+    return [Stop(i, StoppedBy.TENANT_ACTIVE, reason) for i in items]
 
 
 def campaign_running(ctx: Context, items: Sequence[Item]) -> list[Stop]:
@@ -89,7 +90,7 @@ def campaign_running(ctx: Context, items: Sequence[Item]) -> list[Stop]:
     if status == CampaignStatus.RUNNING:
         return []
     reason = f"The campaign is {status or 'gone'}."
-    return [Stop(i, "campaign_running", reason) for i in items]
+    return [Stop(i, StoppedBy.CAMPAIGN_RUNNING, reason) for i in items]
 
 
 def lead_sendable(ctx: Context, items: Sequence[Item]) -> list[Stop]:
@@ -127,7 +128,7 @@ def lead_sendable(ctx: Context, items: Sequence[Item]) -> list[Stop]:
         elif item.lead_id in stopped:
             reason = f"The lead's enrollment was stopped: {stopped[item.lead_id] or 'stopped'}."
         if reason:
-            stops.append(Stop(item, "lead_sendable", reason, final=True))
+            stops.append(Stop(item, StoppedBy.LEAD_SENDABLE, reason, final=True))
     return stops
 
 
@@ -137,11 +138,15 @@ def mailbox_healthy(ctx: Context, items: Sequence[Item]) -> list[Stop]:
     for item in items:
         mailbox = ctx.mailboxes.get(item.mailbox_id or 0)
         if mailbox is None:
-            stops.append(Stop(item, "mailbox_healthy", "The sending mailbox was deleted."))
+            stops.append(Stop(item, StoppedBy.MAILBOX_HEALTHY, "The sending mailbox was deleted."))
         elif mailbox.status != MailboxStatus.ACTIVE:
             why = mailbox.paused_reason or mailbox.status_reason or mailbox.get_status_display()
             stops.append(
-                Stop(item, "mailbox_healthy", f"{mailbox.address} is {mailbox.status}: {why}"[:500])
+                Stop(
+                    item,
+                    StoppedBy.MAILBOX_HEALTHY,
+                    f"{mailbox.address} is {mailbox.status}: {why}"[:500],
+                )
             )
     return stops
 
@@ -165,7 +170,7 @@ def mailbox_under_limit(ctx: Context, items: Sequence[Item]) -> list[Stop]:
             stops.append(
                 Stop(
                     item,
-                    "mailbox_under_limit",
+                    StoppedBy.MAILBOX_UNDER_LIMIT,
                     f"{address} reached its daily limit.",
                     retry_at=ctx.tomorrow,
                 )
@@ -188,10 +193,16 @@ def domain_verified(ctx: Context, items: Sequence[Item]) -> list[Stop]:
         domain = ctx.domains.get(name)
         if domain is None:
             if mailbox.kind == MailboxKind.HOSTED:
-                stops.append(Stop(item, "domain_verified", f"{name} is not a sending domain."))
+                stops.append(
+                    Stop(item, StoppedBy.DOMAIN_VERIFIED, f"{name} is not a sending domain.")
+                )
         elif domain.status != DomainStatus.VERIFIED:
             stops.append(
-                Stop(item, "domain_verified", f"{name} is {domain.get_status_display().lower()}.")
+                Stop(
+                    item,
+                    StoppedBy.DOMAIN_VERIFIED,
+                    f"{name} is {domain.get_status_display().lower()}.",
+                )
             )
     return stops
 
@@ -203,7 +214,9 @@ def plan_limit(ctx: Context, items: Sequence[Item]) -> list[Stop]:
     if left >= len(items):
         return []
     reason = f"The plan's {allowance.plan_limit:,} daily sends are used up."
-    return [Stop(item, "plan_limit", reason, retry_at=ctx.tomorrow) for item in items[left:]]
+    return [
+        Stop(item, StoppedBy.PLAN_LIMIT, reason, retry_at=ctx.tomorrow) for item in items[left:]
+    ]
 
 
 # The pipeline, in order: each check sees only the messages the previous ones let through.

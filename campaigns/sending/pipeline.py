@@ -33,11 +33,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import (
+    LEAD_FIELDS,
     Campaign,
     CampaignStatus,
     EmailTemplate,
     MessageStatus,
     StepVariant,
+    StoppedBy,
     SuppressionReason,
 )
 from campaigns.rendering import (
@@ -224,13 +226,13 @@ class _Sender:
                         _record_stops(
                             self.campaign,
                             [
-                                Stop(i, "mailbox_healthy", self.down[i.mailbox_id or 0])
+                                Stop(i, StoppedBy.MAILBOX_HEALTHY, self.down[i.mailbox_id or 0])
                                 for i in held
                             ],
                             self.job_id,
                         )
                     self.report.counts["held"] += len(held)
-                    self.report.stopped_by["mailbox_healthy"] += len(held)
+                    self.report.stopped_by[StoppedBy.MAILBOX_HEALTHY] += len(held)
                 ready = [i for i in chunk if (i.mailbox_id or 0) not in self.down]
                 claimed = self._claim(ready)
                 if len(claimed) < len(ready):
@@ -280,14 +282,14 @@ class _Sender:
             return  # taken by another holder: nothing of ours to release
         got = {i.pk for i in claimed}
         stops = [
-            Stop(i, "campaign_running", "The campaign was paused during the batch.")
+            Stop(i, StoppedBy.CAMPAIGN_RUNNING, "The campaign was paused during the batch.")
             for i in ready
             if i.pk not in got
         ]
         with transaction.atomic():
             _record_stops(self.campaign, stops, self.job_id)
         self.report.counts["held"] += len(stops)
-        self.report.stopped_by["campaign_running"] += len(stops)
+        self.report.stopped_by[StoppedBy.CAMPAIGN_RUNNING] += len(stops)
 
     def _domain_of(self, item: Item) -> str:
         return self.ctx.mailboxes[item.mailbox_id or 0].address.rpartition("@")[2]
@@ -296,17 +298,8 @@ class _Sender:
     def _render(self, item: Item) -> Rendered:
         template = self.templates[item.variant_id]
         lead = self.ctx.leads[item.lead_id]
-        data: dict[str, Any] = {
-            "email": lead.email,
-            "first_name": lead.first_name,
-            "last_name": lead.last_name,
-            "company": lead.company,
-            "title": lead.title,
-            "website": lead.website,
-            "phone": lead.phone,
-            "timezone": lead.timezone,
-            "custom": lead.custom_fields or {},
-        }
+        data: dict[str, Any] = {name: getattr(lead, name) for name in LEAD_FIELDS}
+        data["custom"] = lead.custom_fields or {}
         return template.render(lead=data, seed=f"{item.lead_id}:{item.step_id}")
 
     def _send_one(self, pool: SmtpPool, item: Item) -> _Result | None:
@@ -316,7 +309,7 @@ class _Sender:
         try:
             rendered = self._render(item)
         except RenderError as exc:
-            return _Result(item, S.FAILED, stopped_by="render", reason=str(exc)[:500])
+            return _Result(item, S.FAILED, stopped_by=StoppedBy.RENDER, reason=str(exc)[:500])
         domain = self._domain_of(item)
         envelope = composer.Envelope(
             message_pk=item.pk,
@@ -335,8 +328,8 @@ class _Sender:
             raw = composer.compose(rendered, envelope)
         except composer.HeaderInjection as exc:
             return _Result(
-                item, S.FAILED, subject=rendered.subject[:998], stopped_by="header_injection",
-                reason=str(exc),
+                item, S.FAILED, subject=rendered.subject[:998],
+                stopped_by=StoppedBy.HEADER_INJECTION, reason=str(exc),
             )  # fmt: skip
         try:
             delivery = pool.deliver(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.models import MessageStatus
+from campaigns.models import MessageStatus, StoppedBy
 from campaigns.sending.enrollments import advance_enrollments, stop_enrollments
 from campaigns.sending.sql import execute, fetch
 from campaigns.services.stats import Bump, bump
@@ -32,7 +32,7 @@ from campaigns.services.stats import Bump, bump
 S = MessageStatus
 DATA_STARTED = 354  # smtp_code of a `sending` row whose body may have reached the server
 DATA_STARTED_TEXT = "354 DATA started: the server may have the message"
-WORKER_LOST = "worker_lost"  # stopped_by of a message put back in the queue after a crash
+WORKER_LOST = StoppedBy.WORKER_LOST  # stopped_by of a message put back in the queue after a crash
 # A message whose send runs keep dying with it fails after this many claims (the pipeline's
 # MAX_ATTEMPTS: every claim counts as an attempt).
 MAX_CLAIMS = 5
@@ -102,12 +102,13 @@ def recover_lost_sends(message_ids: Sequence[int], *, job_id: int | None, why: s
         lost = fetch(
             """
             UPDATE campaigns_message
-            SET status = %s, stopped_by = 'unknown', stop_reason = %s, updated_at = %s
+            SET status = %s, stopped_by = %s, stop_reason = %s, updated_at = %s
             WHERE id = ANY(%s) AND status = %s AND smtp_code = %s
             RETURNING campaign_id, lead_id, step_id
             """,
             [
                 S.UNKNOWN.value,
+                StoppedBy.UNKNOWN.value,
                 f"{why}, after DATA started: the server may have it"[:500],
                 now, ids, S.SENDING.value, DATA_STARTED,
             ],

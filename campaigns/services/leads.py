@@ -35,13 +35,13 @@ from django_tenants.utils import schema_context
 from email_validator import EmailNotValidError, validate_email
 
 from campaigns.imports import (
-    LEAD_FIELDS,
     UnusableFile,
     check_mapping,
     default_mapping,
     read_shape,
 )
 from campaigns.models import (
+    LEAD_FIELDS,
     DuplicatePolicy,
     ImportStatus,
     Lead,
@@ -71,14 +71,10 @@ MAX_TAGS = 30
 _MX_CACHE_LIMIT = 10_000
 _CUSTOM_KEY = re.compile(r"^[a-z0-9_]{1,64}$")
 _TAG_SPLIT = re.compile(r"[,;|]")
-TEXT_FIELDS = {  # field -> max length (the model's)
-    "first_name": 200,
-    "last_name": 200,
-    "company": 200,
-    "title": 200,
-    "website": 500,
-    "phone": 64,
-    "timezone": 64,
+TEXT_FIELDS: dict[str, int] = {  # field -> max length (the model's), first_name ... timezone
+    f.name: f.max_length or 0
+    for f in Lead._meta.concrete_fields
+    if f.name in LEAD_FIELDS and f.name != "email"
 }
 # Addresses that reach a function or a team, not a person: flagged (they reply less and
 # complain more), still imported.
@@ -513,14 +509,7 @@ def all_tags(principal: Principal) -> list[str]:
 
 
 EXPORT_COLUMNS = [
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "title",
-    "website",
-    "phone",
-    "timezone",
+    *LEAD_FIELDS,
     "status",
     "tags",
     "lists",
@@ -672,7 +661,7 @@ def create_leads(
         raise ValidationFailed(
             "Unknown duplicates option.", fields={"duplicates": ["update or skip."]}
         )
-    unknown = sorted({k for r in rows for k in r} - {*LEAD_FIELDS, "custom_fields"})
+    unknown = sorted({k for r in rows for k in r} - {*LEAD_FIELDS, "tags", "custom_fields"})
     if unknown:
         message = f"Unknown lead fields: {', '.join(map(str, unknown))}."
         raise ValidationFailed(message, fields={"leads": [message]})
@@ -717,7 +706,7 @@ def update_lead(principal: Principal, lead: Lead, *, changes: dict[str, Any]) ->
     `lists` is a list of list ids. A new address must be valid and not another lead's."""
     require(principal, Area.LEADS, Level.WRITE)
     _in_schema(principal.tenant)
-    allowed = {*LEAD_FIELDS, "custom_fields", "status", "lists"}
+    allowed = {*LEAD_FIELDS, "tags", "custom_fields", "status", "lists"}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise ValidationFailed(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from campaigns.models import Campaign, Message
 from campaigns.services.templates import create_template
+from campaigns.tracking import buffer
 from campaigns.tracking.app import with_tracking
 from deliverability.models import Mailbox, SendingDomain
 from penguinmails.models import RunningCampaign
+from penguinmails.queue import live
 from penguinmails.queue.producer import enqueue
 from penguinmails.sandbox.smtp import start_sandbox_smtp
 from penguinmails.sandbox.store import SandboxStore
@@ -130,6 +133,19 @@ def _sending_setup(tenant: Tenant, owner: Any, port: int) -> None:
         )
 
 
+def _wait_for_hit(kind: str, message_pks: set[int], *, timeout: float = 15.0) -> None:
+    """Poll the tracking buffer until it holds a `kind` hit on one of the messages."""
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = live.client().lrange(buffer.EVENTS_KEY, 0, -1)
+        events = [buffer.Event.decode(item) for item in raw]
+        if any(e and e.kind == kind and e.message_pk in message_pks for e in events):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {kind!r} hit recorded within {timeout}s: {raw}")
+        time.sleep(0.05)
+
+
 def test_it_runs_a_two_step_campaign_from_csv_to_stats(
     person: Any, site: str, tracking_served: None, cast: Cast, sandbox: dict[str, Any],
     settings: SettingsWrapper, tmp_path: Path,
@@ -211,14 +227,21 @@ def test_it_runs_a_two_step_campaign_from_csv_to_stats(
         + ["Following up, Ann", "Following up, Bob", "Following up, Cy"]
     )
 
-    # 4. The sandbox inbox: open Ann's first message (its pixel loads), click its link.
+    # 4. The sandbox inbox: open Ann's first message (its pixel loads), click its link. Playwright
+    # does not see the requests of the viewer's sandboxed frame, so wait for what they leave: the
+    # tracking app buffers each hit before it answers.
+    with schema_context(tenant.schema_name):
+        ann = set(
+            Message.objects.filter(campaign=campaign, to_email="ann@alpha.example").values_list(
+                "pk", flat=True
+            )
+        )
     page.goto(f"{base}/sandbox/mail/")
     page.get_by_role("link", name="Hello Ann").click()
+    _wait_for_hit(buffer.OPEN, ann)
     frame = page.frame_locator('iframe[title="HTML part"]')
-    frame.locator("img").first.wait_for(state="attached")
-    page.wait_for_timeout(500)  # the pixel request completes
     frame.get_by_role("link", name="see our offer").click()
-    page.wait_for_timeout(500)
+    _wait_for_hit(buffer.CLICK, ann)
     enqueue("tracking.flush")
     run_jobs(limit=200)
 

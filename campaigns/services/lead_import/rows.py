@@ -24,6 +24,7 @@ from campaigns.services.leads import (
 # A record is a list, one slot per staging column (a dataclass per row costs a second a million).
 TEXT_NAMES = list(TEXT_FIELDS)  # first_name ... timezone
 EMAIL, CUSTOM, TAGS, ROLE, DISPOSABLE, MX = 0, 8, 9, 10, 11, 12
+TIMEZONE = 1 + TEXT_NAMES.index("timezone")
 Record = list[Any]
 Problem = tuple[int, str, str, str]  # (line, email, outcome, reason)
 _TAGS_SEEN_LIMIT = 10_000
@@ -69,7 +70,6 @@ class RowCleaner:
         self.tags_at: int | None = None
         self.text: list[tuple[int, int, int]] = []  # (cell, record slot, max length)
         self.custom: list[tuple[str, int]] = []
-        self.timezone_slot: int | None = None
         for header, target in mapping.items():
             if header not in at or not target:
                 continue
@@ -82,8 +82,6 @@ class RowCleaner:
             elif target in TEXT_FIELDS:
                 slot = 1 + TEXT_NAMES.index(target)
                 self.text.append((at[header], slot, TEXT_FIELDS[target]))
-                if target == "timezone":
-                    self.timezone_slot = slot
         self.zones = _time_zones()
         # A tags cell repeats a lot (a file's rows share a handful of segments): each distinct
         # value is split once. The lists are shared between records, which never change them.
@@ -108,23 +106,19 @@ class RowCleaner:
             if len(value) > limit:
                 return None
             record[slot] = value
-        if self.timezone_slot is not None:
-            name = record[self.timezone_slot]
-            if name and name not in self.zones:
-                return None
+        # The slot holds "" when no column maps to it.
+        zone = record[TIMEZONE]
+        if zone and zone not in self.zones:
+            return None
         tags: list[str] = []
         if self.tags_at is not None:
             value = cells[self.tags_at].strip()
             if value:
                 seen = self.tags_seen.get(value)
                 if seen is None:
-                    try:
-                        seen = normalize_tags(value)
-                    except ValueError:
+                    seen = self._split_tags(value)
+                    if seen is None:
                         return None
-                    if len(self.tags_seen) >= _TAGS_SEEN_LIMIT:
-                        self.tags_seen.clear()
-                    self.tags_seen[value] = seen
                 tags = seen
         custom: dict[str, str] = {}
         for key, cell in self.custom:
@@ -141,6 +135,18 @@ class RowCleaner:
         record[ROLE] = local in ROLE_LOCAL_PARTS
         record[DISPOSABLE] = domain in DISPOSABLE_DOMAINS
         return record
+
+    def _split_tags(self, value: str) -> list[str] | None:
+        """A tags cell not seen yet, split and remembered; None if it is not valid (called only
+        on a cache miss, so the per-row path stays one dict lookup)."""
+        try:
+            tags = normalize_tags(value)
+        except ValueError:
+            return None
+        if len(self.tags_seen) >= _TAGS_SEEN_LIMIT:
+            self.tags_seen.clear()
+        self.tags_seen[value] = tags
+        return tags
 
     def slow(self, cells: list[str]) -> Record | tuple[str, str]:
         raw = _map_row(dict(zip(self.headers, cells, strict=True)), self.mapping)

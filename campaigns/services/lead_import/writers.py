@@ -19,6 +19,7 @@ from campaigns.models import (
     RowOutcome,
 )
 from campaigns.services.lead_import.reader import Batch, BatchReader
+from campaigns.services.lead_import.rows import Problem
 from campaigns.services.lead_import.sql import (
     _ADD_TO_LIST,
     _INSERT_SKIP,
@@ -237,6 +238,52 @@ def _write_ordered(lead_import: LeadImport, batch: Batch, order: _CommitOrder) -
     order.committed(batch.seq, _write_batch(lead_import, batch, order=order))
 
 
+def _upsert(
+    cursor: Any, lead_import: LeadImport, *, update: bool, new: int
+) -> tuple[int, set[str]]:
+    """Write the staged leads (not suppressed: `new` of them) by the duplicate policy, and
+    their list memberships; returns (leads created, addresses that already had a lead and were
+    left alone)."""
+    if update:
+        # The list membership in the same statement, from the ids it returns.
+        cursor.execute(_UPSERT_UPDATE, {"list": lead_import.lead_list_id})
+        return cursor.fetchone()[0], set()
+    cursor.execute(_INSERT_SKIP)
+    existing = {email for (email,) in cursor.fetchall()}
+    if lead_import.lead_list_id is not None:
+        cursor.execute(_ADD_TO_LIST, [lead_import.lead_list_id])
+    return new - len(existing), existing
+
+
+def _skip_rows(
+    batch: Batch,
+    problems: list[Problem],
+    *,
+    suppressed: dict[str, str],
+    existing: set[str],
+    update: bool,
+) -> int:
+    """Add a SKIPPED problem for each valid row not written (suppressed, or under the skip
+    policy a lead that exists or an earlier line of the batch); returns how many."""
+    skipped = 0
+    first_line = batch.first_line
+    for line, email in batch.valid:
+        if email in suppressed:
+            skipped += 1
+            problems.append((line, email, RowOutcome.SKIPPED, suppressed[email]))
+        elif update:
+            continue  # created (counted above) or updated (counted below)
+        elif email in existing:
+            skipped += 1
+            reason = "duplicate: the lead exists"
+            problems.append((line, email, RowOutcome.SKIPPED, reason))
+        elif first_line[email] != line:
+            skipped += 1
+            reason = f"duplicate of line {first_line[email]}"
+            problems.append((line, email, RowOutcome.SKIPPED, reason))
+    return skipped
+
+
 def _write_batch(
     lead_import: LeadImport, batch: Batch, *, order: _CommitOrder | None = None
 ) -> Counts:
@@ -265,35 +312,14 @@ def _write_batch(
                 staged = len(batch.first_line)
                 if order is not None:
                     order.wait(batch.seq, _UPSERTED)
-                if update:
-                    # The list membership in the same statement, from the ids it returns.
-                    cursor.execute(_UPSERT_UPDATE, {"list": lead_import.lead_list_id})
-                    created = cursor.fetchone()[0]
-                    existing: set[str] = set()
-                else:
-                    cursor.execute(_INSERT_SKIP)
-                    existing = {email for (email,) in cursor.fetchall()}
-                    created = staged - len(suppressed) - len(existing)
-                    if lead_import.lead_list_id is not None:
-                        cursor.execute(_ADD_TO_LIST, [lead_import.lead_list_id])
+                created, existing = _upsert(
+                    cursor, lead_import, update=update, new=staged - len(suppressed)
+                )
                 if order is not None:
                     order.reached(batch.seq, _UPSERTED)
-                skipped = 0
-                first_line = batch.first_line
-                for line, email in batch.valid:
-                    if email in suppressed:
-                        skipped += 1
-                        problems.append((line, email, RowOutcome.SKIPPED, suppressed[email]))
-                    elif update:
-                        continue  # created (counted above) or updated (counted below)
-                    elif email in existing:
-                        skipped += 1
-                        reason = "duplicate: the lead exists"
-                        problems.append((line, email, RowOutcome.SKIPPED, reason))
-                    elif first_line[email] != line:
-                        skipped += 1
-                        reason = f"duplicate of line {first_line[email]}"
-                        problems.append((line, email, RowOutcome.SKIPPED, reason))
+                skipped = _skip_rows(
+                    batch, problems, suppressed=suppressed, existing=existing, update=update
+                )
                 updated = len(batch.valid) - skipped - created if update else 0
                 _write_problems(cursor, lead_import.pk, problems)
                 if order is not None:

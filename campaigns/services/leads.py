@@ -222,39 +222,8 @@ def clean_lead(raw: dict[str, Any], *, partial: bool = False) -> tuple[LeadInput
                 email = normalize_email(raw_email)
             except ValueError as exc:
                 errors["email"] = [str(exc)]
-    fields: dict[str, str] = {}
-    for name, limit in TEXT_FIELDS.items():
-        value = raw.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            errors[name] = ["Not a string."]
-            continue
-        value = value.strip()
-        if len(value) > limit:
-            errors[name] = [f"At most {limit} characters."]
-            continue
-        if name == "timezone":
-            try:
-                value = validate_timezone(value)
-            except ValueError as exc:
-                errors[name] = [str(exc)]
-                continue
-        fields[name] = value
-    custom = raw.get("custom_fields") or {}
-    if not isinstance(custom, dict):
-        errors["custom_fields"] = ["An object of field names to values."]
-        custom = {}
-    elif len(custom) > MAX_CUSTOM_FIELDS:
-        errors["custom_fields"] = [f"At most {MAX_CUSTOM_FIELDS} custom fields."]
-    else:
-        for key, value in custom.items():
-            if not _CUSTOM_KEY.match(str(key)):
-                errors["custom_fields"] = [f"{key!r}: names use a-z, 0-9 and _ (64 at most)."]
-            elif not isinstance(value, str | int | float | bool) and value is not None:
-                errors["custom_fields"] = [f"{key}: a text, number or true/false value."]
-            elif isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE:
-                errors["custom_fields"] = [f"{key}: at most {MAX_CUSTOM_VALUE} characters."]
+    fields = _clean_text_fields(raw, errors)
+    custom = _clean_custom_fields(raw.get("custom_fields") or {}, errors)
     tags: list[str] = []
     try:
         tags = normalize_tags(raw.get("tags"))
@@ -274,6 +243,50 @@ def clean_lead(raw: dict[str, Any], *, partial: bool = False) -> tuple[LeadInput
         ),
         {},
     )
+
+
+def _clean_text_fields(raw: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, str]:
+    """`clean_lead`'s text fields (first_name ... timezone): the valid ones, trimmed; a
+    problem with any other is added to `errors`."""
+    fields: dict[str, str] = {}
+    for name, limit in TEXT_FIELDS.items():
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors[name] = ["Not a string."]
+            continue
+        value = value.strip()
+        if len(value) > limit:
+            errors[name] = [f"At most {limit} characters."]
+            continue
+        if name == "timezone":
+            try:
+                value = validate_timezone(value)
+            except ValueError as exc:
+                errors[name] = [str(exc)]
+                continue
+        fields[name] = value
+    return fields
+
+
+def _clean_custom_fields(custom: object, errors: dict[str, list[str]]) -> dict[str, Any]:
+    """`clean_lead`'s custom fields as given ({} if not an object); a problem (the last one
+    found) is added to `errors`."""
+    if not isinstance(custom, dict):
+        errors["custom_fields"] = ["An object of field names to values."]
+        return {}
+    if len(custom) > MAX_CUSTOM_FIELDS:
+        errors["custom_fields"] = [f"At most {MAX_CUSTOM_FIELDS} custom fields."]
+        return custom
+    for key, value in custom.items():
+        if not _CUSTOM_KEY.match(str(key)):
+            errors["custom_fields"] = [f"{key!r}: names use a-z, 0-9 and _ (64 at most)."]
+        elif not isinstance(value, str | int | float | bool) and value is not None:
+            errors["custom_fields"] = [f"{key}: a text, number or true/false value."]
+        elif isinstance(value, str) and len(value) > MAX_CUSTOM_VALUE:
+            errors["custom_fields"] = [f"{key}: at most {MAX_CUSTOM_VALUE} characters."]
+    return custom
 
 
 def _reason(errors: dict[str, list[str]]) -> str:

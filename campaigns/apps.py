@@ -10,6 +10,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: these modules read models, which exist only once apps are loaded.
+        from campaigns import lifecycles  # noqa: F401 - declares (registers) the state machines
         from campaigns.demo import seed_demo
         from campaigns.home_panels import home_context
         from campaigns.tracking.tokens import unsubscribe_tenant

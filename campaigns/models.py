@@ -262,8 +262,8 @@ def _weekdays() -> list[int]:
 class Campaign(models.Model):
     """A multi-step sequence sent to lead lists from a set of mailboxes, inside a sending window
     (days of week and local hours, in the campaign's or each lead's timezone). Its status moves
-    only through `campaigns.services.campaigns.transition_to` (one row per move); its definition
-    is editable while it is a draft."""
+    only through `campaigns.services.campaigns.transition_to` (the table is in
+    `campaigns.lifecycles`, each move logged); its definition is editable while it is a draft."""
 
     name = models.CharField(max_length=200, unique=True)
     status = models.CharField(
@@ -308,23 +308,6 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class CampaignTransition(models.Model):
-    """One status change of a campaign: from, to, who and when (the state machine's log)."""
-
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="transitions")
-    from_status = models.CharField(max_length=16, choices=CampaignStatus.choices)
-    to_status = models.CharField(max_length=16, choices=CampaignStatus.choices)
-    actor_email = models.EmailField(blank=True)
-    reason = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.campaign_id}: {self.from_status} → {self.to_status}"
 
 
 class DelayUnit(models.TextChoices):

@@ -23,6 +23,7 @@ from campaigns.models import (
 from campaigns.services import campaigns as svc
 from campaigns.views_stats import days_of, stats_context
 from deliverability.models import Mailbox
+from penguinmails import states
 from penguinmails.errors import NotFound, ValidationFailed
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -142,7 +143,7 @@ def _page(
             "can_write": can_write,
             "actions": [(a, ACTION_LABELS[a]) for a in svc.allowed_actions(campaign)],
             "problems": svc.readiness_problems(campaign),
-            "transitions": campaign.transitions.all(),
+            "transitions": states.history(campaign),
             "empty_list_warning": empty_list_warning(campaign),
             **sending,
         },

@@ -1,11 +1,13 @@
-"""Sending domains (tenant schema): the domain, its DKIM key, its verification state machine, the
-transitions it went through and the last verdict on each DNS record (docs/domains.md)."""
+"""Sending domains and mailboxes (tenant schema): the domain, its DKIM key, its verification state
+machine and the last verdict on each DNS record (docs/domains.md); mailboxes and theirs. Every
+move is logged in the one transition log (docs/states.md)."""
 
 from __future__ import annotations
 
 from django.db import models
 
 from penguinmails.crypto import EncryptedTextField
+from penguinmails.states import StateMachine
 
 
 class DomainStatus(models.TextChoices):
@@ -16,7 +18,7 @@ class DomainStatus(models.TextChoices):
     FAILING = "failing", "Failing"  # was verified, then a required record broke (flagged)
 
 
-# The allowed moves; `deliverability.services.states.transition` refuses anything else. A check
+# The allowed moves; `penguinmails.states.transition` refuses anything else. A check
 # may settle a domain without passing through VERIFYING (scheduled checks, the command).
 DOMAIN_TRANSITIONS: dict[str, frozenset[str]] = {
     DomainStatus.PENDING: frozenset(
@@ -61,21 +63,7 @@ class SendingDomain(models.Model):
         return self.name
 
 
-class DomainTransition(models.Model):
-    """One status change of a domain: the audit trail of its state machine."""
-
-    domain = models.ForeignKey(SendingDomain, on_delete=models.CASCADE, related_name="transitions")
-    from_status = models.CharField(max_length=16, choices=DomainStatus.choices)
-    to_status = models.CharField(max_length=16, choices=DomainStatus.choices)
-    reason = models.CharField(max_length=500, blank=True)
-    job_id = models.BigIntegerField(null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.from_status} -> {self.to_status}"
+DOMAIN_STATES = StateMachine(SendingDomain, DOMAIN_TRANSITIONS)
 
 
 class RecordStatus(models.TextChoices):
@@ -140,7 +128,7 @@ class MailboxStatus(models.TextChoices):
     DISABLED = "disabled", "Disabled"  # being removed from the mail server
 
 
-# The allowed moves; `deliverability.services.mailboxes.transition_mailbox` refuses anything else.
+# The allowed moves; `penguinmails.states.transition` refuses anything else.
 # Any live state may become UNUSABLE: a key can go missing at any time.
 MAILBOX_TRANSITIONS: dict[str, frozenset[str]] = {
     MailboxStatus.PENDING: frozenset(
@@ -212,18 +200,4 @@ class Mailbox(models.Model):
         return self.address
 
 
-class MailboxTransition(models.Model):
-    """One status change of a mailbox: the audit trail of its state machine."""
-
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="transitions")
-    from_status = models.CharField(max_length=16, choices=MailboxStatus.choices)
-    to_status = models.CharField(max_length=16, choices=MailboxStatus.choices)
-    reason = models.CharField(max_length=500, blank=True)
-    actor_email = models.EmailField(blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.from_status} -> {self.to_status}"
+MAILBOX_STATES = StateMachine(Mailbox, MAILBOX_TRANSITIONS)

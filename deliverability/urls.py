@@ -9,6 +9,11 @@ urlpatterns = [
     path("mailboxes/", views_mailboxes.mailboxes, name="mailboxes"),
     path("mailboxes/create/", views_mailboxes.mailbox_create, name="mailbox_create"),
     path("mailboxes/connect/", views_mailboxes.mailbox_connect, name="mailbox_connect"),
+    path(
+        "mailboxes/<int:mailbox_id>/history/",
+        views_mailboxes.mailbox_history,
+        name="mailbox_history",
+    ),
     path("mailboxes/<int:mailbox_id>/test/", views_mailboxes.mailbox_test, name="mailbox_test"),
     path("mailboxes/<int:mailbox_id>/pause/", views_mailboxes.mailbox_pause, name="mailbox_pause"),
     path(

@@ -18,6 +18,7 @@ from deliverability.services.domains import (
     remove_domain,
     verify_domain,
 )
+from penguinmails import states
 from penguinmails.errors import ValidationFailed
 from penguinmails.models import Job
 from tenants.permissions import Area, Level
@@ -86,7 +87,7 @@ def _detail_context(principal: Principal, domain: SendingDomain) -> dict[str, ob
     return {
         "domain": domain,
         "records": list(domain.records.all()),
-        "transitions": list(domain.transitions.order_by("-at", "-id")[:10]),
+        "transitions": states.history(domain, limit=10, newest_first=True),
         "can_write": principal.allows(Area.DOMAINS, Level.WRITE),
         "job": job,
         # Poll while a check is waiting or running; stop once it has settled.

@@ -17,6 +17,7 @@ from deliverability.services import mailboxes as service
 from deliverability.services.allowance import allowance_for
 from deliverability.services.mailbox_probe import vet_servers
 from infrastructure.services.mailservers import mail_server_for, uses_shared_servers
+from penguinmails import states
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError, ValidationFailed
 from tenants.permissions import Area, Level
@@ -132,6 +133,13 @@ def mailbox_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{mailbox.address} created; setting it up on the server.")
             return redirect("deliverability:mailboxes")
     return render(request, "mailboxes/list.html", _context(principal, create_form=form), status=400)
+
+
+@area_required(Area.MAILBOXES)
+def mailbox_history(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    mailbox = service.access_mailbox(principal_of(request), mailbox_id)
+    context = {"mailbox": mailbox, "transitions": states.history(mailbox, newest_first=True)}
+    return render(request, "mailboxes/history.html", context)
 
 
 @require_POST

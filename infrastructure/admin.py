@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from infrastructure.models import IpAddress, IpTransition, MailServer, VpsInstance, VpsTransition
+from infrastructure.models import IpAddress, MailServer, VpsInstance
 from infrastructure.providers import ProviderError
 from infrastructure.services.ips import quarantine_ip, release_ip
 from infrastructure.services.mailservers import (
@@ -28,30 +28,8 @@ from infrastructure.services.provisioning import (
     terminate_vps,
 )
 from penguinmails.errors import DomainError
+from penguinmails.history.admin import HistoryPanel
 from tenants.auth import logged_in_user
-
-
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
-class VpsTransitionInline(_ReadOnlyInline):
-    model = VpsTransition
-    fields = ("at", "from_status", "to_status", "reason", "job_id")
-    readonly_fields = fields
-
-
-class IpTransitionInline(_ReadOnlyInline):
-    model = IpTransition
-    fields = ("at", "from_status", "to_status", "reason")
-    readonly_fields = fields
 
 
 def _each(
@@ -71,7 +49,7 @@ def _each(
 
 
 @admin.register(VpsInstance)
-class VpsInstanceAdmin(admin.ModelAdmin):
+class VpsInstanceAdmin(HistoryPanel, admin.ModelAdmin):
     list_display = ("name", "tenant", "provider", "size", "main_ip", "status", "monthly_cost")
     list_filter = ("status", "provider", "size")
     search_fields = ("name", "hostname", "provider_id", "main_ip", "tenant__slug")
@@ -95,9 +73,9 @@ class VpsInstanceAdmin(admin.ModelAdmin):
         "step_job_id",
         "created_at",
         "updated_at",
+        "history",
     )
     readonly_fields = fields
-    inlines = [VpsTransitionInline]
     actions = ["retry", "terminate", "discover"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -127,7 +105,7 @@ class QuarantineForm(forms.Form):
 
 
 @admin.register(IpAddress)
-class IpAddressAdmin(admin.ModelAdmin):
+class IpAddressAdmin(HistoryPanel, admin.ModelAdmin):
     list_display = (
         "__str__",
         "tenant",
@@ -154,9 +132,9 @@ class IpAddressAdmin(admin.ModelAdmin):
         "replaced_by",
         "monthly_cost_cents",
         "created_at",
+        "history",
     )
     fields = (*readonly_fields, "reputation_score")
-    inlines = [IpTransitionInline]
     actions = ["quarantine", "release"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -218,7 +196,7 @@ class SharedMailServerForm(forms.Form):
 
 
 @admin.register(MailServer)
-class MailServerAdmin(admin.ModelAdmin):
+class MailServerAdmin(HistoryPanel, admin.ModelAdmin):
     list_display = ("hostname", "owner", "kind", "smtp_host", "smtp_port", "status")
     list_filter = ("shared", "kind", "status")
     search_fields = ("hostname", "tenant__slug")
@@ -237,6 +215,7 @@ class MailServerAdmin(admin.ModelAdmin):
         "status",
         "last_error",
         "created_at",
+        "history",
     )
     readonly_fields = fields
     actions = ["retire"]

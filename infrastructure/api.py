@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from infrastructure.models import VpsInstance
 from infrastructure.services import overview as reads
 from infrastructure.services.provisioning import provision_for
+from penguinmails import states
 from tenants.permissions import Area
 from tenants.rest.viewsets import TenantScopedViewSet
 
@@ -51,7 +52,7 @@ class InfrastructureViewSet(TenantScopedViewSet):
         data["ips"] = [reads.ip_summary(ip) for ip in vps.ips.all()]
         data["transitions"] = [
             {"from": t.from_status, "to": t.to_status, "reason": t.reason, "at": t.at.isoformat()}
-            for t in vps.transitions.all()
+            for t in states.history(vps)
         ]
         return Response(data)
 

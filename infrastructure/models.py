@@ -1,5 +1,5 @@
 """Sending infrastructure (public schema, with a tenant FK): VPS instances, IP addresses, mail
-servers and the transitions of their state machines (docs/infrastructure.md).
+servers, and their state machines (docs/infrastructure.md; the log is docs/states.md).
 
 These rows live in the public schema because staff manage servers across tenants and a server
 outlives a tenant's schema being dropped; every tenant-facing read filters by `tenant`.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import models
 
 from penguinmails.crypto import EncryptedTextField
+from penguinmails.states import StateMachine
 
 
 class VpsStatus(models.TextChoices):
@@ -124,21 +125,7 @@ class VpsInstance(models.Model):
         return VPS_STEPS.index(self.status) + 1 if self.status in VPS_STEPS else 0
 
 
-class VpsTransition(models.Model):
-    """One status change of a VPS: the audit trail of its state machine."""
-
-    vps = models.ForeignKey(VpsInstance, on_delete=models.CASCADE, related_name="transitions")
-    from_status = models.CharField(max_length=20, choices=VpsStatus.choices)
-    to_status = models.CharField(max_length=20, choices=VpsStatus.choices)
-    reason = models.CharField(max_length=1000, blank=True)
-    job_id = models.BigIntegerField(null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.from_status} -> {self.to_status}"
+VPS_STATES = StateMachine(VpsInstance, VPS_TRANSITIONS)
 
 
 class IpStatus(models.TextChoices):
@@ -215,20 +202,7 @@ class IpAddress(models.Model):
         return f"${self.monthly_cost_cents / 100:,.2f}"
 
 
-class IpTransition(models.Model):
-    """One status change of an IP address."""
-
-    ip = models.ForeignKey(IpAddress, on_delete=models.CASCADE, related_name="transitions")
-    from_status = models.CharField(max_length=20, choices=IpStatus.choices)
-    to_status = models.CharField(max_length=20, choices=IpStatus.choices)
-    reason = models.CharField(max_length=1000, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.from_status} -> {self.to_status}"
+IP_STATES = StateMachine(IpAddress, IP_TRANSITIONS)
 
 
 class MailServerKind(models.TextChoices):
@@ -298,3 +272,14 @@ class MailServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} ({self.kind})"
+
+
+_MS = MailServerStatus
+# A server answers or not; a retired one takes no new mailboxes and never comes back.
+MAIL_SERVER_TRANSITIONS: dict[str, frozenset[str]] = {
+    _MS.PROVISIONING: frozenset({_MS.ACTIVE, _MS.UNREACHABLE, _MS.RETIRED}),
+    _MS.ACTIVE: frozenset({_MS.UNREACHABLE, _MS.RETIRED}),
+    _MS.UNREACHABLE: frozenset({_MS.ACTIVE, _MS.RETIRED}),
+    _MS.RETIRED: frozenset(),
+}
+MAIL_SERVER_STATES = StateMachine(MailServer, MAIL_SERVER_TRANSITIONS)

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from penguinmails.errors import DomainError
+from penguinmails.history.admin import HistoryPanel
 from penguinmails.models import Job
 from penguinmails.queue import services
 from penguinmails.queue.health import BANDS
@@ -27,7 +28,7 @@ class QueueBandFilter(admin.SimpleListFilter):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(HistoryPanel, admin.ModelAdmin):
     list_display = (
         "id",
         "task",
@@ -43,7 +44,7 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("task", "idempotency_key", "last_error", "=id")
     ordering = ("-id",)
     actions = ("retry_jobs", "cancel_jobs")
-    readonly_fields = [f.name for f in Job._meta.fields]
+    readonly_fields = [*(f.name for f in Job._meta.fields), "history"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are made by code through the producer

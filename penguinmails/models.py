@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from penguinmails.states import StateMachine
+
 
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"  # waiting in PostgreSQL for run_at
@@ -43,6 +45,19 @@ JOB_TRANSITIONS: dict[str, frozenset[str]] = {
     JobStatus.DEAD: frozenset({JobStatus.QUEUED}),
     JobStatus.CANCELLED: frozenset({JobStatus.QUEUED}),
 }
+
+# The routine moves of every run (claim, publish, finish): checked but not logged, or the log
+# would take three rows per job; failures, retries, requeues, cancels and revivals are logged.
+_JOB_ROUTINE = frozenset(
+    {
+        (JobStatus.QUEUED, JobStatus.ENQUEUED),
+        (JobStatus.RETRYING, JobStatus.ENQUEUED),
+        (JobStatus.QUEUED, JobStatus.RUNNING),
+        (JobStatus.ENQUEUED, JobStatus.RUNNING),
+        (JobStatus.RETRYING, JobStatus.RUNNING),
+        (JobStatus.RUNNING, JobStatus.COMPLETED),
+    }
+)
 
 # Statuses in which a job still has work ahead of it; the idempotency key is unique among them.
 LIVE_STATUSES = (
@@ -130,6 +145,11 @@ class Job(models.Model):
         return f"job {self.pk} {self.task} ({self.status})"
 
 
+JOB_STATES = StateMachine(
+    Job, JOB_TRANSITIONS, quiet=frozenset((str(a), str(b)) for a, b in _JOB_ROUTINE)
+)
+
+
 class RunningCampaign(models.Model):
     """The public index of campaigns that are running, one row per (tenant, campaign), so the
     scheduler's beat tick visits only tenants with work instead of looping over every schema.
@@ -152,3 +172,28 @@ class RunningCampaign(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.campaign_id}"
+
+
+class ScheduledCampaign(models.Model):
+    """The public index of campaigns waiting in `scheduled` for their start time, one row per
+    (tenant, campaign): the beat entry `campaigns-start-due` starts the due ones without looping
+    over every schema. Written by the campaign state machine in the status change's
+    transaction, like RunningCampaign."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="scheduled_campaigns"
+    )
+    campaign_id = models.BigIntegerField()
+    start_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "scheduled_campaigns"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "campaign_id"], name="scheduled_campaign_once"
+            )
+        ]
+        indexes = [models.Index(fields=["start_at"], name="scheduled_campaign_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.campaign_id} at {self.start_at}"

@@ -40,6 +40,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("campaigns.tick",),
         "options": {"queue": Queue.HIGH.value, "expires": 10},
     },
+    # A scheduled campaign starts at its start time (docs/states.md; the public index).
+    "campaigns-start-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 15.0,
+        "args": ("campaigns.start_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 15},
+    },
     # Tracking (docs/tracking.md): buffered opens, clicks and unsubscribes into PostgreSQL.
     "tracking-flush": {
         "task": "penguinmails.enqueue_job",

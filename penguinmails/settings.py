@@ -44,6 +44,9 @@ SHARED_APPS = [
     "billing",
     "infrastructure",
     "penguinmails",
+    # The one transition log (docs/states.md): in both lists, so the table exists in public and
+    # in every tenant schema and each object's history lives beside it.
+    "penguinmails.history",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.admin",
@@ -61,6 +64,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "penguinmails.history",
     "deliverability",  # sending domains (docs/domains.md)
     "campaigns",  # templates, leads, campaigns (docs/templates.md)
 ]

@@ -17,6 +17,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from penguinmails.errors import DomainError
+from penguinmails.history.admin import HistoryPanel
 from tenants.auth import logged_in_user
 from tenants.models import ApiKey, AuditEvent, Domain, Invitation, Membership, Role, Tenant, User
 from tenants.services.apikeys import revoke_api_key
@@ -52,13 +53,13 @@ class DomainInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(HistoryPanel, admin.ModelAdmin):
     list_display = ("name", "slug", "status", "member_count", "created_at")
     list_filter = ("status",)
     search_fields = ("name", "slug")
     ordering = ("name",)
-    fields = ("name", "slug", "schema_name", "status", "suspended_reason", "created_at")
-    readonly_fields = ("slug", "schema_name", "status", "suspended_reason", "created_at")
+    fields = ("name", "slug", "schema_name", "status", "suspended_reason", "created_at", "history")
+    readonly_fields = ("slug", "schema_name", "status", "suspended_reason", "created_at", "history")
     inlines = (DomainInline,)
     actions = ("suspend", "reactivate")
 

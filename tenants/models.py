@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
 
+from penguinmails.states import StateMachine
 from tenants.permissions import LEVEL_RANK, Area, Level
 
 
@@ -70,6 +71,9 @@ class Tenant(TenantMixin):
     @property
     def host(self) -> str:
         return f"{self.slug}.{settings.BASE_DOMAIN}"
+
+
+TENANT_STATES = StateMachine(Tenant, TENANT_TRANSITIONS)
 
 
 class Domain(DomainMixin):

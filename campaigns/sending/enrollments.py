@@ -7,25 +7,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from campaigns.lifecycles import ENROLLMENT_STATES
 from campaigns.models import Campaign, EnrollmentStatus, SequenceStep
-from campaigns.sending.sql import chunks, execute, values
+from campaigns.sending.sql import chunks, execute, fetch, values
+from penguinmails.states import log_moves
 
 
 def stop_enrollments(rows: Sequence[tuple[int, int, str]]) -> None:
-    """(campaign, lead, reason): the active enrollment stops with the reason."""
+    """(campaign, lead, reason): the active enrollment stops with the reason (logged, one
+    INSERT per chunk: a stop is never routine)."""
     for part in chunks(rows, 1000):
         body, params = values(
             [(c, lead, r[:200]) for c, lead, r in part], ["bigint", "bigint", "text"]
         )
-        execute(
+        stopped = fetch(
             f"""
             UPDATE campaigns_campaignlead AS e
             SET status = %s, next_due_at = NULL, stop_reason = v.reason, updated_at = now()
             FROM ({body}) AS v(campaign_id, lead_id, reason)
             WHERE e.campaign_id = v.campaign_id AND e.lead_id = v.lead_id AND e.status = %s
+            RETURNING e.id, %s::text, v.reason
             """,  # noqa: S608 - placeholders only
-            [EnrollmentStatus.STOPPED.value, *params, EnrollmentStatus.ACTIVE.value],
+            [
+                EnrollmentStatus.STOPPED.value,
+                *params,
+                EnrollmentStatus.ACTIVE.value,
+                EnrollmentStatus.ACTIVE.value,
+            ],
         )
+        log_moves(ENROLLMENT_STATES, stopped, EnrollmentStatus.STOPPED)
 
 
 def advance_enrollments(rows: Sequence[tuple[int, int, int, datetime]]) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.lifecycles import MESSAGE_STATES
 from campaigns.models import (
     LEAD_FIELDS,
     Campaign,
@@ -60,13 +61,14 @@ from campaigns.sending.recovery import (
     recover_lost_sends,
     resend_unknown,
 )
-from campaigns.sending.sql import chunks, execute, fetch, values
+from campaigns.sending.sql import chunks, fetch, values
 from campaigns.services.stats import Bump, bump
 from campaigns.services.suppressions import mark_leads_bounced, suppress_many
 from campaigns.tracking import links
 from deliverability.models import DomainStatus, Mailbox
 from deliverability.services.mailboxes import record_sends
 from deliverability.smtp_pool import Delivery, Outcome, SmtpPool
+from penguinmails.states import log_moves
 from tenants.models import Tenant
 
 CLAIM_CHUNK = 50
@@ -179,16 +181,20 @@ def _record_stops(campaign: Campaign, stops: Sequence[Stop], job_id: int) -> Non
     ]
     for part in chunks(rows, 1000):
         body, params = values(part, ["bigint", "text", "text", "text", "timestamptz"])
-        execute(
+        moved = fetch(
             f"""
             UPDATE campaigns_message AS t
             SET status = v.status, stopped_by = v.check_name, stop_reason = v.reason,
                 scheduled_for = v.retry_at, job_id = NULL, updated_at = %s
             FROM ({body}) AS v(id, status, check_name, reason, retry_at)
             WHERE t.id = v.id AND t.status = %s AND t.job_id = %s
+            RETURNING t.id, v.status, v.check_name || ': ' || v.reason
             """,  # noqa: S608 - placeholders only
             [now, *params, S.QUEUED.value, job_id],
         )
+        # A held message stays queued (no move); a skipped one is logged.
+        skipped = [(pk, S.QUEUED.value, why) for pk, status, why in moved if status == S.SKIPPED]
+        log_moves(MESSAGE_STATES, skipped, S.SKIPPED, actor=job_id)
     stop_enrollments(
         [(campaign.pk, s.item.lead_id, f"{s.check}: {s.reason}") for s in stops if s.final]
     )
@@ -428,7 +434,7 @@ class _Sender:
                     ["bigint", "text", "integer", "text", "text", "text", "text", "timestamptz",
                      "timestamptz", "timestamptz", "integer"],
                 )  # fmt: skip
-                execute(
+                moved = fetch(
                     f"""
                     UPDATE campaigns_message AS t
                     SET status = v.status, smtp_code = v.code, smtp_response = v.response,
@@ -443,9 +449,11 @@ class _Sender:
                                        sent_at, bounced_at, retry_at, attempts)
                     WHERE t.id = v.id AND t.status = %s AND t.job_id = %s
                       AND t.attempts = v.attempts
+                    RETURNING t.id, v.status, COALESCE(NULLIF(v.reason, ''), v.response)
                     """,  # noqa: S608 - placeholders only
                     [S.QUEUED.value, now, *params, S.SENDING.value, self.job_id],
                 )
+                _log_outcomes(moved, self.job_id)
             bump(increments)
             advance_enrollments(advance)
             stop_enrollments(stop)
@@ -453,6 +461,17 @@ class _Sender:
                 _suppress_bounced(bounced, now)
             if sends:
                 record_sends(sends, at=now)  # the mailboxes' daily counts: deliverability's
+
+
+def _log_outcomes(moved: Sequence[tuple[int, str, str]], job_id: int) -> None:
+    """Log the non-routine outcomes (failed, bounced, unknown): one INSERT each. Sent and
+    retried messages are routine (MESSAGE_STATES.quiet): their rows already say enough."""
+    by_status: dict[str, list[tuple[int, str, str]]] = {}
+    for pk, status, why in moved:
+        if MESSAGE_STATES.logs(S.SENDING, status):
+            by_status.setdefault(status, []).append((pk, S.SENDING.value, why or ""))
+    for status, rows in by_status.items():
+        log_moves(MESSAGE_STATES, rows, status, actor=job_id)
 
 
 def _suppress_bounced(items: Sequence[Item], now: datetime) -> None:

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.lifecycles import MESSAGE_STATES
 from campaigns.models import MessageStatus, StoppedBy
 from campaigns.sending.enrollments import advance_enrollments, stop_enrollments
 from campaigns.sending.sql import execute, fetch
 from campaigns.services.stats import Bump, bump
+from penguinmails.states import log_moves
 
 S = MessageStatus
 DATA_STARTED = 354  # smtp_code of a `sending` row whose body may have reached the server
@@ -86,7 +88,7 @@ def recover_lost_sends(message_ids: Sequence[int], *, job_id: int | None, why: s
                 stop_reason = CASE WHEN attempts >= %s THEN %s ELSE %s END,
                 stopped_by = %s, smtp_code = NULL, smtp_response = '', updated_at = %s
             WHERE id = ANY(%s) AND status = %s AND smtp_code IS DISTINCT FROM %s
-            RETURNING campaign_id, lead_id, step_id, variant_id, status
+            RETURNING campaign_id, lead_id, step_id, variant_id, status, id
             """,
             [
                 MAX_CLAIMS, S.FAILED.value, S.QUEUED.value, MAX_CLAIMS, job_id, MAX_CLAIMS,
@@ -95,16 +97,23 @@ def recover_lost_sends(message_ids: Sequence[int], *, job_id: int | None, why: s
             ],
         )  # fmt: skip
         failed = [r for r in back if r[4] == S.FAILED]
+        log_moves(
+            MESSAGE_STATES,
+            [(r[5], S.SENDING.value) for r in failed],
+            S.FAILED,
+            reason=gave_up,
+            actor=job_id,
+        )
         result.requeued = len(back) - len(failed)
         result.failed = len(failed)
-        bump(Bump(c, step, variant, now.date(), "failed") for c, _, step, variant, _ in failed)
+        bump(Bump(c, step, variant, now.date(), "failed") for c, _, step, variant, *_ in failed)
         stop_enrollments([(c, lead, gave_up) for c, lead, *_ in failed])
         lost = fetch(
             """
             UPDATE campaigns_message
             SET status = %s, stopped_by = %s, stop_reason = %s, updated_at = %s
             WHERE id = ANY(%s) AND status = %s AND smtp_code = %s
-            RETURNING campaign_id, lead_id, step_id
+            RETURNING campaign_id, lead_id, step_id, id
             """,
             [
                 S.UNKNOWN.value,
@@ -114,7 +123,14 @@ def recover_lost_sends(message_ids: Sequence[int], *, job_id: int | None, why: s
             ],
         )  # fmt: skip
         result.unknown = len(lost)
-        advance_enrollments([(c, lead, step, now) for c, lead, step in lost])
+        log_moves(
+            MESSAGE_STATES,
+            [(r[3], S.SENDING.value) for r in lost],
+            S.UNKNOWN,
+            reason=f"{why}, after DATA started: the server may have it",
+            actor=job_id,
+        )
+        advance_enrollments([(c, lead, step, now) for c, lead, step, _ in lost])
     return result
 
 
@@ -122,14 +138,21 @@ def recover_lost_sends(message_ids: Sequence[int], *, job_id: int | None, why: s
 def resend_unknown(message_pk: int) -> bool:
     """unknown → queued, the Message-ID kept, so the next scheduler run sends it again
     (receivers that saw it drop a repeat by Message-ID). False if it was not unknown."""
-    return bool(
-        execute(
+    with transaction.atomic():
+        moved = execute(
             "UPDATE campaigns_message SET status = %s, job_id = NULL, stopped_by = '', "
             "stop_reason = 'resent by an operator', scheduled_for = now(), updated_at = now() "
             "WHERE id = %s AND status = %s",
             [S.QUEUED.value, message_pk, S.UNKNOWN.value],
         )
-    )
+        if moved:
+            log_moves(
+                MESSAGE_STATES,
+                [(message_pk, S.UNKNOWN.value)],
+                S.QUEUED,
+                reason="resent by an operator",
+            )
+    return bool(moved)
 
 
 def accept_unknown(message_pk: int) -> bool:
@@ -146,4 +169,11 @@ def accept_unknown(message_pk: int) -> bool:
         )
         day = now.date()
         bump(Bump(c, step, v, day, counter) for c, step, v in rows for counter in SENT_COUNTERS)
+        if rows:
+            log_moves(
+                MESSAGE_STATES,
+                [(message_pk, S.UNKNOWN.value)],
+                S.SENT,
+                reason="accepted as sent by an operator",
+            )
     return bool(rows)

@@ -1,8 +1,9 @@
 """Campaign definition and lifecycle (docs: issue 5, item 3); sending is in campaigns.sending.
 
 A campaign is editable (settings, steps, variants) only while it is a draft. Its status moves
-only through `transition_to`, which checks the one table of allowed moves, locks the row, writes
-a CampaignTransition and an audit event in the same transaction. Every function runs in the
+only through `transition_to`, which locks the row and moves it through the one state-machine
+helper (the table in `campaigns.lifecycles`, a row in the transition log) with an audit event in
+the same transaction. Every function runs in the
 tenant's schema and checks Area.CAMPAIGNS.
 """
 
@@ -20,7 +21,6 @@ from campaigns.models import (
     Campaign,
     CampaignLead,
     CampaignStatus,
-    CampaignTransition,
     DelayUnit,
     EmailTemplate,
     EnrollmentStatus,
@@ -37,8 +37,9 @@ from campaigns.sending.enrollments import enrol
 from campaigns.services.leads import validate_timezone
 from campaigns.services.stats import Bump, bump
 from deliverability.models import Mailbox
+from penguinmails import states
 from penguinmails.errors import IllegalTransition, NotFound, ValidationFailed
-from penguinmails.models import RunningCampaign
+from penguinmails.models import RunningCampaign, ScheduledCampaign
 from tenants.db import require_schema
 from tenants.models import User
 from tenants.permissions import Area, Level
@@ -469,21 +470,13 @@ def transition_to(
             if problems:
                 raise _fail(problems, f"The campaign cannot {action}")
         before = locked.status
-        locked.status = target
-        locked.save(update_fields=["status", "updated_at"])
+        states.transition(locked, target, reason=reason, actor=_actor(principal))
         _index_running(principal, locked)
         if target == CampaignStatus.RUNNING:
             # Enrol the lists' leads now and ask for a scheduler run: sending starts at once
             # instead of at the next tick (docs/sending.md).
             enrol(locked, now=now())
             request_schedule(principal.tenant)
-        CampaignTransition.objects.create(
-            campaign=locked,
-            from_status=before,
-            to_status=target,
-            actor_email=_email(principal),
-            reason=reason[:500],
-        )
         audit(
             f"campaign.{action}",
             tenant=principal.tenant,
@@ -500,8 +493,17 @@ def _with_article(word: str) -> str:
 
 
 def _index_running(principal: Principal, campaign: Campaign) -> None:
-    """Keep the public index of running campaigns (the scheduler's list of work) in step with
-    the status, in the same transaction."""
+    """Keep the public indexes of running campaigns (the scheduler's list of work) and of
+    scheduled ones (`campaigns.services.starts`) in step with the status, in the same
+    transaction."""
+    if campaign.status == CampaignStatus.SCHEDULED:
+        ScheduledCampaign.objects.update_or_create(
+            tenant=principal.tenant,
+            campaign_id=campaign.pk,
+            defaults={"start_at": campaign.start_at or now()},
+        )
+    else:
+        ScheduledCampaign.objects.filter(tenant=principal.tenant, campaign_id=campaign.pk).delete()
     if campaign.status == CampaignStatus.RUNNING:
         RunningCampaign.objects.update_or_create(
             tenant=principal.tenant, campaign_id=campaign.pk, defaults={"next_run_at": now()}

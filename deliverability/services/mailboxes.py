@@ -30,11 +30,9 @@ from django.utils import timezone
 
 from billing.entitlements import Resource, lock_usage, require_capacity
 from deliverability.models import (
-    MAILBOX_TRANSITIONS,
     Mailbox,
     MailboxKind,
     MailboxStatus,
-    MailboxTransition,
     Security,
     SendingDomain,
 )
@@ -46,8 +44,9 @@ from infrastructure.services.mailservers import (
     mailu_client_for,
     uses_shared_servers,
 )
+from penguinmails import states
 from penguinmails.crypto import SecretUnavailable
-from penguinmails.errors import DomainError, IllegalTransition, NotFound, ValidationFailed
+from penguinmails.errors import DomainError, NotFound, ValidationFailed
 from penguinmails.queue.producer import enqueue
 from tenants.db import TenantConnection, require_schema
 from tenants.models import Tenant, User
@@ -167,36 +166,19 @@ def _require_capacity(tenant: Tenant) -> None:
 
 def transition_mailbox(
     mailbox: Mailbox, to: MailboxStatus, *, reason: str = "", actor: User | None = None
-) -> MailboxTransition:
-    """Move `mailbox` from the status it was read in to `to`, with a transition row.
+) -> Mailbox:
+    """Move `mailbox` from the status it was read in to `to` (logged), with its reason.
 
-    The read status is part of the UPDATE, so of two concurrent movers only one wins; the loser
-    gets IllegalTransition instead of overwriting a move it never saw.
+    Of two concurrent movers only one wins; the loser gets IllegalTransition instead of
+    overwriting a move it never saw.
     """
-    current = mailbox.status
-    if to not in MAILBOX_TRANSITIONS.get(current, frozenset()):
-        raise IllegalTransition(
-            f"{mailbox.address} cannot go from {MailboxStatus(current).label.lower()} "
-            f"to {MailboxStatus(to).label.lower()}."
-        )
-    fields: dict[str, Any] = {"status": to, "status_reason": reason[:500]}
+    fields: dict[str, Any] = {"status_reason": reason[:500]}
     if to == MailboxStatus.PAUSED:
         fields["paused_reason"] = reason[:500]
     elif to == MailboxStatus.ACTIVE:
         fields["paused_reason"] = ""
         fields["consecutive_failures"] = 0
-    moved = Mailbox.objects.filter(pk=mailbox.pk, status=current).update(**fields)
-    if moved == 0:
-        raise IllegalTransition(f"{mailbox.address} changed status meanwhile; reload and retry.")
-    for name, value in fields.items():
-        setattr(mailbox, name, value)
-    return MailboxTransition.objects.create(
-        mailbox=mailbox,
-        from_status=current,
-        to_status=to,
-        reason=reason[:500],
-        actor_email=_email_of(actor),
-    )
+    return states.transition(mailbox, to, reason=reason[:500], actor=actor, **fields)
 
 
 def _locked(mailbox_id: int) -> Mailbox:
@@ -473,13 +455,7 @@ def create_mailbox(
             created_by_email=_email_of(_actor(principal)),
         )
         _insert(mailbox)
-        MailboxTransition.objects.create(
-            mailbox=mailbox,
-            from_status=MailboxStatus.PENDING,
-            to_status=MailboxStatus.PENDING,
-            reason=f"created on {server.hostname}",
-            actor_email=_email_of(_actor(principal)),
-        )
+        states.note(mailbox, reason=f"created on {server.hostname}", actor=_actor(principal))
         audit(
             "mailbox.created",
             tenant=tenant,

@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from billing.entitlements import limits_for
 from infrastructure.mailu import MailuAuthError, MailuClient, MailuError
 from infrastructure.models import MailServer, MailServerKind, MailServerStatus
+from penguinmails import states
 from penguinmails.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
 from tenants.models import Tenant, User
 from tenants.services.audit import record as audit
@@ -260,8 +261,7 @@ def retire_shared_mail_server(server: MailServer, *, actor: User | None) -> Mail
         if locked.status == MailServerStatus.RETIRED:
             raise IllegalTransition(f"{locked.hostname} is already retired.")
         previous = locked.status
-        locked.status = MailServerStatus.RETIRED
-        locked.save(update_fields=["status"])
+        states.transition(locked, MailServerStatus.RETIRED, reason="retired", actor=actor)
         audit(
             "infra.shared_server_retired",
             actor=actor,

@@ -50,6 +50,7 @@ from infrastructure.providers import (
 )
 from infrastructure.services.mailservers import mailu_client_for
 from infrastructure.services.states import transition_ip, transition_vps
+from penguinmails import states
 from penguinmails.errors import Conflict, DomainError, IllegalTransition
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
@@ -551,13 +552,21 @@ def step_check_mail_server(vps: VpsInstance, job_id: int | None) -> None:
                 client.list_domains()
         except MailuError as exc:
             if exc.permanent:
-                MailServer.objects.filter(pk=server.pk).update(
-                    status=MailServerStatus.UNREACHABLE, last_error=str(exc)[:4000]
+                MailServer.objects.filter(pk=server.pk).update(last_error=str(exc)[:4000])
+                states.transition(
+                    MailServer.objects.filter(pk=server.pk),
+                    MailServerStatus.UNREACHABLE,
+                    reason=str(exc),
+                    actor=job_id,
                 )
             raise
     with transaction.atomic():
-        MailServer.objects.filter(pk=server.pk).update(
-            status=MailServerStatus.ACTIVE, last_error=""
+        MailServer.objects.filter(pk=server.pk).update(last_error="")
+        states.transition(
+            MailServer.objects.filter(pk=server.pk),
+            MailServerStatus.ACTIVE,
+            reason="Mailu's API answers" if server.kind == MailServerKind.MAILU else "sandbox",
+            actor=job_id,
         )
         VpsInstance.objects.filter(pk=vps.pk).update(last_error="")
         transition_vps(

@@ -10,8 +10,9 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django_tenants.utils import schema_exists
 
+from penguinmails import states
 from penguinmails.errors import IllegalTransition, ValidationFailed
-from tenants.models import TENANT_TRANSITIONS, Domain, Membership, Role, Tenant, TenantStatus, User
+from tenants.models import TENANT_STATES, Domain, Membership, Role, Tenant, TenantStatus, User
 from tenants.permissions import BuiltinRole
 from tenants.services import audit
 from tenants.services.schema_clone import clone_template_schema
@@ -116,12 +117,11 @@ def create_tenant(*, name: str, slug: str, owner: User, actor: User | None = Non
 
 def _transition(tenant: Tenant, to: TenantStatus, *, actor: User | None, reason: str) -> Tenant:
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
-    if to not in TENANT_TRANSITIONS[locked.status]:
+    if not TENANT_STATES.allows(locked.status, to):
         raise IllegalTransition(f"Tenant '{locked.slug}' is {locked.status}; cannot become {to}.")
     previous = locked.status
-    locked.status = to
-    locked.suspended_reason = reason if to == TenantStatus.SUSPENDED else ""
-    locked.save(update_fields=["status", "suspended_reason", "updated_at"])
+    suspended_reason = reason if to == TenantStatus.SUSPENDED else ""
+    states.transition(locked, to, reason=reason, actor=actor, suspended_reason=suspended_reason)
     audit.record(
         "tenant.status_changed",
         tenant=locked,

@@ -17,6 +17,7 @@ from deliverability.dns.verify import make_resolver
 from deliverability.models import DomainStatus, SendingDomain
 from deliverability.services.domains import add_domain
 from deliverability.services.states import transition
+from penguinmails import states
 from penguinmails.errors import IllegalTransition
 from penguinmails.sandbox.dns import ZoneRecord, ZoneStore
 from tests.conftest import Cast
@@ -36,7 +37,7 @@ def test_it_refuses_an_illegal_transition_and_records_legal_ones(cast: Cast) -> 
             transition(stale, DomainStatus.UNVERIFIED)  # read as pending, it moved since
         fresh = SendingDomain.objects.get(pk=domain.pk)
         assert fresh.status == DomainStatus.VERIFYING
-        assert [(t.from_status, t.to_status) for t in fresh.transitions.all()] == [
+        assert [(t.from_status, t.to_status) for t in states.history(fresh)] == [
             ("pending", "verifying")
         ]
 

@@ -13,6 +13,7 @@ from django_tenants.utils import schema_context
 from deliverability.dns.records import dkim_key_bits, generate_dkim_keypair
 from deliverability.models import DomainRecord, DomainStatus, RecordStatus, SendingDomain
 from deliverability.services.domains import add_domain, verify_domain
+from penguinmails import states
 from penguinmails.models import Job, JobStatus
 from penguinmails.sandbox.dns import SandboxDnsServer, ZoneRecord
 from tenants.models import AuditEvent
@@ -85,7 +86,7 @@ def test_it_publishes_to_the_sandbox_dns_and_verifies(
         p: RecordStatus.OK for p in ("mx", "spf", "dkim", "dmarc", "tracking")
     }
     with schema_context(cast.tenant.schema_name):
-        moves = [(t.from_status, t.to_status) for t in domain.transitions.all()]
+        moves = [(t.from_status, t.to_status) for t in states.history(domain)]
     assert moves == [("pending", "verifying"), ("verifying", "verified")]
     # The next check is a job scheduled for later, in this tenant.
     scheduled = Job.objects.get(task="domains.verify", status=JobStatus.QUEUED)
@@ -148,7 +149,7 @@ def test_it_flags_a_verified_domain_that_breaks_on_its_scheduled_check(
     domain = _reload(domain, cast.tenant)
     assert domain.status == DomainStatus.VERIFIED and domain.flagged_at is None
     with schema_context(cast.tenant.schema_name):
-        moves = [(t.from_status, t.to_status) for t in domain.transitions.all()]
+        moves = [(t.from_status, t.to_status) for t in states.history(domain)]
     assert moves[-3:] == [
         ("verified", "failing"),
         ("failing", "verifying"),

@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 from deliverability import smtp_pool
 from deliverability.models import Mailbox, MailboxStatus
 from deliverability.smtp_pool import Delivery, Outcome, SmtpPool
+from penguinmails import states
 from penguinmails.sandbox.smtp import open_maildir
 from tests.conftest import Cast
 from tests.fakes.imap import FakeImap
@@ -84,6 +85,6 @@ def test_it_pauses_a_mailbox_after_consecutive_failures_with_the_reason(
     assert "3 sends in a row failed" in stored.paused_reason
     assert "refused the connection" in stored.paused_reason
     with schema_context(cast.tenant.schema_name):
-        last = stored.transitions.order_by("-id").first()
+        last = states.history(stored, limit=1, newest_first=True)[0]
     assert last is not None and (last.from_status, last.to_status) == ("active", "paused")
-    assert last.actor_email == ""  # the system, not a person
+    assert last.actor == states.SYSTEM  # the system, not a person

@@ -30,6 +30,7 @@ from campaigns.models import (
 from campaigns.sending import pacing, scheduler
 from campaigns.sending.resolution import Resolution, access_message, resolve_unknown_message
 from campaigns.services import campaigns as svc
+from penguinmails import states
 from penguinmails.errors import DomainError, NotFound
 from tenants.management.commands.tenants import describe
 from tenants.models import Tenant
@@ -263,7 +264,7 @@ def campaign_status(campaign: Campaign) -> dict[str, Any]:
         sent=Count("id", filter=Q(sent_at__gte=midnight)),
         counted=Count("id", filter=Q(created_at__gte=midnight) & ~Q(status=MessageStatus.SKIPPED)),
     )
-    transitions = list(campaign.transitions.order_by("-created_at", "-id")[:LAST_TRANSITIONS])
+    transitions = states.history(campaign, limit=LAST_TRANSITIONS, newest_first=True)
     return {
         "id": campaign.pk,
         "name": campaign.name,
@@ -279,9 +280,9 @@ def campaign_status(campaign: Campaign) -> dict[str, Any]:
             {
                 "from": t.from_status,
                 "to": t.to_status,
-                "actor": t.actor_email,
+                "actor": "" if t.actor == states.SYSTEM else t.actor,
                 "reason": t.reason,
-                "at": t.created_at.isoformat(),
+                "at": t.at.isoformat(),
             }
             for t in reversed(transitions)
         ],

@@ -21,6 +21,7 @@ from campaigns.services.leads import (
     ImportTakenOver,
     _in_schema,
 )
+from penguinmails import states
 from tenants.models import Tenant
 from tenants.services.audit import record as audit
 
@@ -40,8 +41,12 @@ def run_import(
     if lead_import is None or lead_import.finished:
         return lead_import
     with transaction.atomic():
-        LeadImport.objects.filter(pk=import_id, status=ImportStatus.PENDING).update(
-            status=ImportStatus.RUNNING, started_at=timezone.now()
+        states.transition(
+            LeadImport.objects.filter(pk=import_id),
+            ImportStatus.RUNNING,
+            from_=[ImportStatus.PENDING],
+            actor=lead_import.job_id,
+            started_at=timezone.now(),
         )
     lead_import.refresh_from_db()
     try:
@@ -89,8 +94,14 @@ def _set_total(lead_import: LeadImport, total: int) -> None:
 
 def _finish(tenant: Tenant, lead_import: LeadImport, status: str, message: str) -> None:
     with transaction.atomic():
-        moved = LeadImport.objects.filter(pk=lead_import.pk, status=ImportStatus.RUNNING).update(
-            status=status, error_message=message[:500], finished_at=timezone.now()
+        moved = states.transition(
+            LeadImport.objects.filter(pk=lead_import.pk),
+            status,
+            from_=[ImportStatus.RUNNING],
+            reason=message,
+            actor=lead_import.job_id,
+            error_message=message[:500],
+            finished_at=timezone.now(),
         )
         if moved:
             lead_import.refresh_from_db()

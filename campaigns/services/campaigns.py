@@ -161,6 +161,20 @@ def _cleaned(data: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str
     out["stop_on_reply"] = bool(data.get("stop_on_reply"))
     out["track_opens"] = bool(data.get("track_opens"))
     out["plain_text_only"] = bool(data.get("plain_text_only"))
+    _clean_window(data, out, errors)
+    _clean_pacing(data, out, errors)
+    start_at = data.get("start_at")
+    if start_at is not None and (not isinstance(start_at, datetime) or start_at.tzinfo is None):
+        errors["start_at"] = ["Give a date and time with a timezone."]
+    out["start_at"] = start_at
+    _clean_targets(data, out, errors)
+    if errors:
+        raise _fail(errors, "The campaign was not saved")
+    return out
+
+
+def _clean_window(data: dict[str, Any], out: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """`_cleaned`'s sending window: the days of the week and the times of day."""
     days = _ids(data.get("window_days"))
     if not days or not set(days) <= set(range(7)):
         errors["window_days"] = ["Pick at least one day (0 = Monday … 6 = Sunday)."]
@@ -173,6 +187,10 @@ def _cleaned(data: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str
     elif isinstance(start, time) and start >= end:
         errors["window_end"] = ["The window must end after it starts (same day)."]
     out["window_start"], out["window_end"] = start, end
+
+
+def _clean_pacing(data: dict[str, Any], out: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """`_cleaned`'s pacing: the daily cap and the gaps between sends."""
     for field, low in (("daily_cap", 1), ("min_gap_seconds", 0), ("max_gap_seconds", 0)):
         try:
             value = int(data.get(field))  # type: ignore[arg-type]
@@ -188,10 +206,10 @@ def _cleaned(data: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str
         and out["min_gap_seconds"] > out["max_gap_seconds"]
     ):
         errors["max_gap_seconds"] = ["The largest gap must be at least the smallest."]
-    start_at = data.get("start_at")
-    if start_at is not None and (not isinstance(start_at, datetime) or start_at.tzinfo is None):
-        errors["start_at"] = ["Give a date and time with a timezone."]
-    out["start_at"] = start_at
+
+
+def _clean_targets(data: dict[str, Any], out: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """`_cleaned`'s lead lists and mailboxes: lists of ids that exist."""
     for field, model in (("lead_list_ids", LeadList), ("mailbox_ids", Mailbox)):
         ids = _ids(data.get(field))
         if ids is None:
@@ -202,9 +220,6 @@ def _cleaned(data: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str
         if unknown:
             errors[field] = [f"Unknown ids: {', '.join(map(str, unknown))}."]
         out[field] = ids
-    if errors:
-        raise _fail(errors, "The campaign was not saved")
-    return out
 
 
 def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:

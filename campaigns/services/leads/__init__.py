@@ -3,13 +3,15 @@
 Every function runs in the tenant's schema (dashboard and API on the tenant's host, the import
 job through the queue runner, commands inside `schema_context`). Writes are atomic and audited.
 
-One write path for every way leads arrive: `_write_batch` takes validated rows and creates,
-updates or skips them (the import job in batches, the bulk API in one). An address is stored
-lower-cased and unique, so the tenant has one lead per mailbox whatever the case. Suppressed
-addresses (or domains) are never created or updated.
+Two write paths, one set of rules. Leads given one at a time or in a bulk API call go through
+`writes._write_batch` (ORM rows, created, updated or skipped); a CSV import goes through the
+set-based importer in `campaigns/services/lead_import/` (COPY into staging, one upsert per batch).
+Both validate with the same `clean_lead`/`normalize_email` rules, store an address lower-cased and
+unique (one lead per mailbox whatever the case) and never create or update a suppressed address
+(or domain).
 
-An import is a `LeadImport` plus the job `leads.import`: the job counts the rows, then streams
-the file in batches of `LEAD_IMPORT_BATCH_SIZE`; each batch commits its leads, its failed rows
+An import is a `LeadImport` plus the job `leads.import`: the job streams the file in batches of
+`LEAD_IMPORT_BATCH_SIZE` (docs/leads.md); each batch commits its leads, its failed rows
 and the counts together, under a lock on the import row that checks `processed` is still where
 this run left it. So a re-run (a worker killed, the job re-queued) resumes after the last
 committed batch, and two runs at once cannot both count a batch.

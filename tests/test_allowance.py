@@ -157,7 +157,7 @@ def _message(
     step = SequenceStep.objects.get(campaign=campaign)
     lead = Lead.objects.order_by("pk")[n]
     message = Message.objects.create(
-        campaign=campaign, step=step, variant=step.variants.first(), lead=lead,
+        campaign=campaign, step=step, variant=step.variants.get(), lead=lead,
         mailbox=campaign.mailboxes.first(), to_email=lead.email, status=status,
         scheduled_for=created, created_at=created,
     )  # fmt: skip

@@ -2,14 +2,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from campaigns import (
-    views_campaigns,
-    views_leads,
-    views_messages,
-    views_stats,
-    views_suppressions,
-    views_templates,
-)
+from campaigns.views import campaigns as views_campaigns
+from campaigns.views import leads as views_leads
+from campaigns.views import messages as views_messages
+from campaigns.views import stats as views_stats
+from campaigns.views import suppressions as views_suppressions
+from campaigns.views import templates as views_templates
 
 app_name = "campaigns"
 urlpatterns = [

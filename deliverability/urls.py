@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from deliverability import views, views_mailboxes
+from deliverability.views import domains as views
+from deliverability.views import mailboxes as views_mailboxes
 
 app_name = "deliverability"
 urlpatterns = [

@@ -11,15 +11,15 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from campaigns.api_campaigns import CampaignViewSet, LeadRepliedView
-from campaigns.api_events import EventViewSet
-from campaigns.api_leads import LeadViewSet
-from campaigns.api_lists import LeadListViewSet, SuppressionViewSet
-from campaigns.api_messages import MessageViewSet
-from campaigns.api_stats import CampaignStatsView, OverviewView
-from campaigns.api_templates import TemplateViewSet
-from deliverability.api import DomainViewSet
-from deliverability.api_mailboxes import MailboxViewSet
+from campaigns.api.campaigns import CampaignViewSet, LeadRepliedView
+from campaigns.api.events import EventViewSet
+from campaigns.api.leads import LeadViewSet
+from campaigns.api.lists import LeadListViewSet, SuppressionViewSet
+from campaigns.api.messages import MessageViewSet
+from campaigns.api.stats import CampaignStatsView, OverviewView
+from campaigns.api.templates import TemplateViewSet
+from deliverability.api.domains import DomainViewSet
+from deliverability.api.mailboxes import MailboxViewSet
 from infrastructure.api import InfrastructureViewSet
 from penguinmails.api import schema as _schema  # noqa: F401  (registers the bearer scheme)
 from penguinmails.api.errors import not_found

@@ -1,6 +1,6 @@
 """Campaign pages: list, create, and the campaign page (settings, steps and variants while a
 draft; status buttons; once it left draft, its progress, statistics and chart from
-campaigns.views_stats). Every write calls a service in campaigns.services.campaigns."""
+campaigns.views.stats). Every write calls a service in campaigns.services.campaigns."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from campaigns.models import (
     LeadListMember,
 )
 from campaigns.services import campaigns as svc
-from campaigns.views_stats import days_of, stats_context
+from campaigns.views.stats import days_of, stats_context
 from deliverability.models import Mailbox
 from penguinmails import states
 from penguinmails.errors import NotFound, ValidationFailed

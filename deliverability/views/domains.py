@@ -1,5 +1,5 @@
 """Sending domain pages (every write calls a service in deliverability.services.domains); the
-mailbox pages are in views_mailboxes. Warm-up has no page until it is built (a later issue)."""
+mailbox pages are in views/mailboxes.py. Warm-up has no page until it is built (a later issue)."""
 
 from __future__ import annotations
 

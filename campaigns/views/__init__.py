@@ -1,0 +1,1 @@
+"""Dashboard pages of the campaigns app: one module per area (thin; services do the work)."""

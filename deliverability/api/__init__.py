@@ -1,0 +1,1 @@
+"""REST API of deliverability: sending domains and mailboxes (thin; services do the work)."""

@@ -1,0 +1,1 @@
+"""Dashboard pages of deliverability: sending domains and mailboxes (thin; services do the work)."""

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.utils import timezone
+
 from campaigns.models import MessageStatus
 from campaigns.sending.recovery import Recovered, recover_lost_sends
 from campaigns.sending.sql import fetch, update_from_values
-from penguinmails.models import LIVE_STATUSES
+from penguinmails.models import LIVE_STATUSES, RunningCampaign
 from penguinmails.queue.producer import JobSpec, enqueue, enqueue_many
 from tenants.models import Tenant
 
@@ -27,9 +29,15 @@ def schedule_key(tenant_id: int) -> str:
     return f"{SCHEDULE_TASK}:{tenant_id}"
 
 
-def request_schedule(tenant: Tenant) -> None:
-    """Ask for a scheduler run for this tenant now (start, resume); joins the caller's
-    transaction and is deduplicated with any live one."""
+def request_schedule(tenant: Tenant, *, campaign_id: int | None = None) -> None:
+    """Ask for a scheduler run for this tenant now (start, resume, a resent message); joins the
+    caller's transaction and is deduplicated with any live one. With `campaign_id`, that running
+    campaign is made due now too: the run visits only due campaigns, and one that just sent may
+    not be due again for minutes."""
+    if campaign_id is not None:
+        RunningCampaign.objects.filter(tenant=tenant, campaign_id=campaign_id).update(
+            next_run_at=timezone.now()
+        )
     enqueue(SCHEDULE_TASK, {}, tenant=tenant, idempotency_key=schedule_key(tenant.pk))
 
 

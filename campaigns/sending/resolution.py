@@ -76,7 +76,7 @@ def resolve_unknown_message(
                 )
             recovery.resend_unknown(locked.pk)
             if campaign.status == CampaignStatus.RUNNING:
-                request_schedule(principal.tenant)
+                request_schedule(principal.tenant, campaign_id=campaign.pk)
         else:
             recovery.accept_unknown(locked.pk)
         audit.record(

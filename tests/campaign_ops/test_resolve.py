@@ -5,15 +5,20 @@ of the second tenant (404)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db.models import Sum
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns.models import CampaignDailyStat, Message, MessageStatus
+from penguinmails.models import RunningCampaign
 from tenants.models import AuditEvent
 from tests.api.conftest import assert_error, key_client
 from tests.campaign_ops.conftest import World, messages_of, run
 from tests.conftest import Cast, client_for
+from tests.infra_lifecycle.conftest import run_jobs
 from tests.sending.conftest import run_send_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,6 +69,23 @@ def test_it_resends_an_unknown_message_through_the_api(cast: Cast, world: World)
     assert _reload(cast, unknown).status == MessageStatus.SENT
     copies = [m for m in world.sandbox.messages() if m["Message-ID"] == unknown.message_id]
     assert len(copies) == 2  # the same Message-ID: a receiver that has it drops the repeat
+
+
+def test_a_resent_message_goes_out_with_the_next_jobs_not_the_next_visit(
+    cast: Cast, world: World
+) -> None:
+    """The campaign is not due again for an hour; the resend makes it due, and the scheduler run
+    it asks for sends the message (no tick command, no waiting for the idle revisit)."""
+    unknown = _make_unknown(cast, world)
+    later = timezone.now() + dt.timedelta(hours=1)
+    RunningCampaign.objects.filter(campaign_id=world.launch.pk).update(next_run_at=later)
+    api = key_client(cast.tenant, role="member").client
+    response = api.post(f"/api/v1/messages/{unknown.pk}/resolve", {"action": "resend"})
+    assert response.status_code == 200, response.content
+    due = RunningCampaign.objects.get(tenant=cast.tenant, campaign_id=world.launch.pk)
+    assert due.next_run_at <= timezone.now()
+    run_jobs(limit=50)
+    assert _reload(cast, unknown).status == MessageStatus.SENT
 
 
 def test_it_accepts_an_unknown_message_as_sent_through_the_api(cast: Cast, world: World) -> None:

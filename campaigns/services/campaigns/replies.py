@@ -1,0 +1,75 @@
+"""Stop on reply: a lead marked replied gets nothing more from campaigns that stop on reply, and
+the reply is counted once in the rollups."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils.timezone import now
+
+from campaigns.models import (
+    CampaignLead,
+    EnrollmentStatus,
+    Lead,
+    LeadStatus,
+    Message,
+    MessageStatus,
+)
+from campaigns.services.campaigns.access import _actor, _in_schema
+from campaigns.services.stats import Bump, bump
+from penguinmails.errors import NotFound
+from tenants.permissions import Area, Level
+from tenants.services.access import Principal, require
+from tenants.services.audit import record as audit
+
+REPLYABLE = (MessageStatus.SENT, MessageStatus.UNKNOWN)
+
+
+def mark_lead_replied(principal: Principal, lead_id: int | str) -> Lead:
+    """Mark a lead replied: campaigns with stop_on_reply send it nothing more (its enrollments
+    there stop, the latest sent message of each gets replied_at and the `replied` rollup counts
+    it). Idempotent; the reply poller (later) calls this too. Unsubscribed or bounced leads keep
+    that stronger status."""
+    require(principal, Area.CAMPAIGNS, Level.WRITE)
+    _in_schema(principal)
+    with transaction.atomic():
+        try:
+            lead = Lead.objects.select_for_update().filter(pk=int(lead_id)).first()
+        except (TypeError, ValueError):
+            lead = None
+        if lead is None:
+            raise NotFound("No such lead.")
+        if lead.status == LeadStatus.ACTIVE:
+            lead.status = LeadStatus.REPLIED
+            lead.save(update_fields=["status", "updated_at"])
+            audit(
+                "lead.replied",
+                tenant=principal.tenant,
+                actor=_actor(principal),
+                lead_id=lead.pk,
+            )
+        _stop_on_reply(lead)
+    return lead
+
+
+def _stop_on_reply(lead: Lead) -> None:
+    at = now()
+    CampaignLead.objects.filter(
+        lead=lead, status=EnrollmentStatus.ACTIVE, campaign__stop_on_reply=True
+    ).update(status=EnrollmentStatus.STOPPED, next_due_at=None, stop_reason="Replied.")
+    increments = []
+    for campaign_id in lead.messages.values_list("campaign_id", flat=True).distinct():
+        latest = (
+            Message.objects.filter(
+                lead=lead, campaign_id=campaign_id, status__in=REPLYABLE, sent_at__isnull=False
+            )
+            .order_by("-sent_at", "-id")
+            .first()
+        )
+        if latest is None or latest.replied_at is not None:
+            continue
+        # Conditional, so two concurrent calls count the reply once.
+        if Message.objects.filter(pk=latest.pk, replied_at__isnull=True).update(replied_at=at):
+            increments.append(
+                Bump(campaign_id, latest.step_id, latest.variant_id, at.date(), "replied")
+            )
+    bump(increments)

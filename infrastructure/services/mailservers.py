@@ -50,7 +50,8 @@ def uses_shared_servers(tenant: Tenant) -> bool:
 
 def _local_stand_ins() -> bool:
     # The rule of get_vps_provider() (without building a provider): with the local provider the
-    # dedicated servers' mail servers are the sandbox too (provisioning._mail_server_for).
+    # dedicated servers' mail servers are the sandbox too
+    # (provisioning.mailserver._mail_server_for).
     choice = settings.VPS_PROVIDER or ("hostwinds" if settings.HOSTWIND_API_KEY else "local")
     return choice == "local"
 

@@ -11,14 +11,15 @@ Background steps are jobs on the durable queue, enqueued in the caller's transac
   whose `due` no longer matches the domain's `next_check_at` (a manual check ran meanwhile and
   scheduled its own successor) does nothing, so there is one live chain per domain;
 - `domains.unpublish`: remove a deleted domain's records from the provider.
+
+The records a domain must publish, and their stored verdicts, are built in `domain_records`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +40,6 @@ from deliverability.dns.providers import (
 from deliverability.dns.records import (
     DnsRecord,
     DnsRecordError,
-    DomainDnsSpec,
     RecordPurpose,
     RecordType,
     generate_dkim_keypair,
@@ -47,9 +47,17 @@ from deliverability.dns.records import (
     normalize_name,
 )
 from deliverability.dns.verify import CheckStatus, RecordCheck, verify_records
-from deliverability.models import DomainRecord, DomainStatus, RecordStatus, SendingDomain
+from deliverability.models import DomainStatus, SendingDomain
+from deliverability.services.domain_records import (
+    REQUIRED_PURPOSES,
+    _record_payload,
+    _spec_for,
+    _store_records,
+    expected_records,
+    sending_ips_for,
+)
+from deliverability.services.domain_records import dns_spec as dns_spec  # re-exported
 from deliverability.services.states import transition
-from infrastructure.services.ips import sending_ip_names, sending_ips
 from penguinmails.errors import DomainError, NotFound, ValidationFailed
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
@@ -66,17 +74,6 @@ UNPUBLISH_TASK = "domains.unpublish"
 # domain still being set up is re-checked hourly, so fixing DNS is noticed without a click.
 RECHECK_VERIFIED = timedelta(hours=6)
 RECHECK_UNSETTLED = timedelta(hours=1)
-# These decide verified/failing. PTR is set at the VPS provider and the DMARC report
-# authorisation lives in the platform's zone: shown and checked, but not the tenant's to fix.
-REQUIRED_PURPOSES = frozenset(
-    {
-        RecordPurpose.MX,
-        RecordPurpose.SPF,
-        RecordPurpose.DKIM,
-        RecordPurpose.DMARC,
-        RecordPurpose.TRACKING,
-    }
-)
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -152,76 +149,6 @@ def _dmarc_rua(raw: str | None) -> str:
         message = "Enter the email address that receives DMARC reports."
         raise ValidationFailed(message, fields={"dmarc_rua": [message]}) from None
     return address
-
-
-def sending_ips_for(tenant: Tenant) -> list[str]:
-    """The tenant's sending IPv4s, which SPF lists and PTR expects.
-
-    A tenant without IPs of its own yet (nothing provisioned, or a plan without dedicated IPs)
-    gets none: SPF then authorises the platform through `include:SENDING_SPF_INCLUDE`, a record
-    the platform keeps listing all its sending IPs.
-    """
-    return sending_ips(tenant)
-
-
-def dns_spec(
-    domain: SendingDomain, *, ips: list[str], ptr_names: Mapping[str, str] | None = None
-) -> DomainDnsSpec:
-    """An IP missing from `ptr_names` expects SENDING_MAIL_HOST as its reverse name."""
-    return DomainDnsSpec(
-        domain=domain.name,
-        mail_host=settings.SENDING_MAIL_HOST,
-        sending_ips=ips,
-        dkim_selector=domain.dkim_selector,
-        dkim_public_key=domain.dkim_public_key,
-        dmarc_rua=domain.dmarc_rua,
-        tracking_host=domain.tracking_host,
-        tracking_target=settings.TRACKING_CNAME_TARGET,
-        spf_includes=() if ips else (settings.SENDING_SPF_INCLUDE,),
-        ptr_names=dict(ptr_names or {}),
-    )
-
-
-def _spec_for(domain: SendingDomain, tenant: Tenant) -> DomainDnsSpec:
-    """PTR from one source: each IP's reverse name as infrastructure set it (the mail server
-    sending from it), so the domain page expects what the infrastructure page shows."""
-    names = sending_ip_names(tenant)
-    return dns_spec(domain, ips=list(names), ptr_names=names)
-
-
-def expected_records(domain: SendingDomain, *, tenant: Tenant) -> list[DnsRecord]:
-    """The records the domain must publish now (regenerated: the tenant's IPs may change)."""
-    return generate_domain_records(_spec_for(domain, tenant))
-
-
-def _store_records(
-    domain: SendingDomain, records: list[DnsRecord], checks: list[RecordCheck]
-) -> None:
-    verdicts = {id(c.record): c for c in checks}
-    now = timezone.now()
-    rows = []
-    for position, rec in enumerate(records):
-        check = verdicts.get(id(rec))
-        rows.append(
-            DomainRecord(
-                domain=domain,
-                position=position,
-                purpose=rec.purpose,
-                type=rec.type,
-                name=rec.name,
-                value=rec.value,
-                priority=rec.priority,
-                ttl=rec.ttl,
-                note=rec.note[:300],
-                required=rec.purpose in REQUIRED_PURPOSES,
-                status=RecordStatus(check.status) if check else RecordStatus.NOT_CHECKED,
-                found=list(check.found) if check else [],
-                fix=check.message if check and not check.ok else "",
-                checked_at=now if check else None,
-            )
-        )
-    DomainRecord.objects.filter(domain=domain).delete()
-    DomainRecord.objects.bulk_create(rows)
 
 
 def _actor(principal: Principal | None) -> User | None:
@@ -494,10 +421,6 @@ def remove_domain(principal: Principal, domain: SendingDomain) -> None:
         )
         enqueue(UNPUBLISH_TASK, {"name": locked.name, "records": records}, tenant=tenant)
         locked.delete()
-
-
-def _record_payload(record: DnsRecord) -> dict[str, Any]:
-    return {k: str(v) if k in ("type", "purpose") else v for k, v in asdict(record).items()}
 
 
 def unpublish_records(name: str, records: list[dict[str, Any]]) -> None:

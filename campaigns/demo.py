@@ -35,7 +35,7 @@ from campaigns.services import campaigns as campaign_service
 from campaigns.services.leads import create_leads
 from campaigns.services.templates import create_template
 from deliverability.dns.sandbox import all_tenants_sending_ips, publish_platform_names
-from deliverability.models import Mailbox, SendingDomain
+from deliverability.models import Mailbox, MailboxStatus, SendingDomain
 from deliverability.services.domains import add_domain
 from deliverability.services.mailboxes import create_mailbox
 from infrastructure.models import VpsInstance
@@ -255,7 +255,7 @@ def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None
         if Campaign.objects.filter(name=DEMO_CAMPAIGN).exists():
             return
         mailboxes = list(
-            Mailbox.objects.filter(address__endswith=f"@{DEMO_DOMAIN}", status="active")
+            Mailbox.objects.filter(address__endswith=f"@{DEMO_DOMAIN}", status=MailboxStatus.ACTIVE)
         )
         if not mailboxes:
             say("Demo campaign skipped: no active demo mailbox.")

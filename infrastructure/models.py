@@ -73,7 +73,7 @@ class VpsInstance(models.Model):
     tenant = models.ForeignKey(
         "tenants.Tenant", on_delete=models.PROTECT, related_name="vps_instances"
     )
-    provider = models.CharField(max_length=32)  # "hostwinds" | "local"
+    provider = models.CharField(max_length=32)  # a penguinmails.providers.VpsProviderName
     # Set as soon as the provider tells us, so a re-run step finds the server instead of buying.
     provider_id = models.CharField(max_length=64, blank=True, db_index=True)
     # Stable and unique: the provider's idempotency key for create_server.
@@ -189,7 +189,7 @@ class IpAddress(models.Model):
             # One live row per address; released rows keep their history.
             models.UniqueConstraint(
                 fields=["address"],
-                condition=~models.Q(status="released"),
+                condition=~models.Q(status=IpStatus.RELEASED),
                 name="infra_ip_unique_live_address",
             )
         ]

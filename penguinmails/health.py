@@ -10,6 +10,7 @@ from __future__ import annotations
 import smtplib
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -22,14 +23,21 @@ from penguinmails.queue.health import queue_metrics
 Check = Callable[[], dict[str, Any]]
 
 
+class Health(StrEnum):
+    """A check's and the whole answer's `status`."""
+
+    OK = "ok"
+    FAIL = "fail"
+
+
 def _timed(check: Check) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         detail = check()
         ok = bool(detail.pop("ok", True))
-        result: dict[str, Any] = {"status": "ok" if ok else "fail", **detail}
+        result: dict[str, Any] = {"status": Health.OK if ok else Health.FAIL, **detail}
     except Exception as exc:  # noqa: BLE001 - any failure is the answer we report
-        result = {"status": "fail", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        result = {"status": Health.FAIL, "error": f"{type(exc).__name__}: {exc}"[:300]}
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
 
@@ -100,9 +108,9 @@ def run_checks(path: str) -> tuple[int, dict[str, Any]]:
     else:
         checks = CHECKS[path]
     results = {name: _timed(check) for name, check in checks.items()}
-    healthy = all(r["status"] == "ok" for r in results.values())
+    healthy = all(r["status"] == Health.OK for r in results.values())
     body = {
-        "status": "ok" if healthy else "fail",
+        "status": Health.OK if healthy else Health.FAIL,
         "checks": results,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
     }

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 
 from penguinmails.env import env_bool, env_int, env_list, env_str
+from penguinmails.providers import DnsProviderName
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -335,7 +336,8 @@ LOGGING = {
 }
 
 # --- Infrastructure (issue 4: VPS providers, Mailu servers) ----------------------------------
-# "hostwinds" or "local"; empty chooses Hostwinds when HOSTWIND_API_KEY is set, else local.
+# A VpsProviderName (hostwinds or local); empty chooses Hostwinds when HOSTWIND_API_KEY is set,
+# else local.
 VPS_PROVIDER = env_str("VPS_PROVIDER", default="").strip().lower()
 HOSTWINDS_API_URL = env_str(
     "HOSTWINDS_API_URL", default="https://clients.hostwinds.com/cloud/api.php"
@@ -382,7 +384,9 @@ ALLOW_TEST_EMAIL_DOMAINS = env_bool("ALLOW_TEST_EMAIL_DOMAINS", default=DEBUG)
 DNS_RESOLVERS = env_list("DNS_RESOLVERS", default=[])
 DNS_TIMEOUT = float(env_int("DNS_TIMEOUT", default=3))
 # manual (the tenant publishes), local (the sandbox DNS server) or cloudflare.
-DNS_PROVIDER = env_str("DNS_PROVIDER", default="local" if DEBUG else "manual")
+DNS_PROVIDER = env_str(
+    "DNS_PROVIDER", default=DnsProviderName.LOCAL if DEBUG else DnsProviderName.MANUAL
+)
 CLOUDFLARE_API_TOKEN = env_str("CLOUDFLARE_API_TOKEN", default="")
 CLOUDFLARE_API_URL = env_str("CLOUDFLARE_API_URL", default="https://api.cloudflare.com/client/v4")
 # (The DKIM selector is MAILU_DKIM_SELECTOR: records use the one Mailu signs with.)

@@ -224,12 +224,13 @@ class RoleAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyAdmin):
+class InvitationAdmin(HistoryPanel, ReadOnlyAdmin):
     list_display = ("email", "tenant", "role", "status", "created_at", "expires_at")
     list_filter = ("status",)
     search_fields = ("email", "tenant__slug")
     list_select_related = ("tenant", "role")
     exclude = ("token_hash",)
+    readonly_fields = ("history",)
 
 
 # --- API keys and audit -----------------------------------------------------------------------

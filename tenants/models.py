@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
 
 from penguinmails.states import StateMachine
-from tenants.permissions import LEVEL_RANK, Area, Level
+from tenants.permissions import LEVEL_RANK, Area, BuiltinRole, Level
 
 
 class TenantStatus(models.TextChoices):
@@ -187,7 +187,7 @@ class Membership(models.Model):
 
     @property
     def is_owner(self) -> bool:
-        return self.role.is_builtin and self.role.slug == "owner"
+        return self.role.is_builtin and self.role.slug == BuiltinRole.OWNER
 
     def allows(self, area: Area | str, level: Level | str = Level.READ) -> bool:
         return self.is_active and self.role.allows(area, level)
@@ -221,7 +221,7 @@ class Invitation(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "email"],
-                condition=Q(status="pending"),
+                condition=Q(status=InvitationStatus.PENDING),
                 name="invitation_pending_unique",
             ),
         ]
@@ -232,6 +232,16 @@ class Invitation(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.status == InvitationStatus.PENDING and self.expires_at > timezone.now()
+
+
+# Expiry is a time (`expires_at`), not a status: an expired invitation stays pending until it is
+# accepted (refused: unusable), revoked, or replaced by a new one for the same address (revoked).
+INVITATION_TRANSITIONS: dict[str, set[str]] = {
+    InvitationStatus.PENDING: {InvitationStatus.ACCEPTED, InvitationStatus.REVOKED},
+    InvitationStatus.ACCEPTED: set(),
+    InvitationStatus.REVOKED: set(),
+}
+INVITATION_STATES = StateMachine(Invitation, INVITATION_TRANSITIONS)
 
 
 class ApiKey(models.Model):

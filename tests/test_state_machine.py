@@ -4,9 +4,11 @@ scheduled campaign that starts at its start time."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -18,10 +20,12 @@ from deliverability.services.mailboxes import transition_mailbox
 from deliverability.services.states import transition as transition_domain
 from infrastructure.models import VpsInstance, VpsStatus
 from penguinmails import states
-from penguinmails.errors import IllegalTransition
+from penguinmails.errors import Conflict, IllegalTransition
 from penguinmails.history.models import Transition
 from penguinmails.models import RunningCampaign, ScheduledCampaign
-from tenants.models import User
+from tenants.models import Invitation, InvitationStatus, Membership, Role, User
+from tenants.services.access import principal_for_membership
+from tenants.services.invitations import invite_member, revoke_invitation
 from tests.campaigns.test_campaigns import _parts, _principal, _ready
 from tests.conftest import PASSWORD, Cast, client_for
 
@@ -37,6 +41,7 @@ LIFECYCLES = {
     "campaigns.campaignlead",
     "campaigns.message",
     "tenants.tenant",
+    "tenants.invitation",
 }
 
 
@@ -76,14 +81,43 @@ def test_it_refuses_an_illegal_move_and_changes_nothing(cast: Cast) -> None:
     assert Transition.objects.count() == 0
 
 
+@pytest.mark.django_db(transaction=True)
 def test_it_lets_only_one_of_two_concurrent_movers_win(cast: Cast) -> None:
     vps = _vps(cast)
-    first, second = VpsInstance.objects.get(pk=vps.pk), VpsInstance.objects.get(pk=vps.pk)
-    states.transition(first, VpsStatus.CREATING, reason="one")
-    # The second read `requested` too: its conditional UPDATE finds no such row.
-    with pytest.raises(IllegalTransition, match="changed status meanwhile"):
-        states.transition(second, VpsStatus.FAILED, reason="two")
-    assert VpsInstance.objects.get(pk=vps.pk).status == VpsStatus.CREATING
+    barrier = threading.Barrier(2, timeout=10)
+    outcomes: dict[str, str] = {}
+
+    def mover(to: VpsStatus) -> None:
+        # Each thread has its own connection (Django's are per thread): two real sessions.
+        try:
+            mine = VpsInstance.objects.get(pk=vps.pk)  # both read `requested`
+            barrier.wait()
+            states.transition(mine, to, reason=f"race to {to}")
+            outcomes[to] = "won"
+        except IllegalTransition as exc:
+            outcomes[to] = exc.message
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=mover, args=(to,)) for to in (VpsStatus.CREATING, VpsStatus.FAILED)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == [VpsStatus.CREATING, VpsStatus.FAILED]
+    winners = [to for to, outcome in outcomes.items() if outcome == "won"]
+    assert len(winners) == 1, outcomes
+    (loser,) = set(outcomes) - set(winners)
+    assert "changed status meanwhile" in outcomes[loser]
+    assert VpsInstance.objects.get(pk=vps.pk).status == winners[0]
+    assert [(f, t) for f, t, _, _ in _log(vps)] == [("requested", winners[0])]
+
+
+def test_it_moves_a_queryset_only_from_the_given_statuses(cast: Cast) -> None:
+    vps = _vps(cast)
+    states.transition(vps, VpsStatus.CREATING, reason="one")
     rows = VpsInstance.objects.filter(pk=vps.pk)
     assert states.transition(rows, VpsStatus.WAITING_ACTIVE, from_=["creating"]) == 1
     assert states.transition(rows, VpsStatus.WAITING_ACTIVE, from_=["creating"]) == 0
@@ -91,6 +125,23 @@ def test_it_lets_only_one_of_two_concurrent_movers_win(cast: Cast) -> None:
         ("requested", "creating"),
         ("creating", "waiting_active"),
     ]
+
+
+def test_it_logs_an_invitations_moves(cast: Cast) -> None:
+    owner = principal_for_membership(Membership.objects.get(tenant=cast.tenant, user=cast.owner))
+    role = Role.objects.get(tenant=None, slug="member")
+    first = invite_member(owner, email="again@example.com", role=role)
+    Invitation.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    second = invite_member(owner, email="again@example.com", role=role)
+    assert _log(first) == [
+        ("pending", "revoked", "expired; replaced by a new invitation", cast.owner.email)
+    ]
+    revoke_invitation(owner, second)
+    assert _log(second) == [("pending", "revoked", "revoked", cast.owner.email)]
+    with pytest.raises(Conflict):
+        revoke_invitation(owner, second)
+    with pytest.raises(IllegalTransition):
+        states.transition(second, InvitationStatus.ACCEPTED)
 
 
 def test_it_logs_a_vps_move_with_its_job_as_actor(cast: Cast) -> None:

@@ -185,9 +185,9 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
     def create(self, request: Request) -> Response:
         result = leads.create_leads(self.principal, rows=[self._data(request)])
         (row,) = result.results
-        if row["status"] == "failed":
+        if row["status"] == leads.RowOutcome.FAILED:
             raise ValidationFailed("Invalid input.", fields=row["errors"])
-        if row["status"] == "skipped":
+        if row["status"] == leads.RowOutcome.SKIPPED:
             raise Conflict(f"Not created: {row['reason']}.")
         lead = self.get_queryset().get(pk=row["id"])
         return Response(LeadSerializer(lead).data, status=status.HTTP_201_CREATED)

@@ -39,7 +39,7 @@ class CampaignLead(models.Model):
             models.Index(
                 fields=["campaign", "next_due_at"],
                 name="enrollment_due_idx",
-                condition=models.Q(status="active"),
+                condition=models.Q(status=EnrollmentStatus.ACTIVE),
             )
         ]
 
@@ -126,7 +126,7 @@ class Message(models.Model):
             models.Index(
                 fields=["scheduled_for"],
                 name="message_queued_idx",
-                condition=models.Q(status="queued"),
+                condition=models.Q(status=MessageStatus.QUEUED),
             ),
             models.Index(fields=["lead"], name="message_lead_idx"),
         ]

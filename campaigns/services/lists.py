@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, QuerySet
 
-from campaigns.models import Lead, LeadList, Suppression, SuppressionReason
+from campaigns.models import CampaignStatus, Lead, LeadList, Suppression, SuppressionReason
 from campaigns.services import leads
 from penguinmails.errors import Conflict, NotFound, ValidationFailed
 from tenants.db import require_schema
@@ -85,9 +85,9 @@ def delete_list(principal: Principal, lead_list: LeadList) -> None:
     """Delete a list (its leads stay). A list a campaign still targets cannot go while that
     campaign is live."""
     _check(principal, Level.WRITE)
-    live = lead_list.campaigns.exclude(status__in=("completed", "archived")).values_list(
-        "name", flat=True
-    )
+    live = lead_list.campaigns.exclude(
+        status__in=(CampaignStatus.COMPLETED, CampaignStatus.ARCHIVED)
+    ).values_list("name", flat=True)
     if live:
         raise Conflict(f"Campaigns still use this list: {', '.join(live)}.")
     with transaction.atomic():

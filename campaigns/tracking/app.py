@@ -62,7 +62,9 @@ def _client_ip(environ: Environ) -> str:
     return str(environ.get("REMOTE_ADDR", ""))
 
 
-def _record(kind: str, token: tokens.Token, environ: Environ, *, url: str = "") -> None:
+def _record(
+    kind: tokens.TokenKind, token: tokens.Token, environ: Environ, *, url: str = ""
+) -> None:
     event = buffer.Event(
         kind=kind,
         tenant_id=token.tenant_id,
@@ -111,7 +113,7 @@ def open_pixel(environ: Environ, start_response: StartResponse, raw: str) -> lis
     try:
         if not raw.endswith(".gif"):
             raise tokens.BadToken("no .gif")
-        token = tokens.verify(raw[:-4], kind="o")
+        token = tokens.verify(raw[:-4], kind=tokens.TokenKind.OPEN)
     except tokens.BadToken:
         start_response("404 Not Found", _GIF_HEADERS)
         return [GIF]
@@ -124,7 +126,7 @@ def click(environ: Environ, start_response: StartResponse, raw: str) -> list[byt
     if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
         return _method_not_allowed(start_response, "GET, HEAD")
     try:
-        token = tokens.verify(raw, kind="c")
+        token = tokens.verify(raw, kind=tokens.TokenKind.CLICK)
     except tokens.BadToken:
         return _not_found(start_response)
     # The signature proves the sender put this URL in this message; it is checked again in case
@@ -168,7 +170,7 @@ def unsubscribe_page(environ: Environ, start_response: StartResponse, raw: str) 
     if method not in ("GET", "HEAD", "POST"):
         return _method_not_allowed(start_response, "GET, HEAD, POST")
     try:
-        token = tokens.verify(raw, kind="u")
+        token = tokens.verify(raw, kind=tokens.TokenKind.UNSUBSCRIBE)
     except tokens.BadToken:
         return _not_found(start_response)
     action = html.escape(PREFIX + "u/" + raw)
@@ -202,7 +204,11 @@ def unsubscribe_page(environ: Environ, start_response: StartResponse, raw: str) 
     return _page(start_response, "200 OK", "tracking/unsubscribed.html", {})
 
 
-_ROUTES = {"o": open_pixel, "c": click, "u": unsubscribe_page}
+_ROUTES = {
+    tokens.TokenKind.OPEN: open_pixel,
+    tokens.TokenKind.CLICK: click,
+    tokens.TokenKind.UNSUBSCRIBE: unsubscribe_page,
+}
 
 
 def tracking_app(environ: Environ, start_response: StartResponse) -> list[bytes]:

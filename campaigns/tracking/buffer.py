@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from campaigns.tracking.tokens import TokenKind
 from penguinmails.queue import live
 
 EVENTS_KEY = "tracking:events"
@@ -27,14 +28,14 @@ DEAD_KEY = "tracking:dead"
 DROPPED_KEY = "tracking:dropped"
 LOCK_KEY = "tracking:flush:lock"
 MAX_BATCH = 5000  # Lua's unpack() takes at most ~8,000 values
-OPEN, CLICK, UNSUBSCRIBE = "o", "c", "u"
+OPEN, CLICK, UNSUBSCRIBE = TokenKind.OPEN, TokenKind.CLICK, TokenKind.UNSUBSCRIBE
 
 
 @dataclass(frozen=True)
 class Event:
     """One hit as the endpoint saw it; the flusher decides whether a machine made it."""
 
-    kind: str  # OPEN, CLICK or UNSUBSCRIBE
+    kind: TokenKind
     tenant_id: int
     message_pk: int
     at: float  # Unix time
@@ -67,8 +68,8 @@ class Event:
             version, kind, tenant, message, at, ip, ua, url, head = item
             if version != 1 or kind not in (OPEN, CLICK, UNSUBSCRIBE):
                 return None
-            return cls(kind, int(tenant), int(message), float(at), str(ip), str(ua), str(url),
-                       bool(head))  # fmt: skip
+            return cls(TokenKind(kind), int(tenant), int(message), float(at), str(ip), str(ua),
+                       str(url), bool(head))  # fmt: skip
         except (ValueError, TypeError):
             return None
 

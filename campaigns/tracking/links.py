@@ -40,15 +40,15 @@ def trackable(url: str) -> bool:
 
 
 def open_url(base: str, tenant_id: int, message_pk: int) -> str:
-    return f"{base}/t/o/{tokens.sign('o', tenant_id, message_pk)}.gif"
+    return f"{base}/t/o/{tokens.sign(tokens.TokenKind.OPEN, tenant_id, message_pk)}.gif"
 
 
 def click_url(base: str, tenant_id: int, message_pk: int, url: str) -> str:
-    return f"{base}/t/c/{tokens.sign('c', tenant_id, message_pk, url)}"
+    return f"{base}/t/c/{tokens.sign(tokens.TokenKind.CLICK, tenant_id, message_pk, url)}"
 
 
 def unsubscribe_url(base: str, tenant_id: int, message_pk: int) -> str:
-    return f"{base}/t/u/{tokens.sign('u', tenant_id, message_pk)}"
+    return f"{base}/t/u/{tokens.sign(tokens.TokenKind.UNSUBSCRIBE, tenant_id, message_pk)}"
 
 
 MAILTO_PREFIX = "unsubscribe-"

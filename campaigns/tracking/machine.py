@@ -24,7 +24,9 @@ from functools import lru_cache
 
 from django.conf import settings
 
-OPEN, CLICK = "o", "c"
+from campaigns.tracking.tokens import TokenKind
+
+OPEN, CLICK = TokenKind.OPEN, TokenKind.CLICK
 
 # Security gateways and link-preview bots (case-insensitive substrings, matched as one regex).
 _SCANNERS = {
@@ -89,7 +91,7 @@ def classify(
     at: float,
     sent_at: float | None,
 ) -> str:
-    """Why a machine made this open (`kind` "o") or click ("c"), or "" for a person."""
+    """Why a machine made this open (`kind` OPEN) or click (CLICK), or "" for a person."""
     if head:
         return "HEAD request"
     ua = user_agent.strip()

@@ -22,12 +22,24 @@ import hmac
 import struct
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
 from django.conf import settings
 
 VERSION = "v1"
-KINDS = frozenset({"o", "c", "u"})  # open pixel, click, unsubscribe
+
+
+class TokenKind(StrEnum):
+    """What a token is for; the value is the one-letter path segment (`/t/<kind>/...`) and the
+    payload's kind field, so it never changes."""
+
+    OPEN = "o"  # the open pixel
+    CLICK = "c"
+    UNSUBSCRIBE = "u"
+
+
+KINDS = frozenset(TokenKind)
 _DAY = 86400
 
 
@@ -70,7 +82,7 @@ def sign(
 ) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown token kind {kind!r}")
-    if (kind == "c") != bool(url):
+    if (kind == TokenKind.CLICK) != bool(url):
         raise ValueError("a click token needs a URL, and only a click token has one")
     issued = today() if day is None else day
     parts = [VERSION, kind, str(int(tenant_id)), str(int(message_pk)), str(issued)]
@@ -123,7 +135,7 @@ def unsubscribe_tenant(token: str, max_age_days: int) -> int | None:
     """The tenant id of a valid unsubscribe token, None for a bad one (the sandbox's mail pages
     attribute captured messages with it: penguinmails.sandbox.scope)."""
     try:
-        return verify(token, kind="u", max_age_days=max_age_days).tenant_id
+        return verify(token, kind=TokenKind.UNSUBSCRIBE, max_age_days=max_age_days).tenant_id
     except BadToken:
         return None
 
@@ -156,4 +168,4 @@ def verify_mailto(text: str, *, max_age_days: int | None = None) -> Token:
     age = settings.TRACKING_TOKEN_MAX_AGE_DAYS if max_age_days is None else max_age_days
     if now - issued > age:
         raise BadToken("expired")
-    return Token("u", tenant_id, message_pk, issued)
+    return Token(TokenKind.UNSUBSCRIBE, tenant_id, message_pk, issued)

@@ -28,6 +28,7 @@ from deliverability.dns.records import (
     split_txt,
 )
 from penguinmails.http import HttpClient, RetryPolicy, TransportFailure
+from penguinmails.providers import DnsProviderName
 from penguinmails.sandbox.dns import ZoneRecord, ZoneStore
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def manual_instruction(record: DnsRecord, domain: str) -> str:
 class ManualDnsProvider:
     """The tenant publishes; we give the instructions and verify afterwards."""
 
-    key = "manual"
+    key: str = DnsProviderName.MANUAL
 
     def publish(self, domain: str, records: Sequence[DnsRecord]) -> list[PublishOutcome]:
         domain = normalize_name(domain)
@@ -128,7 +129,7 @@ class LocalDnsProvider:
     PTR and other zones' records are published too: verification then sees what production
     would once every party has done its part."""
 
-    key = "local"
+    key: str = DnsProviderName.LOCAL
 
     def __init__(self, store: ZoneStore) -> None:
         self.store = store
@@ -396,7 +397,7 @@ def _matches(existing: CloudflareRecord, record: DnsRecord) -> bool:
 
 
 class CloudflareDnsProvider:
-    key = "cloudflare"
+    key: str = DnsProviderName.CLOUDFLARE
 
     def __init__(self, client: CloudflareClient) -> None:
         self.client = client
@@ -451,13 +452,13 @@ def provider_from_settings() -> DnsProvider:
     """The provider named by settings.DNS_PROVIDER (manual, local or cloudflare)."""
     from django.conf import settings
 
-    key = getattr(settings, "DNS_PROVIDER", "manual")
-    if key == "local":
+    key = getattr(settings, "DNS_PROVIDER", DnsProviderName.MANUAL)
+    if key == DnsProviderName.LOCAL:
         return LocalDnsProvider(ZoneStore(settings.SANDBOX_DNS_ZONES))
-    if key == "cloudflare":
+    if key == DnsProviderName.CLOUDFLARE:
         return CloudflareDnsProvider(
             CloudflareClient(settings.CLOUDFLARE_API_TOKEN, base_url=settings.CLOUDFLARE_API_URL)
         )
-    if key == "manual":
+    if key == DnsProviderName.MANUAL:
         return ManualDnsProvider()
     raise DnsProviderError(f"Unknown DNS_PROVIDER {key!r}.", permanent=True)

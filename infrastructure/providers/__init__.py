@@ -20,6 +20,7 @@ from infrastructure.providers.base import (
 )
 from infrastructure.providers.hostwinds import HostwindsProvider
 from infrastructure.providers.local import LocalProvider
+from penguinmails.providers import DnsProviderName, VpsProviderName
 
 __all__ = [
     "HostwindsProvider",
@@ -37,8 +38,10 @@ __all__ = [
 
 def get_vps_provider() -> VpsProvider:
     """The provider the settings choose. Cheap to call: build one per job, not per process."""
-    choice = settings.VPS_PROVIDER or ("hostwinds" if settings.HOSTWIND_API_KEY else "local")
-    if choice == "hostwinds":
+    choice = settings.VPS_PROVIDER or (
+        VpsProviderName.HOSTWINDS if settings.HOSTWIND_API_KEY else VpsProviderName.LOCAL
+    )
+    if choice == VpsProviderName.HOSTWINDS:
         if not settings.HOSTWIND_API_KEY:
             raise ImproperlyConfigured("VPS_PROVIDER is hostwinds but HOSTWIND_API_KEY is not set.")
         return HostwindsProvider(
@@ -48,11 +51,13 @@ def get_vps_provider() -> VpsProvider:
             user_data_field=settings.HOSTWINDS_USER_DATA_FIELD,
             order_ip_action=settings.HOSTWINDS_ORDER_IP_ACTION,
         )
-    if choice == "local":
+    if choice == VpsProviderName.LOCAL:
         return LocalProvider(
             settings.LOCAL_VPS_STATE_FILE,
             max_secondary_ips=settings.LOCAL_VPS_MAX_SECONDARY_IPS,
             # The sandbox is the whole DNS: reverse DNS set here is served there, with its A.
-            dns_zones=settings.SANDBOX_DNS_ZONES if settings.DNS_PROVIDER == "local" else None,
+            dns_zones=settings.SANDBOX_DNS_ZONES
+            if settings.DNS_PROVIDER == DnsProviderName.LOCAL
+            else None,
         )
     raise ImproperlyConfigured(f"VPS_PROVIDER must be 'hostwinds' or 'local', got {choice!r}.")

@@ -37,6 +37,7 @@ from infrastructure.providers.base import (
     ServerStatus,
 )
 from penguinmails.http import HttpClient, RetryPolicy, TransportFailure
+from penguinmails.providers import VpsProviderName
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def normalise_status(instance: Mapping[str, Any]) -> tuple[ServerStatus, str]:
 class HostwindsProvider:
     """`VpsProvider` on the Hostwinds Cloud API."""
 
-    name = "hostwinds"
+    name: str = VpsProviderName.HOSTWINDS
 
     def __init__(
         self,

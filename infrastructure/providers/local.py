@@ -31,6 +31,7 @@ from infrastructure.providers.base import (
     ServerRef,
     ServerStatus,
 )
+from penguinmails.providers import VpsProviderName
 from penguinmails.sandbox.dns import ZoneRecord, ZoneStore
 
 # 127.0.0.1 is where our own sandbox servers listen; hand out addresses above it.
@@ -59,7 +60,7 @@ class _State(TypedDict):
 class LocalProvider:
     """`VpsProvider` that only keeps records."""
 
-    name = "local"
+    name: str = VpsProviderName.LOCAL
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
+from penguinmails import states
 from penguinmails.errors import (
     Conflict,
     DomainError,
@@ -84,8 +85,12 @@ def invite_member(principal: Principal, *, email: str, role: Role) -> Invitation
                 fields={"email": [f"{address} already has a pending invitation; revoke it first."]},
             )
         # An expired invitation still holds the "one pending per address" slot: retire it.
-        pending.status = InvitationStatus.REVOKED
-        pending.save(update_fields=["status"])
+        states.transition(
+            pending,
+            InvitationStatus.REVOKED,
+            reason="expired; replaced by a new invitation",
+            actor=principal.user,
+        )
     signals.member_seat_requested.send(sender=Tenant, tenant=tenant)  # billing: plan seats
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
@@ -149,8 +154,7 @@ def revoke_invitation(principal: Principal, invitation: Invitation) -> Invitatio
         raise NotFound("No such invitation.")
     if locked.status != InvitationStatus.PENDING:
         raise Conflict(f"This invitation is already {locked.get_status_display().lower()}.")
-    locked.status = InvitationStatus.REVOKED
-    locked.save(update_fields=["status"])
+    states.transition(locked, InvitationStatus.REVOKED, reason="revoked", actor=principal.user)
     audit.record(
         "invitation.revoked",
         tenant=principal.tenant,
@@ -230,9 +234,13 @@ def accept_invitation(
         membership.role = invitation.role
         membership.save(update_fields=["is_active", "deactivated_at", "role"])
     # An active member keeps their current role: an invitation never demotes anyone.
-    invitation.status = InvitationStatus.ACCEPTED
-    invitation.accepted_at = timezone.now()
-    invitation.save(update_fields=["status", "accepted_at"])
+    states.transition(
+        invitation,
+        InvitationStatus.ACCEPTED,
+        reason="accepted",
+        actor=user,
+        accepted_at=timezone.now(),
+    )
     audit.record(
         "invitation.accepted",
         tenant=tenant,

@@ -21,7 +21,9 @@ def _active_owner_count(membership: Membership) -> int:
 
 
 def _guard_owner_rules(principal: Principal, target: Membership, new_role: Role | None) -> None:
-    making_owner = new_role is not None and new_role.is_builtin and new_role.slug == "owner"
+    making_owner = (
+        new_role is not None and new_role.is_builtin and new_role.slug == BuiltinRole.OWNER
+    )
     if (target.is_owner or making_owner) and not principal.is_owner:
         raise PermissionDenied("Only an owner can change an owner or make someone owner.")
     if target.is_owner and target.is_active and _active_owner_count(target) <= 1:
@@ -41,7 +43,7 @@ def change_member_role(principal: Principal, membership: Membership, *, role: Ro
     target = Membership.objects.select_for_update().select_related("role").get(pk=membership.pk)
     if target.role_id == role.pk:
         return target
-    if not (role.is_builtin and role.slug == "owner"):
+    if not (role.is_builtin and role.slug == BuiltinRole.OWNER):
         _guard_owner_rules(principal, target, role)
     elif not principal.is_owner:
         raise PermissionDenied("Only an owner can make someone owner.")

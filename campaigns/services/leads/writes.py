@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
@@ -30,11 +31,20 @@ from tenants.services.audit import record as audit
 BULK_LIMIT = 1000
 
 
+class RowOutcome(StrEnum):
+    """What a bulk write did with one input row (the API's `results[].status`)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    SKIPPED = "skipped"  # with a reason: suppressed, or a duplicate under the skip policy
+    FAILED = "failed"  # with the field errors
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one input: created, updated, skipped (reason) or failed (errors)."""
 
-    status: str
+    status: RowOutcome
     lead_id: int | None = None
     reason: str = ""
     errors: dict[str, list[str]] | None = None
@@ -94,10 +104,10 @@ def _write_batch(
     now = timezone.now()
     new: dict[str, Lead] = {}
     changed: dict[str, Lead] = {}
-    plan: list[tuple[str, str, str]] = []  # (status, email, reason)
+    plan: list[tuple[RowOutcome, str, str]] = []  # (status, email, reason)
     for data in inputs:
         if data.email in suppressed:
-            plan.append(("skipped", data.email, suppressed[data.email]))
+            plan.append((RowOutcome.SKIPPED, data.email, suppressed[data.email]))
             continue
         lead = existing.get(data.email) or new.get(data.email)
         if lead is None:
@@ -111,15 +121,15 @@ def _write_batch(
                 **data.fields,
             )
             new[data.email] = lead
-            plan.append(("created", data.email, ""))
+            plan.append((RowOutcome.CREATED, data.email, ""))
         elif duplicates == DuplicatePolicy.SKIP:
-            plan.append(("skipped", data.email, "duplicate: the lead exists"))
+            plan.append((RowOutcome.SKIPPED, data.email, "duplicate: the lead exists"))
         else:
             _merge(lead, data)
             lead.updated_at = now
             if data.email in existing:
                 changed[data.email] = lead
-            plan.append(("updated", data.email, ""))
+            plan.append((RowOutcome.UPDATED, data.email, ""))
     # ignore_conflicts: a lead created meanwhile by another request keeps its values instead of
     # failing the whole batch; ids are read back below either way.
     Lead.objects.bulk_create(new.values(), ignore_conflicts=True)
@@ -127,7 +137,7 @@ def _write_batch(
         Lead.objects.bulk_update(changed.values(), _UPDATABLE)
     ids = dict(
         Lead.objects.filter(
-            email__in=[e for s, e, _ in plan if s != "skipped" or e in existing]
+            email__in=[e for s, e, _ in plan if s != RowOutcome.SKIPPED or e in existing]
         ).values_list("email", "id")
     )
     if lead_list is not None:
@@ -204,14 +214,16 @@ def create_leads(
         results: list[dict[str, Any]] = []
         for index in range(len(rows)):
             if index in failures:
-                results.append({"index": index, "status": "failed", "errors": failures[index]})
+                results.append(
+                    {"index": index, "status": RowOutcome.FAILED, "errors": failures[index]}
+                )
                 continue
             o = by_index[index]
             entry: dict[str, Any] = {"index": index, "status": o.status, "id": o.lead_id}
             if o.reason:
                 entry["reason"] = o.reason
             results.append(entry)
-        counts = {s: sum(1 for r in results if r["status"] == s) for s in _STATUSES}
+        counts = {s.value: sum(1 for r in results if r["status"] == s) for s in RowOutcome}
         audit(
             "leads.bulk_create",
             tenant=principal.tenant,
@@ -220,9 +232,6 @@ def create_leads(
             **counts,
         )
     return BulkResult(results=results, **counts)
-
-
-_STATUSES = ("created", "updated", "skipped", "failed")
 
 
 def update_lead(principal: Principal, lead: Lead, *, changes: dict[str, Any]) -> Lead:

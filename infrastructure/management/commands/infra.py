@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from infrastructure.management.commands import _infra_shared
-from infrastructure.models import VpsInstance
+from infrastructure.models import VpsInstance, VpsStatus
 from infrastructure.services import overview as reads
 from infrastructure.services.ips import find_ip, migrate_ip, quarantine_ip
 from infrastructure.services.provisioning import (
@@ -120,9 +120,9 @@ class Command(BaseCommand):
             for vps in VpsInstance.objects.filter(pk__in=ids):
                 if seen[vps.pk] != vps.status:
                     seen[vps.pk] = vps.status
-                    note = f" ({vps.last_error})" if vps.status == "failed" else ""
+                    note = f" ({vps.last_error})" if vps.status == VpsStatus.FAILED else ""
                     self.stdout.write(f"{vps.name}: {vps.status}{note}")
-        failed = [v.name for v in VpsInstance.objects.filter(pk__in=ids, status="failed")]
+        failed = [v.name for v in VpsInstance.objects.filter(pk__in=ids, status=VpsStatus.FAILED)]
         if failed:
             raise CommandError(f"Failed: {', '.join(failed)}.")
 

@@ -44,6 +44,7 @@ from infrastructure.services.ips import reverse_dns_names
 from infrastructure.services.provisioning import provision_infrastructure
 from penguinmails.errors import Conflict
 from penguinmails.models import CLAIMABLE_STATUSES, Job
+from penguinmails.providers import DnsProviderName
 from penguinmails.queue import runner
 from penguinmails.sandbox.dns import ZoneRecord, ZoneStore, start_sandbox_dns
 from tenants.db import TenantConnection
@@ -130,7 +131,7 @@ def _publish_platform_names(*, say: Callable[[str], None]) -> None:
     tracking target) into the sandbox zone, once the server's IPs exist, and every IP's reverse
     DNS with its forward A (the local VPS provider publishes these as it sets them; republished
     here so a zone made before that, or lost, is complete again). docs/dns.md."""
-    if settings.DNS_PROVIDER != "local":
+    if settings.DNS_PROVIDER != DnsProviderName.LOCAL:
         return
     zones = ZoneStore(settings.SANDBOX_DNS_ZONES)
     names = reverse_dns_names()

@@ -28,6 +28,7 @@ from infrastructure.mailu import MailuAuthError, MailuClient, MailuError
 from infrastructure.models import MailServer, MailServerKind, MailServerStatus
 from penguinmails import states
 from penguinmails.errors import Conflict, IllegalTransition, NotFound, ValidationFailed
+from penguinmails.providers import VpsProviderName
 from tenants.models import Tenant, User
 from tenants.services.audit import record as audit
 
@@ -52,8 +53,10 @@ def _local_stand_ins() -> bool:
     # The rule of get_vps_provider() (without building a provider): with the local provider the
     # dedicated servers' mail servers are the sandbox too
     # (provisioning.mailserver._mail_server_for).
-    choice = settings.VPS_PROVIDER or ("hostwinds" if settings.HOSTWIND_API_KEY else "local")
-    return choice == "local"
+    choice = settings.VPS_PROVIDER or (
+        VpsProviderName.HOSTWINDS if settings.HOSTWIND_API_KEY else VpsProviderName.LOCAL
+    )
+    return choice == VpsProviderName.LOCAL
 
 
 def shared_mail_server(tenant: Tenant | None = None) -> MailServer | None:

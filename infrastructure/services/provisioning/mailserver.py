@@ -16,6 +16,7 @@ from infrastructure.models import (
 from infrastructure.services.mailservers import mailu_client_for
 from infrastructure.services.states import transition_vps
 from penguinmails import states
+from penguinmails.providers import VpsProviderName
 from tenants.services.audit import record as audit
 
 
@@ -63,7 +64,7 @@ def step_check_mail_server(vps: VpsInstance, job_id: int | None) -> None:
 
 def _mail_server_for(vps: VpsInstance) -> MailServer:
     """The VPS's mail server row, created once (one per VPS)."""
-    if vps.provider == "local":
+    if vps.provider == VpsProviderName.LOCAL:
         # No real Mailu behind loopback addresses: the sandbox SMTP server stands in.
         defaults = {
             "tenant": vps.tenant,

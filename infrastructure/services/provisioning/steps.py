@@ -25,6 +25,7 @@ from infrastructure.models import (
 from infrastructure.providers import ProviderError, ServerStatus, VpsProvider, get_vps_provider
 from infrastructure.services.states import transition_ip, transition_vps
 from penguinmails.errors import DomainError, IllegalTransition
+from penguinmails.providers import VpsProviderName
 from penguinmails.queue.producer import enqueue
 from tenants.services.audit import record as audit
 
@@ -51,7 +52,7 @@ def _poll_delay(polls: int) -> timedelta:
 
 
 def _location(provider: VpsProvider) -> str:
-    return settings.HOSTWINDS_LOCATION_ID if provider.name == "hostwinds" else "local"
+    return settings.HOSTWINDS_LOCATION_ID if provider.name == VpsProviderName.HOSTWINDS else "local"
 
 
 def _provider_for(vps: VpsInstance) -> VpsProvider:
@@ -154,7 +155,7 @@ def step_create(vps: VpsInstance, job_id: int | None) -> None:
         transition_vps(vps, VpsStatus.CREATING, reason="ordering the server", job_id=job_id)
     provider = _provider_for(vps)
     user_data = user_data_for(vps)
-    if vps.provider == "hostwinds":
+    if vps.provider == VpsProviderName.HOSTWINDS:
         plan_id = settings.HOSTWINDS_PLAN_IDS.get(vps.size, "")
         if not plan_id:
             raise ProviderError(

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from deliverability.inbound.dsn import ADDRESS
+from deliverability.inbound.dsn import ADDRESS, original_recipient
 from deliverability.inbound.parse import content_type, header, part_text, walk
 
 _FEEDBACK_TYPES = {"message/feedback-report"}
@@ -40,7 +40,8 @@ def complaint(message: Message, notes: list[str]) -> Complaint | None:
     if report is not None or str(report_type).lower() == "feedback-report":
         fields = _fields(report) if report is not None else {}
         recipient = fields.get("original-rcpt-to") or fields.get("removal-recipient") or ""
-        found = ADDRESS.search(recipient) or _embedded_recipient(message, notes)
+        found = (ADDRESS.search(recipient) or _embedded_recipient(message, notes)
+                 or original_recipient(message, notes))
         address = found if isinstance(found, str) or found is None else found.group(0)
         return Complaint(
             recipient=address.lower() if address else None,

@@ -73,8 +73,8 @@ _TEXT: tuple[tuple[Reason, re.Pattern[str]], ...] = tuple(
          r"not a valid mailbox|unknown address|no longer (valid|available)|"
          r"recipient not found|account .{0,30}(disabled|inactive)|not our customer|"
          r"user doesn't have"),
-        (Reason.MAILBOX_DISABLED, r"disabled|suspended|inactive|deactivated|expired account|"
-         r"mailbox (is )?(locked|frozen)"),
+        (Reason.MAILBOX_DISABLED, r"(account|mailbox|user|address) (has been |is )?"
+         r"(disabled|suspended|inactive|deactivated|locked|frozen)|expired account"),
         (Reason.DNS, r"host (or domain name )?not found|domain not found|no mx|"
          r"name service error|host unknown|unknown host|no such domain|nxdomain|"
          r"domain (does not|doesn't) exist|unroutable|mx (record|lookup)"),

@@ -153,8 +153,8 @@ JOB_STATES = StateMachine(
 class RunningCampaign(models.Model):
     """The public index of campaigns that are running, one row per (tenant, campaign), so the
     scheduler's beat tick visits only tenants with work instead of looping over every schema.
-    Written by the campaign state machine in the same transaction as the status change (a
-    tenant schema's transaction can write public tables: one database, one connection)."""
+    Written only through `penguinmails.indexes` (by the campaign state machine, in the same
+    transaction as the status change: one database, one connection, and by the scheduler)."""
 
     tenant = models.ForeignKey(
         "tenants.Tenant", on_delete=models.CASCADE, related_name="running_campaigns"
@@ -177,7 +177,7 @@ class RunningCampaign(models.Model):
 class ScheduledCampaign(models.Model):
     """The public index of campaigns waiting in `scheduled` for their start time, one row per
     (tenant, campaign): the beat entry `campaigns-start-due` starts the due ones without looping
-    over every schema. Written by the campaign state machine in the status change's
+    over every schema. Written only through `penguinmails.indexes`, in the status change's
     transaction, like RunningCampaign."""
 
     tenant = models.ForeignKey(

@@ -12,7 +12,8 @@ from django.utils import timezone
 from campaigns.models import MessageStatus
 from campaigns.sending.recovery import Recovered, recover_lost_sends
 from campaigns.sending.sql import fetch, update_from_values
-from penguinmails.models import LIVE_STATUSES, RunningCampaign
+from penguinmails import indexes
+from penguinmails.models import LIVE_STATUSES
 from penguinmails.queue.producer import JobSpec, enqueue, enqueue_many
 from tenants.models import Tenant
 
@@ -35,9 +36,7 @@ def request_schedule(tenant: Tenant, *, campaign_id: int | None = None) -> None:
     campaign is made due now too: the run visits only due campaigns, and one that just sent may
     not be due again for minutes."""
     if campaign_id is not None:
-        RunningCampaign.objects.filter(tenant=tenant, campaign_id=campaign_id).update(
-            next_run_at=timezone.now()
-        )
+        indexes.set_next_run(tenant.pk, [campaign_id], timezone.now())
     enqueue(SCHEDULE_TASK, {}, tenant=tenant, idempotency_key=schedule_key(tenant.pk))
 
 

@@ -50,8 +50,8 @@ from campaigns.sending.enrollments import enrol
 from campaigns.sending.pacing import IN_FLIGHT, MAX_PER_RUN, capacity
 from campaigns.sending.sql import fetch
 from campaigns.services.campaigns import transition_to
+from penguinmails import indexes
 from penguinmails.errors import DomainError
-from penguinmails.models import RunningCampaign
 from penguinmails.queue.producer import JobSpec, enqueue_many
 from tenants.models import Tenant
 from tenants.services.access import operator_principal
@@ -67,13 +67,7 @@ def tick(*, now: datetime | None = None) -> int:
     """Enqueue one schedule job per tenant with a running campaign due; returns how many. A
     tenant whose schedule job is still live is not given a second one (idempotency key)."""
     moment = now or timezone.now()
-    tenant_ids = sorted(
-        set(
-            RunningCampaign.objects.filter(next_run_at__lte=moment).values_list(
-                "tenant_id", flat=True
-            )
-        )
-    )
+    tenant_ids = indexes.due_running_tenants(moment)
     if not tenant_ids:
         return 0
     # A suspended tenant gets no work: its index rows stay due, so reactivation resumes at once.
@@ -125,11 +119,8 @@ def schedule_tenant(
     """Run the scheduler for each running campaign of `tenant` (those due in the public index,
     or every running one with only_due=False). Call in the tenant's schema."""
     moment = now or timezone.now()
-    index = RunningCampaign.objects.filter(tenant=tenant)
-    if only_due:
-        index = index.filter(next_run_at__lte=moment)
     report = TenantReport()
-    campaign_ids = sorted(index.values_list("campaign_id", flat=True))
+    campaign_ids = indexes.running_campaigns(tenant.pk, due_at=moment if only_due else None)
     hold = sending_holds([tenant.pk]).get(tenant.pk, "")
     if hold:
         # Enqueued before a suspension (or asked for by hand): nothing is scheduled, swept or
@@ -155,14 +146,14 @@ def schedule_campaign(
         if campaign is None:
             exists = Campaign.objects.filter(pk=campaign_id).values_list("status", flat=True)
             if not exists:
-                RunningCampaign.objects.filter(tenant=tenant, campaign_id=campaign_id).delete()
+                indexes.unindex_running(tenant.pk, campaign_id)
                 report.skipped = "gone"
             else:
                 report.skipped = "busy (another scheduler or a status change holds it)"
             return report
         report.name = campaign.name
         if campaign.status != CampaignStatus.RUNNING:
-            RunningCampaign.objects.filter(tenant=tenant, campaign_id=campaign_id).delete()
+            indexes.unindex_running(tenant.pk, campaign_id)
             report.skipped = f"not running ({campaign.status})"
             return report
         _Run(tenant, campaign, moment, report).run()
@@ -235,9 +226,7 @@ class _Run:
                 next_run = min(next_run, max(due_at, self.now + REVISIT))
             if c.start_at is not None and c.start_at > self.now:
                 next_run = min(next_run, c.start_at)
-        RunningCampaign.objects.filter(tenant=self.tenant, campaign_id=c.pk).update(
-            next_run_at=next_run
-        )
+        indexes.set_next_run(self.tenant.pk, [c.pk], next_run)
         report.next_run_at = next_run
 
 

@@ -11,9 +11,8 @@ from campaigns.models import Campaign, CampaignStatus
 from campaigns.sending.dispatch import request_schedule
 from campaigns.sending.enrollments import enrol
 from campaigns.services.campaigns.access import _actor, _fail, _in_schema, _lock_draft
-from penguinmails import states
+from penguinmails import indexes, states
 from penguinmails.errors import IllegalTransition, NotFound
-from penguinmails.models import RunningCampaign, ScheduledCampaign
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
@@ -102,20 +101,15 @@ def _index_running(principal: Principal, campaign: Campaign) -> None:
     """Keep the public indexes of running campaigns (the scheduler's list of work) and of
     scheduled ones (`campaigns.services.starts`) in step with the status, in the same
     transaction."""
+    tenant_id = principal.tenant.pk
     if campaign.status == CampaignStatus.SCHEDULED:
-        ScheduledCampaign.objects.update_or_create(
-            tenant=principal.tenant,
-            campaign_id=campaign.pk,
-            defaults={"start_at": campaign.start_at or now()},
-        )
+        indexes.index_scheduled(tenant_id, campaign.pk, start_at=campaign.start_at or now())
     else:
-        ScheduledCampaign.objects.filter(tenant=principal.tenant, campaign_id=campaign.pk).delete()
+        indexes.unindex_scheduled(tenant_id, campaign.pk)
     if campaign.status == CampaignStatus.RUNNING:
-        RunningCampaign.objects.update_or_create(
-            tenant=principal.tenant, campaign_id=campaign.pk, defaults={"next_run_at": now()}
-        )
+        indexes.index_running(tenant_id, campaign.pk, next_run_at=now())
     else:
-        RunningCampaign.objects.filter(tenant=principal.tenant, campaign_id=campaign.pk).delete()
+        indexes.unindex_running(tenant_id, campaign.pk)
 
 
 def schedule_campaign(principal: Principal, campaign: Campaign) -> Campaign:

@@ -1,0 +1,97 @@
+"""The public indexes of campaign work (docs/sending.md, "Who writes what"): the only writer of
+`running_campaigns` (RunningCampaign: the scheduler's list of running campaigns and its next
+visit) and `scheduled_campaigns` (ScheduledCampaign: campaigns waiting for their start time).
+
+The campaigns app calls these in the same transaction as the change that causes them (a tenant
+schema's transaction can write public tables: one database, one connection). Writes are
+set-based where the caller has a set; the reads answer the beat entries without a loop over
+every tenant schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from penguinmails.models import RunningCampaign, ScheduledCampaign
+
+
+# --- running ---------------------------------------------------------------------------------
+def index_running(tenant_id: int, campaign_id: int, *, next_run_at: datetime) -> None:
+    """Put a running campaign in the index (or move its next visit when already there)."""
+    RunningCampaign.objects.update_or_create(
+        tenant_id=tenant_id, campaign_id=campaign_id, defaults={"next_run_at": next_run_at}
+    )
+
+
+def unindex_running(tenant_id: int, campaign_id: int) -> int:
+    """Take a campaign out of the running index; returns how many rows went (0 or 1)."""
+    deleted, _ = RunningCampaign.objects.filter(
+        tenant_id=tenant_id, campaign_id=campaign_id
+    ).delete()
+    return deleted
+
+
+def set_next_run(tenant_id: int, campaign_ids: Collection[int], at: datetime) -> int:
+    """Move the scheduler's next visit of these indexed campaigns to `at`, in one statement;
+    campaigns not in the index are left out. Returns how many rows moved."""
+    if not campaign_ids:
+        return 0
+    return RunningCampaign.objects.filter(
+        tenant_id=tenant_id, campaign_id__in=list(campaign_ids)
+    ).update(next_run_at=at)
+
+
+def due_running_tenants(moment: datetime) -> list[int]:
+    """Ids of the tenants with a running campaign due at `moment`, sorted."""
+    rows = RunningCampaign.objects.filter(next_run_at__lte=moment).values_list(
+        "tenant_id", flat=True
+    )
+    return sorted(set(rows))
+
+
+def running_campaigns(tenant_id: int, *, due_at: datetime | None = None) -> list[int]:
+    """Ids of the tenant's indexed running campaigns (those due at `due_at`, when given), sorted."""
+    rows = RunningCampaign.objects.filter(tenant_id=tenant_id)
+    if due_at is not None:
+        rows = rows.filter(next_run_at__lte=due_at)
+    return sorted(rows.values_list("campaign_id", flat=True))
+
+
+# --- scheduled -------------------------------------------------------------------------------
+def index_scheduled(tenant_id: int, campaign_id: int, *, start_at: datetime) -> None:
+    """Put a scheduled campaign in the index with its start time (or move its start time)."""
+    ScheduledCampaign.objects.update_or_create(
+        tenant_id=tenant_id, campaign_id=campaign_id, defaults={"start_at": start_at}
+    )
+
+
+def unindex_scheduled(tenant_id: int, campaign_id: int) -> int:
+    """Take a campaign out of the scheduled index; returns how many rows went (0 or 1)."""
+    deleted, _ = ScheduledCampaign.objects.filter(
+        tenant_id=tenant_id, campaign_id=campaign_id
+    ).delete()
+    return deleted
+
+
+def due_scheduled(moment: datetime, *, tenant_status: str | None = None) -> list[ScheduledCampaign]:
+    """The scheduled campaigns whose start time has come at `moment`, oldest start first, with
+    their tenant loaded; only tenants in `tenant_status` when given (a read)."""
+    rows: QuerySet[ScheduledCampaign] = ScheduledCampaign.objects.filter(start_at__lte=moment)
+    if tenant_status is not None:
+        rows = rows.filter(tenant__status=tenant_status)
+    return list(rows.select_related("tenant").order_by("start_at", "id"))
+
+
+__all__ = [
+    "due_running_tenants",
+    "due_scheduled",
+    "index_running",
+    "index_scheduled",
+    "running_campaigns",
+    "set_next_run",
+    "unindex_running",
+    "unindex_scheduled",
+]

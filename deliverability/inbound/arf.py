@@ -15,10 +15,10 @@ from deliverability.inbound.dsn import ADDRESS, original_recipient
 from deliverability.inbound.parse import content_type, header, part_text, walk
 
 _FEEDBACK_TYPES = {"message/feedback-report"}
-_FBL_SENDERS = re.compile(r"@(hotmail|outlook|live|msn)\.com|staff@|fbl|feedback|abuse",
-                          re.IGNORECASE)
-_FBL_SUBJECT = re.compile(r"complaint about message|abuse report|feedback report",
-                          re.IGNORECASE)
+_FBL_SENDERS = re.compile(
+    r"@(hotmail|outlook|live|msn)\.com|staff@|fbl|feedback|abuse", re.IGNORECASE
+)
+_FBL_SUBJECT = re.compile(r"complaint about message|abuse report|feedback report", re.IGNORECASE)
 _HOTMAIL_RECIPIENT = re.compile(r"^X-HmXmrOriginalRecipient:\s*(\S+)", re.IGNORECASE | re.M)
 
 
@@ -31,7 +31,7 @@ class Complaint:
 
 
 def complaint(message: Message, notes: list[str]) -> Complaint | None:
-    report_type = (message.get_param("report-type") or "")
+    report_type = message.get_param("report-type") or ""
     report = None
     for part in walk(message, notes):
         if content_type(part) in _FEEDBACK_TYPES:
@@ -40,16 +40,21 @@ def complaint(message: Message, notes: list[str]) -> Complaint | None:
     if report is not None or str(report_type).lower() == "feedback-report":
         fields = _fields(report) if report is not None else {}
         recipient = fields.get("original-rcpt-to") or fields.get("removal-recipient") or ""
-        found = (ADDRESS.search(recipient) or _embedded_recipient(message, notes)
-                 or original_recipient(message, notes))
+        found = (
+            ADDRESS.search(recipient)
+            or _embedded_recipient(message, notes)
+            or original_recipient(message, notes)
+        )
         address = found if isinstance(found, str) or found is None else found.group(0)
         return Complaint(
             recipient=address.lower() if address else None,
             feedback_type=(fields.get("feedback-type") or "abuse").lower(),
         )
     hotmail = _embedded_recipient(message, notes)
-    if hotmail and (_FBL_SENDERS.search(header(message, "From"))
-                    or _FBL_SUBJECT.search(header(message, "Subject"))):
+    if hotmail and (
+        _FBL_SENDERS.search(header(message, "From"))
+        or _FBL_SUBJECT.search(header(message, "Subject"))
+    ):
         return Complaint(recipient=hotmail.lower(), feedback_type="abuse")
     return None
 

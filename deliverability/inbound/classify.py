@@ -68,25 +68,34 @@ class Classification:
         }
 
 
-_DAEMON = re.compile(r"mailer-daemon|postmaster|mail delivery (subsystem|system)|"
-                     r"mail-daemon|mailerdaemon|\bmdaemon\b|bounce", re.IGNORECASE)
+_DAEMON = re.compile(
+    r"mailer-daemon|postmaster|mail delivery (subsystem|system)|"
+    r"mail-daemon|mailerdaemon|\bmdaemon\b|bounce",
+    re.IGNORECASE,
+)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|non.?deliver|delivery (status|failure|failed|has failed|problem|"
     r"notification|report|error)|returned mail|failure notice|mail delivery failed|"
     r"could not be delivered|not delivered|returned to sender|bounce|mail system error|"
     r"permanent error|unzustellbar|delivery incomplete|error sending|failed delivery|"
     r"rejected|warning: could not|mail failure|delivery final failure|message you sent",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _UNSUBSCRIBE = re.compile(r"^\s*unsubscribe\b\s*(\S+)?", re.IGNORECASE)
-_REPLY_SUBJECT = re.compile(r"^\s*(re|aw|sv|vs|antw|réf|ref|rif|odp)\s*(\[\d+\])?\s*:",
-                            re.IGNORECASE)
+_REPLY_SUBJECT = re.compile(
+    r"^\s*(re|aw|sv|vs|antw|réf|ref|rif|odp)\s*(\[\d+\])?\s*:", re.IGNORECASE
+)
 
 
 def classify(raw: bytes) -> Classification:
     parsed = parse_bytes(raw)
     message, notes = parsed.message, parsed.notes
-    verdict = (_complaint(message, notes) or _ses(message) or _bounce(message, notes)
-               or _other(message, notes))
+    verdict = (
+        _complaint(message, notes)
+        or _ses(message)
+        or _bounce(message, notes)
+        or _other(message, notes)
+    )
     verdict.notes = list(dict.fromkeys(notes))
     return verdict
 
@@ -147,23 +156,31 @@ def _ses(message: Message) -> Classification | None:
     original = ses.original_message_id(data)
     if data.get("notificationType") == "Complaint":
         addresses, feedback = ses.complained(data)
-        return Classification(kind=Kind.COMPLAINT, recipients=[Recipient(a) for a in addresses],
-                              original_message_id=original, feedback_type=feedback)
+        return Classification(
+            kind=Kind.COMPLAINT,
+            recipients=[Recipient(a) for a in addresses],
+            original_message_id=original,
+            feedback_type=feedback,
+        )
     failures = ses.bounce_failures(data)
     if data.get("notificationType") != "Bounce" or not failures:
         return None
-    return Classification(kind=Kind.BOUNCE, recipients=[_recipient(f) for f in failures],
-                          original_message_id=original)
+    return Classification(
+        kind=Kind.BOUNCE, recipients=[_recipient(f) for f in failures], original_message_id=original
+    )
 
 
-def _fill_from_text(failures: list[dsn.Failure], message: Message, notes: list[str]
-                    ) -> list[dsn.Failure]:
+def _fill_from_text(
+    failures: list[dsn.Failure], message: Message, notes: list[str]
+) -> list[dsn.Failure]:
     """A report whose blocks state no code or reply: the prose beside it usually does."""
     if all(f.status and f.remote_reply for f in failures):
         return failures
     text = dsn.bounce_text(message, notes)
-    by_address = {f.address: f for f in dsn.text_failures(
-        text, exclude=set(), known=[f.address for f in failures])}
+    by_address = {
+        f.address: f
+        for f in dsn.text_failures(text, exclude=set(), known=[f.address for f in failures])
+    }
     for failure in failures:
         prose = by_address.get(failure.address)
         if prose is None:
@@ -191,11 +208,15 @@ def _recipient(failure: dsn.Failure) -> Recipient:
 _BOUNCE_PROSE = re.compile(
     r"could not be delivered|undeliverable|delivery (has )?failed|permanent (fatal )?error|"
     r"was not delivered|returned mail|unable to deliver|error delivering|delivery failure|"
-    r"message you sent .{0,40}(rejected|blocked)", re.IGNORECASE)
+    r"message you sent .{0,40}(rejected|blocked)",
+    re.IGNORECASE,
+)
 
 
 def _looks_like_bounce(message: Message, notes: list[str]) -> bool:
-    if _DAEMON.search(header(message, "From")) or _BOUNCE_SUBJECT.search(header(message, "Subject")):
+    if _DAEMON.search(header(message, "From")) or _BOUNCE_SUBJECT.search(
+        header(message, "Subject")
+    ):
         return True
     if content_type(message) == "multipart/report" or message.get("X-Failed-Recipients"):
         return True
@@ -216,8 +237,9 @@ def _other(message: Message, notes: list[str]) -> Classification:
     text = _full_text(message)
     unsubscribe = _UNSUBSCRIBE.match(subject)
     if unsubscribe or header(message, "X-Apple-Unsubscribe").lower() == "true":
-        return Classification(kind=Kind.UNSUBSCRIBE,
-                              unsubscribe_token=unsubscribe.group(1) if unsubscribe else None)
+        return Classification(
+            kind=Kind.UNSUBSCRIBE, unsubscribe_token=unsubscribe.group(1) if unsubscribe else None
+        )
     if autoreply.is_auto_reply(message, text):
         return Classification(kind=Kind.AUTO_REPLY, return_date=autoreply.return_date(text))
     if message.get("In-Reply-To") or message.get("References") or _REPLY_SUBJECT.match(subject):

@@ -22,8 +22,13 @@ from flufl.bounce import all_failures
 from deliverability.inbound.parse import content_type, header, part_text, walk
 
 _STATUS_TYPES = {"message/delivery-status", "message/global-delivery-status"}
-_ORIGINAL_TYPES = {"message/rfc822", "text/rfc822-headers", "message/global",
-                   "message/global-headers", "message/partial"}
+_ORIGINAL_TYPES = {
+    "message/rfc822",
+    "text/rfc822-headers",
+    "message/global",
+    "message/global-headers",
+    "message/partial",
+}
 _FAILED_ACTIONS = {"failed", "delayed", ""}
 
 STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
@@ -31,7 +36,9 @@ SMTP_CODE = re.compile(r"(?<![\d.#-])([45][0-7]\d)(?=[ -]|$)", re.MULTILINE)
 ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _NOT_RECIPIENT = re.compile(
     r"^(postmaster|mailer-daemon|mail-daemon|mailerdaemon|abuse|noreply|no-reply|root|"
-    r"hostmaster|double-bounce|bounce|bounces|mdaemon)@", re.IGNORECASE)
+    r"hostmaster|double-bounce|bounce|bounces|mdaemon)@",
+    re.IGNORECASE,
+)
 # Where the returned original begins in a plain-text bounce: addresses after it are not failures.
 _ORIGINAL_START = re.compile(
     r"^.{0,10}(-{2,}|={2,}|\*{2,}|#{2,}).{0,5}(original message|returned message|"
@@ -40,7 +47,8 @@ _ORIGINAL_START = re.compile(
     r"|^\s*(-{2,} )?(original message follows|the original message (was|is)|"
     r"bounced e-mail:|--- below this line|content-type: message/rfc822|"
     r"------ this is a copy of the message|received: from )",
-    re.IGNORECASE | re.MULTILINE)
+    re.IGNORECASE | re.MULTILINE,
+)
 _MESSAGE_ID = re.compile(r"^message-id:\s*(<[^>\s]{3,250}>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -74,7 +82,9 @@ def delivery_status_failures(message: Message, notes: list[str]) -> list[Failure
 
 
 _INLINE_BLOCK = re.compile(
-    r"^(?:Final|Original)-Recipient:.*?(?=\n[ \t]*\n|\n--|\Z)", re.IGNORECASE | re.MULTILINE | re.DOTALL)
+    r"^(?:Final|Original)-Recipient:.*?(?=\n[ \t]*\n|\n--|\Z)",
+    re.IGNORECASE | re.MULTILINE | re.DOTALL,
+)
 
 
 def inline_status_failures(message: Message, notes: list[str]) -> list[Failure]:
@@ -102,8 +112,11 @@ def _status_blocks(part: Message) -> list[Message]:
         return [p for p in payload if isinstance(p, Message)]
     # Encoded or malformed: re-read the text as blank-line-separated header blocks.
     text = part_text(part).replace("\r\n", "\n")
-    return [Parser().parsestr(chunk.strip() + "\n\n", headersonly=True)
-            for chunk in re.split(r"\n\s*\n", text) if chunk.strip()]
+    return [
+        Parser().parsestr(chunk.strip() + "\n\n", headersonly=True)
+        for chunk in re.split(r"\n\s*\n", text)
+        if chunk.strip()
+    ]
 
 
 def _from_block(block: Message) -> Failure | None:
@@ -179,8 +192,9 @@ def text_failures(text: str, *, exclude: set[str], known: list[str]) -> list[Fai
     for index, (at, address) in enumerate(spots):
         if address not in wanted or address in failures:
             continue
-        end = min(at + 1200, *(s for s, _ in spots[index + 1 :] if s > at + len(address) + 80),
-                  len(text))
+        end = min(
+            at + 1200, *(s for s, _ in spots[index + 1 :] if s > at + len(address) + 80), len(text)
+        )
         failures[address] = _failure_near(address, text[at:end])
     for address in known:
         failures.setdefault(address, Failure(address=address))

@@ -53,7 +53,9 @@ def parse_bytes(raw: bytes, *, max_bytes: int = MAX_BYTES) -> Parsed:
         message.set_payload(body.decode("utf-8", "replace"))
         del message["Content-Type"]
     if message.defects:
-        notes.append("MIME defects: " + ", ".join(sorted({type(d).__name__ for d in message.defects})))
+        notes.append(
+            "MIME defects: " + ", ".join(sorted({type(d).__name__ for d in message.defects}))
+        )
     return Parsed(message=message, notes=notes)
 
 

@@ -18,7 +18,7 @@ MAX_JSON = 512 * 1024
 def notification(text: str) -> dict[str, Any] | None:
     """The SES notification in a mail body, or None when the body is not one."""
     start = text.find("{")
-    if start < 0 or start > 200 or 'notificationType' not in text[:MAX_JSON]:
+    if start < 0 or start > 200 or "notificationType" not in text[:MAX_JSON]:
         return None
     try:
         data, _ = json.JSONDecoder(strict=False).raw_decode(text[start:MAX_JSON])
@@ -40,19 +40,24 @@ def bounce_failures(data: dict[str, Any]) -> list[Failure]:
         if not isinstance(entry, dict) or "@" not in str(entry.get("emailAddress", "")):
             continue
         status = str(entry.get("status") or "") or ("5.0.0" if permanent else "4.0.0")
-        failures.append(Failure(
-            address=str(entry["emailAddress"]).lower(),
-            status=status,
-            remote_reply=str(entry.get("diagnosticCode") or bounce.get("bounceSubType") or ""),
-            action=str(entry.get("action") or ""),
-        ))
+        failures.append(
+            Failure(
+                address=str(entry["emailAddress"]).lower(),
+                status=status,
+                remote_reply=str(entry.get("diagnosticCode") or bounce.get("bounceSubType") or ""),
+                action=str(entry.get("action") or ""),
+            )
+        )
     return failures
 
 
 def complained(data: dict[str, Any]) -> tuple[list[str], str]:
     complaint = data.get("complaint") or {}
-    addresses = [str(e.get("emailAddress")).lower() for e in complaint.get("complainedRecipients")
-                 or [] if isinstance(e, dict) and e.get("emailAddress")]
+    addresses = [
+        str(e.get("emailAddress")).lower()
+        for e in complaint.get("complainedRecipients") or []
+        if isinstance(e, dict) and e.get("emailAddress")
+    ]
     return addresses, str(complaint.get("complaintFeedbackType") or "abuse").lower()
 
 

@@ -17,7 +17,11 @@ ROOT = Path(settings.BASE_DIR)
 def inbound(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "inbound", *args],
-        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -31,8 +35,12 @@ def test_it_prints_one_json_line_per_file(corpus: Path) -> None:
     last = lines[-1]
     assert last["kind"] == "bounce"
     assert last["recipients"][0] == {
-        "address": "userunknown@bouncehammer.jp", "status": "5.1.1", "class": "hard",
-        "reason": "user_unknown", "remote_reply": last["recipients"][0]["remote_reply"]}
+        "address": "userunknown@bouncehammer.jp",
+        "status": "5.1.1",
+        "class": "hard",
+        "reason": "user_unknown",
+        "remote_reply": last["recipients"][0]["remote_reply"],
+    }
 
 
 @pytest.mark.slow

@@ -62,8 +62,9 @@ def test_it_finds_the_failed_recipient_and_stated_status_in_95_percent(corpus: P
         statuses = re.findall(rb"^Status:\s*([245]\.\d{1,3}\.\d{1,3})", raw, re.M | re.I)
         if statuses:
             stated += 1
-            matched += bool(verdict.recipients and
-                            (verdict.recipients[0].status or "").encode() in statuses)
+            matched += bool(
+                verdict.recipients and (verdict.recipients[0].status or "").encode() in statuses
+            )
     assert found / bounces >= 0.95, (found, bounces)
     assert matched / stated >= 0.95, (matched, stated)
 

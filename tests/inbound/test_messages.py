@@ -30,14 +30,18 @@ def test_it_reads_an_unsubscribe_mail_with_its_token() -> None:
 
 
 def test_it_reads_a_human_reply() -> None:
-    raw = (b"From: a@example.com\nTo: b@sender.example\nSubject: Re: Our offer\n"
-           b"In-Reply-To: <m1@sender.example>\n\nSounds good, call me.\n")
+    raw = (
+        b"From: a@example.com\nTo: b@sender.example\nSubject: Re: Our offer\n"
+        b"In-Reply-To: <m1@sender.example>\n\nSounds good, call me.\n"
+    )
     assert classify(raw).kind == Kind.REPLY
 
 
 def test_it_survives_malformed_mime() -> None:
-    raw = (b"From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail\n"
-           b"Content-Type: multipart/report; boundary=\"nope\n\n--other\n\x80\xff garbage\n")
+    raw = (
+        b"From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail\n"
+        b'Content-Type: multipart/report; boundary="nope\n\n--other\n\x80\xff garbage\n'
+    )
     verdict = classify(raw)
     assert verdict.kind in Kind
 
@@ -53,8 +57,11 @@ def test_it_truncates_a_20_mb_message_with_a_reason() -> None:
 
 def test_it_stops_walking_thousands_of_parts() -> None:
     parts = b"".join(b"--b\nContent-Type: text/plain\n\npart %d\n" % i for i in range(5000))
-    raw = (b"From: x@example.com\nSubject: many\nContent-Type: multipart/mixed; boundary=b\n\n"
-           + parts + b"--b--\n")
+    raw = (
+        b"From: x@example.com\nSubject: many\nContent-Type: multipart/mixed; boundary=b\n\n"
+        + parts
+        + b"--b--\n"
+    )
     verdict = classify(raw)
     assert verdict.kind == Kind.OTHER
     assert f"stopped after {MAX_PARTS} parts" in verdict.notes
@@ -68,13 +75,17 @@ def test_it_drops_nul_bytes_in_headers() -> None:
 
 
 def test_it_reads_an_unknown_charset_as_utf8() -> None:
-    raw = (b"From: MAILER-DAEMON@x.example\nSubject: =?x-klingon?q?foo?=\n"
-           b"Content-Type: text/plain; charset=x-klingon\n\n"
-           b"<gone@example.org>: host mx said: 550 5.1.1 no such user\n")
+    raw = (
+        b"From: MAILER-DAEMON@x.example\nSubject: =?x-klingon?q?foo?=\n"
+        b"Content-Type: text/plain; charset=x-klingon\n\n"
+        b"<gone@example.org>: host mx said: 550 5.1.1 no such user\n"
+    )
     verdict = classify(raw)
     assert verdict.kind == Kind.BOUNCE
     assert (verdict.recipients[0].address, verdict.recipients[0].status) == (
-        "gone@example.org", "5.1.1")
+        "gone@example.org",
+        "5.1.1",
+    )
 
 
 def test_it_survives_deep_nesting() -> None:

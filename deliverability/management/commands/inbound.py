@@ -24,8 +24,11 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="subcommand", required=True)
         parse = sub.add_parser("parse", help="Classify message files (or directories of them).")
         parse.add_argument("paths", nargs="+", metavar="PATH")
-        parse.add_argument("--details", action="store_true",
-                           help="Add notes (what was cut or repaired), return_date, unsubscribe token.")
+        parse.add_argument(
+            "--details",
+            action="store_true",
+            help="Add notes (what was cut or repaired), return_date, unsubscribe token.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         paths = [Path(p) for p in options["paths"]]
@@ -39,8 +42,11 @@ class Command(BaseCommand):
             verdict = classify(raw)
             line: dict[str, Any] = {"file": str(path), **verdict.as_json()}
             if options["details"]:
-                line.update(notes=verdict.notes, return_date=verdict.return_date,
-                            unsubscribe_token=verdict.unsubscribe_token)
+                line.update(
+                    notes=verdict.notes,
+                    return_date=verdict.return_date,
+                    unsubscribe_token=verdict.unsubscribe_token,
+                )
             self.stdout.write(json.dumps(line, ensure_ascii=False))
 
 

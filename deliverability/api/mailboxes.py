@@ -3,6 +3,10 @@
 /api/v1/mailboxes (list, create, retrieve, PATCH daily_limit, delete), POST
 /api/v1/mailboxes/{id}/test (the live connection test's report), /pause and /resume. Passwords
 are write-only: accepted on create, never in any response.
+
+`sent_today` and `remaining_today` come from deliverability's allowance (docs/sending.md, "How
+much a mailbox may send"): one allowance query for a whole page of the list, one for a single
+mailbox.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from rest_framework.response import Response
 
 from deliverability.models import Mailbox, MailboxKind, Security
 from deliverability.services import mailboxes as service
+from deliverability.services.allowance import Allowance, allowance_for
 from deliverability.services.mailbox_probe import vet_servers
 from tenants.models import Tenant
 from tenants.permissions import Area
@@ -27,7 +32,14 @@ SECURITY_HELP = "One of: " + ", ".join(Security.values) + "."
 
 
 class MailboxSerializer(serializers.ModelSerializer):
-    sent_today = serializers.SerializerMethodField()
+    """A mailbox. Give it the allowance of its mailboxes as context["allowance"] (the viewset
+    does, one query per page); without one, the counts are 0."""
+
+    sent_today = serializers.SerializerMethodField(help_text="Sends counted today (UTC day).")
+    remaining_today = serializers.SerializerMethodField(
+        help_text="How many more it may send today: its daily limit (or warm-up allowance) less "
+        "what it sent, capped by the plan's daily sends left; 0 unless active."
+    )
     smtp_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
     imap_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
 
@@ -42,6 +54,7 @@ class MailboxSerializer(serializers.ModelSerializer):
             "status_reason",
             "daily_limit",
             "sent_today",
+            "remaining_today",
             "smtp_host",
             "smtp_port",
             "smtp_security",
@@ -62,8 +75,17 @@ class MailboxSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def _allowance(self) -> Allowance | None:
+        return self.context.get("allowance")
+
     def get_sent_today(self, mailbox: Mailbox) -> int:
-        return service.sent_today(mailbox)
+        allowance = self._allowance()
+        room = allowance.mailboxes.get(mailbox.pk) if allowance is not None else None
+        return room.sent if room is not None else 0
+
+    def get_remaining_today(self, mailbox: Mailbox) -> int:
+        allowance = self._allowance()
+        return allowance.room(mailbox.pk) if allowance is not None else 0
 
 
 class MailboxCreateSerializer(serializers.Serializer):
@@ -166,6 +188,25 @@ class MailboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         # Tenant-schema rows: the connection is on this tenant's schema, every row is its own.
         return Mailbox.objects.all()
 
+    def _data(self, mailboxes: list[Mailbox]) -> Any:
+        """The mailboxes' representation, with one allowance query for all of them."""
+        allowance = allowance_for(self.tenant, [m.pk for m in mailboxes])
+        context = {**self.get_serializer_context(), "allowance": allowance}
+        return MailboxSerializer(mailboxes, many=True, context=context).data
+
+    def _one(self, mailbox: Mailbox) -> Any:
+        return self._data([mailbox])[0]
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        if page is not None:
+            return self.get_paginated_response(self._data(list(page)))
+        return Response(self._data(list(queryset)))
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(self._one(self.get_object()))
+
     def create(self, request: Request) -> Response:
         form = MailboxCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -183,7 +224,7 @@ class MailboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
             for name in ("local_part", "domain"):
                 data.pop(name, None)
             mailbox = service.connect_mailbox(self.principal, **data)
-        return Response(MailboxSerializer(mailbox).data, status=status.HTTP_201_CREATED)
+        return Response(self._one(mailbox), status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         form = MailboxLimitSerializer(data=request.data)
@@ -191,7 +232,7 @@ class MailboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         mailbox = service.set_daily_limit(
             self.principal, self.get_object(), daily_limit=form.validated_data["daily_limit"]
         )
-        return Response(MailboxSerializer(mailbox).data)
+        return Response(self._one(mailbox))
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         service.delete_mailbox(self.principal, self.get_object())
@@ -203,7 +244,7 @@ class MailboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         report = service.test_mailbox(self.principal, mailbox)
         body = report.as_dict()
         body["summary"] = report.summary()
-        body["mailbox"] = MailboxSerializer(mailbox).data
+        body["mailbox"] = self._one(mailbox)
         return Response(body)
 
     @action(detail=True, methods=["post"])
@@ -213,9 +254,9 @@ class MailboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         mailbox = service.pause_mailbox(
             self.principal, self.get_object(), reason=form.validated_data.get("reason") or ""
         )
-        return Response(MailboxSerializer(mailbox).data)
+        return Response(self._one(mailbox))
 
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         mailbox = service.resume_mailbox(self.principal, self.get_object())
-        return Response(MailboxSerializer(mailbox).data)
+        return Response(self._one(mailbox))

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from django.db import connection
-from django.db.models import Sum
-from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from deliverability.models import Mailbox, SendingDomain
+from deliverability.services import allowance
 from tenants.db import TenantConnection
 from tenants.models import Tenant
 
@@ -34,10 +33,6 @@ def domains_in_use(tenant: Tenant) -> int:
 
 
 def sends_today(tenant: Tenant) -> int:
-    """Messages sent today (UTC) from the tenant's mailboxes (their daily counters)."""
-    today = timezone.now().date()
-    total = _in_schema(
-        tenant,
-        lambda: Mailbox.objects.filter(sent_on=today).aggregate(n=Sum("sent_today"))["n"],
-    )
-    return int(total or 0)
+    """Messages sent today from the tenant's mailboxes: the allowance's own count (the plan's
+    `plan_sent`, same day and counters), so the billing page and the sender agree."""
+    return _in_schema(tenant, allowance.sent_today)

@@ -442,6 +442,11 @@ SANDBOX_DNS_ZONES = Path(
 if DEBUG and not DNS_RESOLVERS:
     # `make run`: verification asks the sandbox DNS server the local provider publishes to.
     DNS_RESOLVERS = [f"{SANDBOX_DNS_HOST}:{SANDBOX_DNS_PORT}"]
+# The sandbox IMAP server (`manage.py sandbox imap`, docs/sandbox.md): a private Dovecot on
+# loopback, its configuration, users and Maildirs under SANDBOX_IMAP_DIR.
+SANDBOX_IMAP_HOST = env_str("SANDBOX_IMAP_HOST", default="127.0.0.1")
+SANDBOX_IMAP_PORT = env_int("SANDBOX_IMAP_PORT", default=1143)
+SANDBOX_IMAP_DIR = Path(env_str("SANDBOX_IMAP_DIR", default=str(BASE_DIR / ".local" / "dovecot")))
 
 # --- Outbound connection guard (penguinmails/netguard.py, docs/mailboxes.md) -----------------
 # User-given servers must have public addresses and these ports. Loopback is let through (on any

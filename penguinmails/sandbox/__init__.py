@@ -1,1 +1,1 @@
-"""Loopback stand-ins for Mailu (SMTP) used in dev and tests."""
+"""Loopback stand-ins for Mailu (SMTP, IMAP via a private Dovecot) and DNS used in dev and tests."""

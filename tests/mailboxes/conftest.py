@@ -1,5 +1,6 @@
-"""Fixtures for mailboxes: the real sandbox SMTP server and a local IMAP server on free loopback
-ports, with the credentials a connected mailbox uses, and helpers to connect one."""
+"""Fixtures for mailboxes: the real sandbox SMTP server and the real sandbox IMAP server (a private
+Dovecot, tests/dovecot.py) on free loopback ports, with the credentials a connected mailbox uses,
+and helpers to connect one."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from django_tenants.utils import schema_context
 
 from deliverability.models import Mailbox
 from deliverability.services import mailboxes as svc
+from penguinmails.sandbox.imap import SandboxImap
 from penguinmails.sandbox.smtp import start_sandbox_smtp
 from tenants.models import Tenant, User
 from tests.domains.conftest import principal
-from tests.fakes.imap import FakeImap
+from tests.dovecot import LoginLog, running_dovecot
 
 USER = "jane@acme-mail.test"
 PASSWORD = "app-password-1"
@@ -66,14 +68,46 @@ def smtp_server(tmp_path: Path) -> Iterator[Smtp]:
     smtp.stop()
 
 
+@dataclass
+class Imap:
+    """The session's Dovecot as one test sees it: the logins since the test began, and USER's
+    password, which a test may change (another client rotating it) and is restored after."""
+
+    server: SandboxImap
+    log: LoginLog
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def logins(self) -> list[tuple[str, bool]]:
+        return self.log.logins()
+
+    @property
+    def password(self) -> str:
+        return self.server.users()[USER]
+
+    @password.setter
+    def password(self, value: str) -> None:
+        self.server.add_user(USER, value)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[SandboxImap]:
+    with running_dovecot({USER: PASSWORD}) as server:
+        yield server
+
+
 @pytest.fixture
-def imap_server() -> Iterator[FakeImap]:
-    server = FakeImap(user=USER, password=PASSWORD).start()
-    yield server
-    server.stop()
+def imap_server(dovecot: SandboxImap) -> Iterator[Imap]:
+    imap = Imap(dovecot, LoginLog(dovecot))
+    yield imap
+    if imap.password != PASSWORD:
+        imap.password = PASSWORD
 
 
-def connect_form(smtp: Smtp, imap: FakeImap, **overrides: Any) -> dict[str, Any]:
+def connect_form(smtp: Smtp, imap: Imap, **overrides: Any) -> dict[str, Any]:
     form: dict[str, Any] = {
         "address": USER,
         "kind": "google",
@@ -93,7 +127,7 @@ def connect_form(smtp: Smtp, imap: FakeImap, **overrides: Any) -> dict[str, Any]
     return form
 
 
-def connect(tenant: Tenant, user: User, smtp: Smtp, imap: FakeImap, **overrides: Any) -> Mailbox:
+def connect(tenant: Tenant, user: User, smtp: Smtp, imap: Imap, **overrides: Any) -> Mailbox:
     with schema_context(tenant.schema_name):
         return svc.connect_mailbox(principal(tenant, user), **connect_form(smtp, imap, **overrides))
 

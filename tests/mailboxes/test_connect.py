@@ -14,14 +14,13 @@ from penguinmails import states
 from penguinmails.crypto import SecretUnavailable
 from tests.conftest import Cast
 from tests.domains.conftest import principal
-from tests.fakes.imap import FakeImap
-from tests.mailboxes.conftest import PASSWORD, Smtp, connect, mailbox_in, mailboxes_in
+from tests.mailboxes.conftest import PASSWORD, Imap, Smtp, connect, mailbox_in, mailboxes_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_it_connects_after_a_live_test_and_stores_the_password_encrypted(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     mailbox = connect(cast.tenant, cast.owner, smtp_server, imap_server)
     assert mailbox.status == MailboxStatus.ACTIVE
@@ -56,7 +55,7 @@ def test_it_connects_after_a_live_test_and_stores_the_password_encrypted(
 def test_it_reports_the_failing_step_and_saves_nothing(
     cast: Cast,
     smtp_server: Smtp,
-    imap_server: FakeImap,
+    imap_server: Imap,
     overrides: dict[str, str],
     protocol: str,
     step: str,
@@ -73,7 +72,7 @@ def test_it_reports_the_failing_step_and_saves_nothing(
 
 
 def test_it_reports_connect_for_a_closed_port(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     from penguinmails.sandbox.smtp import free_port
 
@@ -86,7 +85,7 @@ def test_it_reports_connect_for_a_closed_port(
 
 
 def test_it_marks_the_mailbox_unusable_when_no_key_opens_its_password(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap, settings: object
+    cast: Cast, smtp_server: Smtp, imap_server: Imap, settings: object
 ) -> None:
     connect(cast.tenant, cast.owner, smtp_server, imap_server)
     mailbox = mailbox_in(cast.tenant)  # as stored: the token, not the plaintext entered
@@ -102,7 +101,7 @@ def test_it_marks_the_mailbox_unusable_when_no_key_opens_its_password(
 
 
 def test_it_moves_a_mailbox_to_failing_on_a_failed_test_and_back_on_a_pass(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     mailbox = connect(cast.tenant, cast.owner, smtp_server, imap_server)
     imap_server.password = "changed"

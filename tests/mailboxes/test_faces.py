@@ -13,10 +13,10 @@ from billing.entitlements import limits_for
 from deliverability.models import MailboxStatus
 from tests.api.conftest import assert_error, key_client
 from tests.conftest import Cast, client_for
-from tests.fakes.imap import FakeImap
 from tests.mailboxes.conftest import (
     PASSWORD,
     USER,
+    Imap,
     Smtp,
     connect,
     connect_form,
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_it_connects_from_the_dashboard_and_shows_the_failing_step(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     client = client_for(cast.admin, cast.tenant)
     bad = client.post(
@@ -55,7 +55,7 @@ def test_it_connects_from_the_dashboard_and_shows_the_failing_step(
 
 
 def test_it_lets_a_viewer_look_but_not_change(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     box = connect(cast.tenant, cast.owner, smtp_server, imap_server)
     client = client_for(cast.viewer, cast.tenant)
@@ -75,7 +75,7 @@ def test_it_lets_a_viewer_look_but_not_change(
 
 
 def test_it_shows_the_outsider_nothing_of_acme(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     box = connect(cast.tenant, cast.owner, smtp_server, imap_server)
     client = client_for(cast.outsider, cast.other_tenant)
@@ -95,7 +95,7 @@ def test_it_shows_the_outsider_nothing_of_acme(
 
 
 def test_it_connects_tests_and_limits_through_the_api_without_ever_returning_passwords(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     api = key_client(cast.tenant, creator=cast.owner).client
     bad = api.post(
@@ -134,7 +134,7 @@ def test_it_connects_tests_and_limits_through_the_api_without_ever_returning_pas
 
 
 def test_it_refuses_beyond_the_plan_limit_in_the_api_and_the_dashboard(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     allowed = limits_for(cast.tenant).count("mailboxes")
     for n in range(allowed):
@@ -157,7 +157,7 @@ def test_it_refuses_beyond_the_plan_limit_in_the_api_and_the_dashboard(
 
 
 def test_it_lists_and_tests_from_the_command_with_exit_codes(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     connect(cast.tenant, cast.owner, smtp_server, imap_server)
     out = StringIO()
@@ -178,7 +178,7 @@ def test_it_lists_and_tests_from_the_command_with_exit_codes(
 
 
 def test_it_refuses_beyond_the_plan_limit_from_the_command_too(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     allowed = limits_for(cast.tenant).count("mailboxes")
     for n in range(allowed):

@@ -21,8 +21,7 @@ from penguinmails.sandbox.smtp import free_port
 from tests.api.conftest import assert_error, key_client
 from tests.conftest import Cast, client_for
 from tests.domains.conftest import dns_server  # noqa: F401  (fixture)
-from tests.fakes.imap import FakeImap
-from tests.mailboxes.conftest import PASSWORD, USER, Smtp, connect_form, mailboxes_in
+from tests.mailboxes.conftest import PASSWORD, USER, Imap, Smtp, connect_form, mailboxes_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,7 +188,7 @@ def test_it_refuses_a_name_that_resolves_to_a_private_address_after_it_was_saved
     cast: Cast,
     dns_server: SandboxDnsServer,  # noqa: F811
     smtp_server: Smtp,
-    imap_server: FakeImap,
+    imap_server: Imap,
 ) -> None:
     point(dns_server, "mail.rebind.test", "127.0.0.1")  # the sandbox, on loopback
     api = key_client(cast.tenant, creator=cast.owner).client

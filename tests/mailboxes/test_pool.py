@@ -14,8 +14,7 @@ from deliverability.smtp_pool import Delivery, Outcome, SmtpPool
 from penguinmails import states
 from penguinmails.sandbox.smtp import open_maildir
 from tests.conftest import Cast
-from tests.fakes.imap import FakeImap
-from tests.mailboxes.conftest import USER, Smtp, connect, mailbox_in
+from tests.mailboxes.conftest import USER, Imap, Smtp, connect, mailbox_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +33,7 @@ def deliver(pool: SmtpPool, box: Mailbox, to: str = "lead@example.com") -> Deliv
 
 
 def test_it_reuses_one_connection_for_several_sends(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     box = connect(cast.tenant, cast.owner, smtp_server, imap_server)
     smtp_server.peers.clear()
@@ -51,7 +50,7 @@ def test_it_reuses_one_connection_for_several_sends(
 def test_it_reconnects_after_the_server_dropped_it(
     cast: Cast,
     smtp_server: Smtp,
-    imap_server: FakeImap,
+    imap_server: Imap,
     monkeypatch: pytest.MonkeyPatch,
     trust_idle_seconds: float,
 ) -> None:
@@ -71,7 +70,7 @@ def test_it_reconnects_after_the_server_dropped_it(
 
 
 def test_it_pauses_a_mailbox_after_consecutive_failures_with_the_reason(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap
+    cast: Cast, smtp_server: Smtp, imap_server: Imap
 ) -> None:
     box = connect(cast.tenant, cast.owner, smtp_server, imap_server)
     smtp_server.stop()  # the server goes away

@@ -16,8 +16,7 @@ from deliverability.models import MailboxStatus
 from deliverability.services import mailboxes as svc
 from tests.conftest import Cast
 from tests.domains.conftest import principal
-from tests.fakes.imap import FakeImap
-from tests.mailboxes.conftest import PASSWORD, Smtp, connect, mailbox_in
+from tests.mailboxes.conftest import PASSWORD, Imap, Smtp, connect, mailbox_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +30,7 @@ def _tokens(cast: Cast) -> list[str]:
 
 
 def test_it_rotates_every_secret_from_the_old_key_to_the_new(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap, settings: Any
+    cast: Cast, smtp_server: Smtp, imap_server: Imap, settings: Any
 ) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [old]
@@ -57,7 +56,7 @@ def test_it_rotates_every_secret_from_the_old_key_to_the_new(
 
 
 def test_it_reports_a_secret_no_key_opens_marks_the_mailbox_and_exits_non_zero(
-    cast: Cast, smtp_server: Smtp, imap_server: FakeImap, settings: Any
+    cast: Cast, smtp_server: Smtp, imap_server: Imap, settings: Any
 ) -> None:
     lost = Fernet.generate_key().decode()
     settings.FIELD_ENCRYPTION_KEYS = [lost]

@@ -1,4 +1,4 @@
-"""`manage.py sandbox smtp` / `sandbox dns`: run a sandbox server in the foreground (dev only)."""
+"""`manage.py sandbox smtp` / `dns` / `imap`: run a sandbox server in the foreground (dev only)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from penguinmails.sandbox.dns import run_sandbox_dns
+from penguinmails.sandbox.imap import DovecotError, SandboxImap
 from penguinmails.sandbox.smtp import start_sandbox_smtp
 from penguinmails.sandbox.store import SandboxStore
 
@@ -20,7 +21,8 @@ from penguinmails.sandbox.store import SandboxStore
 class Command(BaseCommand):
     help = (
         "Local stand-ins for Mailu and DNS: `sandbox smtp` runs the SMTP server, `sandbox dns` "
-        "the DNS server serving the local provider's zones, `sandbox clear`."
+        "the DNS server serving the local provider's zones, `sandbox imap` a private Dovecot "
+        "(IMAP), `sandbox clear`."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -34,6 +36,10 @@ class Command(BaseCommand):
         dns.add_argument("--host", default=settings.SANDBOX_DNS_HOST)
         dns.add_argument("--port", type=int, default=settings.SANDBOX_DNS_PORT)
         dns.add_argument("--zones", default=str(settings.SANDBOX_DNS_ZONES))
+        imap = sub.add_parser("imap", help="Run the sandbox Dovecot (IMAP) until interrupted.")
+        imap.add_argument("--host", default=settings.SANDBOX_IMAP_HOST)
+        imap.add_argument("--port", type=int, default=settings.SANDBOX_IMAP_PORT)
+        imap.add_argument("--dir", default=str(settings.SANDBOX_IMAP_DIR))
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["subcommand"] == "clear":
@@ -42,6 +48,9 @@ class Command(BaseCommand):
             return
         if options["subcommand"] == "dns":
             self._serve_dns(options["host"], options["port"], Path(options["zones"]))
+            return
+        if options["subcommand"] == "imap":
+            self._serve_imap(SandboxImap(Path(options["dir"]), options["host"], options["port"]))
             return
         self._serve(options["host"], options["port"], Path(options["maildir"]))
 
@@ -80,3 +89,29 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"Cannot serve DNS on {host}:{port}: {exc}") from exc
         self.stdout.write("Sandbox DNS stopped.")
+
+    def _serve_imap(self, server: SandboxImap) -> None:
+        if server.host not in ("127.0.0.1", "::1", "localhost"):
+            # Plain-text passwords without TLS: never beyond loopback.
+            raise CommandError(
+                f"The sandbox IMAP server listens on loopback only, not {server.host}."
+            )
+        try:
+            server.start()
+        except DovecotError as exc:
+            raise CommandError(str(exc)) from exc
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        self.stdout.write(
+            f"Sandbox IMAP (Dovecot) on {server.host}:{server.port}, users in "
+            f"{server.passwd_path}, mail in {server.mail_dir}, log {server.log_path}"
+        )
+        self.stdout.flush()
+        try:
+            while not stop.wait(1.0):
+                if not server.running():
+                    raise CommandError(f"Dovecot exited; see {server.log_path}")
+        finally:
+            server.stop()
+            self.stdout.write("Sandbox IMAP stopped.")

@@ -51,6 +51,7 @@ from campaigns.rendering import (
     html_to_text,
 )
 from campaigns.sending import compose as composer
+from campaigns.sending import verp
 from campaigns.sending.checks import Context, Item, Stop, run_checks
 from campaigns.sending.dispatch import dispatch
 from campaigns.sending.enrollments import advance_enrollments, stop_enrollments
@@ -341,7 +342,9 @@ class _Sender:
             delivery = pool.deliver(
                 raw,
                 mailbox=mailbox,
-                from_addr=mailbox.address,
+                from_addr=verp.envelope_sender(  # the header From stays the mailbox's
+                    mailbox, tenant_id=self.tenant.pk, message_pk=item.pk, domains=self.ctx.domains
+                ),
                 to_addr=item.to_email,
                 before_body=lambda: mark_data_started(
                     item.pk, job_id=self.job_id, attempts=item.attempts

@@ -432,12 +432,26 @@ TRACKING_MACHINE_OPEN_SECONDS = env_int("TRACKING_MACHINE_OPEN_SECONDS", default
 TRACKING_MACHINE_CLICK_SECONDS = env_int("TRACKING_MACHINE_CLICK_SECONDS", default=15)
 # Events moved from Redis to PostgreSQL per transaction by the tracking.flush job.
 TRACKING_FLUSH_BATCH = env_int("TRACKING_FLUSH_BATCH", default=2000)
+
+# Inbound mail (docs/inbound.md, "Reading mailboxes" and "Actions").
+INBOUND_POLL_BATCH = env_int("INBOUND_POLL_BATCH", default=200)  # messages per poll run
+INBOUND_POLL_INTERVAL = env_int("INBOUND_POLL_INTERVAL", default=120)  # seconds between polls
+INBOUND_POLL_BACKOFF_MAX = env_int("INBOUND_POLL_BACKOFF_MAX", default=6 * 3600)  # seconds
+INBOUND_POLL_WINDOW = env_int("INBOUND_POLL_WINDOW", default=1000)  # first/new-UIDVALIDITY reads
+INBOUND_RAW_RETENTION_DAYS = env_int("INBOUND_RAW_RETENTION_DAYS", default=30)
+INBOUND_SOFT_BOUNCE_LIMIT = env_int("INBOUND_SOFT_BOUNCE_LIMIT", default=3)
+INBOUND_SOFT_BOUNCE_DAYS = env_int("INBOUND_SOFT_BOUNCE_DAYS", default=7)
 # The sandbox DNS server (`make run`): loopback only; zones in a JSON file the local provider
 # writes and the server re-reads.
 SANDBOX_DNS_HOST = env_str("SANDBOX_DNS_HOST", default="127.0.0.1")
 SANDBOX_DNS_PORT = env_int("SANDBOX_DNS_PORT", default=5353)
 SANDBOX_DNS_ZONES = Path(
     env_str("SANDBOX_DNS_ZONES", default=str(BASE_DIR / ".local" / "sandbox-dns.json"))
+)
+# What the sandbox SMTP server's recipients do (bounce, defer, reject, complain, reply, ooo):
+# a JSON file beside the zones, written by `manage.py sandbox rule`, reread by the server.
+SANDBOX_RULES = Path(
+    env_str("SANDBOX_RULES", default=str(BASE_DIR / ".local" / "sandbox-rules.json"))
 )
 if DEBUG and not DNS_RESOLVERS:
     # `make run`: verification asks the sandbox DNS server the local provider publishes to.

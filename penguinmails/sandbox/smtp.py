@@ -7,6 +7,7 @@ top, because the envelope often differs from the From/To headers (Bcc, bounces, 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import mailbox
@@ -15,10 +16,13 @@ import warnings
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+if TYPE_CHECKING:
+    from penguinmails.sandbox.delivery import Delivery
 
 ENVELOPE_FROM_HEADER = "X-Sandbox-Envelope-From"
 ENVELOPE_TO_HEADER = "X-Sandbox-Envelope-To"
@@ -80,10 +84,12 @@ AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 
 
 class MaildirHandler:
-    """Stores each accepted message in a Maildir, envelope headers prepended."""
+    """Stores each accepted message in a Maildir, envelope headers prepended; given a Delivery
+    (penguinmails.sandbox.delivery), also answers RCPT by its rules and delivers into Dovecot."""
 
-    def __init__(self, maildir: Path) -> None:
+    def __init__(self, maildir: Path, delivery: Delivery | None = None) -> None:
         self.maildir = Path(maildir)
+        self.delivery = delivery
         # Creating the Maildir up front makes a bad path fail at start-up, not at first message.
         self._box = open_maildir(self.maildir)
 
@@ -108,8 +114,34 @@ class MaildirHandler:
             return None  # the mechanism has replied already (a bad base64 answer, say)
         return result.message or AUTH_INVALID
 
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """What aiosmtpd does without this hook, unless the Delivery's rules refuse the address
+        (defer 451, reject 550), as a receiving server would."""
+        if self.delivery is not None and (refusal := self.delivery.refusal(address)):
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
+        key = self._capture(envelope, raw)
+        if self.delivery is not None:
+            # IMAP APPENDs block: in a thread, done before the 250 so a test (or the poller)
+            # finds the message in Dovecot once the send returns.
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.delivery.deliver, envelope.mail_from or "", list(envelope.rcpt_tos), raw
+            )
+        return f"250 2.0.0 Ok: queued as {key}"
+
+    def _capture(self, envelope: Envelope, raw: bytes) -> str:
         # Header values are ASCII-safe: addresses were already accepted by the SMTP parser.
         trace = (
             f"{ENVELOPE_FROM_HEADER}: <{envelope.mail_from or ''}>\r\n"
@@ -124,7 +156,7 @@ class MaildirHandler:
             # The folders were removed under us (a cleanup): make them again, as at start-up.
             self._box = open_maildir(self.maildir)
             key = self._box.add(trace + raw)
-        return f"250 2.0.0 Ok: queued as {key}"
+        return str(key)
 
 
 def open_maildir(path: Path) -> mailbox.Maildir:
@@ -152,11 +184,13 @@ def start_sandbox_smtp(
     *,
     user: str | None = None,
     password: str | None = None,
+    delivery: Delivery | None = None,
 ) -> Controller:
     """Start the server in a background thread and return its controller (`.stop()` ends it).
 
     `port=0` picks a free port; read it back from `controller.port`. Credentials default to
-    settings.SANDBOX_SMTP_USER / SANDBOX_SMTP_PASSWORD.
+    settings.SANDBOX_SMTP_USER / SANDBOX_SMTP_PASSWORD. With a `delivery`, accepted mail also
+    goes into Dovecot and the rule table answers (penguinmails.sandbox.delivery).
     """
     if user is None or password is None:
         from django.conf import settings
@@ -166,7 +200,7 @@ def start_sandbox_smtp(
     if port == 0:
         port = free_port(host)
     controller = _Controller(
-        MaildirHandler(Path(maildir)),
+        MaildirHandler(Path(maildir), delivery),
         hostname=host,
         port=port,
         authenticator=CredentialsAuthenticator(Credentials(user, password)),

@@ -12,8 +12,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from penguinmails.sandbox.delivery import Delivery
 from penguinmails.sandbox.dns import run_sandbox_dns
 from penguinmails.sandbox.imap import DovecotError, SandboxImap
+from penguinmails.sandbox.rules import ACTIONS, RuleError, RuleStore, make_rule
 from penguinmails.sandbox.smtp import start_sandbox_smtp
 from penguinmails.sandbox.store import SandboxStore
 
@@ -22,7 +24,8 @@ class Command(BaseCommand):
     help = (
         "Local stand-ins for Mailu and DNS: `sandbox smtp` runs the SMTP server, `sandbox dns` "
         "the DNS server serving the local provider's zones, `sandbox imap` a private Dovecot "
-        "(IMAP), `sandbox clear`."
+        "(IMAP), `sandbox clear`; `sandbox rule ADDRESS ACTION` / `sandbox rules` what the SMTP "
+        "server's recipients do."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -31,6 +34,17 @@ class Command(BaseCommand):
         smtp.add_argument("--host", default=settings.SANDBOX_SMTP_HOST)
         smtp.add_argument("--port", type=int, default=settings.SANDBOX_SMTP_PORT)
         smtp.add_argument("--maildir", default=str(settings.SANDBOX_MAILDIR))
+        smtp.add_argument(
+            "--deliver",
+            action="store_true",
+            help="Also deliver into the sandbox Dovecot (SANDBOX_IMAP_*) and apply the rules.",
+        )
+        rule = sub.add_parser("rule", help="Set or clear what a sandbox recipient does.")
+        rule.add_argument("address", help="an address, or *@domain for a whole domain")
+        rule.add_argument("action", nargs="?", help=" | ".join(ACTIONS))
+        rule.add_argument("--clear", action="store_true", help="Remove the address's rule.")
+        rule.add_argument("--share", type=float, default=1.0, help="Fraction of messages (0-1].")
+        sub.add_parser("rules", help="List the sandbox recipients' rules.")
         sub.add_parser("clear", help="Delete every captured message.")
         dns = sub.add_parser("dns", help="Run the sandbox DNS server until interrupted.")
         dns.add_argument("--host", default=settings.SANDBOX_DNS_HOST)
@@ -52,16 +66,46 @@ class Command(BaseCommand):
         if options["subcommand"] == "imap":
             self._serve_imap(SandboxImap(Path(options["dir"]), options["host"], options["port"]))
             return
-        self._serve(options["host"], options["port"], Path(options["maildir"]))
+        if options["subcommand"] in ("rule", "rules"):
+            self._rules(options)
+            return
+        delivery = None
+        if options["deliver"]:
+            imap = SandboxImap(
+                settings.SANDBOX_IMAP_DIR, settings.SANDBOX_IMAP_HOST, settings.SANDBOX_IMAP_PORT
+            )
+            delivery = Delivery(imap, RuleStore(settings.SANDBOX_RULES))
+        self._serve(options["host"], options["port"], Path(options["maildir"]), delivery)
 
-    def _serve(self, host: str, port: int, maildir: Path) -> None:
+    def _rules(self, options: dict[str, Any]) -> None:
+        store = RuleStore(settings.SANDBOX_RULES)
+        if options["subcommand"] == "rules":
+            for item in store.rules():
+                share = f" (share {item.share:g})" if item.share < 1 else ""
+                self.stdout.write(f"{item.address}\t{item.action}{share}")
+            return
+        if options["clear"]:
+            if not store.clear(options["address"]):
+                raise CommandError(f"No rule for {options['address']}.")
+            self.stdout.write(f"Cleared the rule for {options['address']}.")
+            return
+        if not options["action"]:
+            raise CommandError(f"Give an action ({' | '.join(ACTIONS)}) or --clear.")
+        try:
+            rule = make_rule(options["address"], options["action"], options["share"])
+        except RuleError as exc:
+            raise CommandError(str(exc)) from exc
+        store.set(rule)
+        self.stdout.write(f"{rule.address}: {rule.action}")
+
+    def _serve(self, host: str, port: int, maildir: Path, delivery: Delivery | None) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             # It accepts one shared password without TLS: never expose it beyond loopback.
             raise CommandError(f"The sandbox SMTP server listens on loopback only, not {host}.")
         # aiosmtpd logs every SMTP command at INFO; keep the foreground output to what matters.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         try:
-            controller = start_sandbox_smtp(host, port, maildir)
+            controller = start_sandbox_smtp(host, port, maildir, delivery=delivery)
         except OSError as exc:
             raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from exc
         stop = threading.Event()

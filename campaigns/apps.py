@@ -13,7 +13,9 @@ class CampaignsConfig(AppConfig):
         from campaigns import lifecycles  # noqa: F401 - declares (registers) the state machines
         from campaigns.demo import seed_demo
         from campaigns.home_panels import home_context
+        from campaigns.services.feedback import on_inbound_classified
         from campaigns.tracking.tokens import unsubscribe_tenant
+        from deliverability.signals import inbound_classified
         from penguinmails.sandbox import scope
         from tenants import signals
         from tenants.home import register_panels
@@ -24,3 +26,5 @@ class CampaignsConfig(AppConfig):
         scope.register_token_verifier(unsubscribe_tenant)
         # `tenants demo` (make run) asks us to seed the demo workspace.
         signals.demo_workspace_ready.connect(seed_demo, dispatch_uid="campaigns.demo")
+        # Mail read from the mailboxes (deliverability's poller): we act on what we own.
+        inbound_classified.connect(on_inbound_classified, dispatch_uid="campaigns.feedback")

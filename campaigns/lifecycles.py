@@ -53,8 +53,9 @@ MESSAGE_TRANSITIONS: dict[str, frozenset[str]] = {
     # Back to queued: a transient failure (retried) or a run that died before DATA.
     S.SENDING: frozenset({S.SENT, S.FAILED, S.BOUNCED, S.UNKNOWN, S.QUEUED}),
     # An operator resolves an unknown message: resend it, or accept it as sent.
-    S.UNKNOWN: frozenset({S.QUEUED, S.SENT}),
-    S.SENT: frozenset(),
+    # A bounce read later from the mailbox (docs/inbound.md, "Actions") turns it bounced.
+    S.UNKNOWN: frozenset({S.QUEUED, S.SENT, S.BOUNCED}),
+    S.SENT: frozenset({S.BOUNCED}),
     S.FAILED: frozenset(),
     S.BOUNCED: frozenset(),
     S.SKIPPED: frozenset(),

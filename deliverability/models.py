@@ -5,6 +5,7 @@ move is logged in the one transition log (docs/states.md)."""
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from penguinmails.crypto import EncryptedTextField
 from penguinmails.states import StateMachine
@@ -49,6 +50,7 @@ class SendingDomain(models.Model):
     )
     verified_at = models.DateTimeField(null=True, blank=True)  # first time it verified
     flagged_at = models.DateTimeField(null=True, blank=True)  # when a verified domain broke
+    complaints = models.PositiveIntegerField(default=0)  # spam complaints about its mail
     last_checked_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
     # The live verification job, for the dashboard's polling (a public Job id).
@@ -190,6 +192,10 @@ class Mailbox(models.Model):
     # Sends counted on `sent_on` (UTC date); a new day starts the count again.
     sent_on = models.DateField(null=True, blank=True)
     sent_today = models.PositiveIntegerField(default=0)
+    # The inbound poller's place per folder: {folder: {"uidvalidity": n, "last_uid": n}}.
+    inbound_cursor = models.JSONField(default=dict, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    complaints = models.PositiveIntegerField(default=0)  # spam complaints about its messages
     created_by_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -201,3 +207,67 @@ class Mailbox(models.Model):
 
 
 MAILBOX_STATES = StateMachine(Mailbox, MAILBOX_TRANSITIONS)
+
+
+# --- Inbound mail (docs/inbound.md, "Reading mailboxes") -----------------------------------------
+class InboundState(models.TextChoices):
+    RECEIVED = "received", "Received"  # stored, not yet acted on
+    PROCESSED = "processed", "Processed"  # classified and acted on (once)
+    FAILED = "failed", "Failed"  # acting on it failed INBOUND_MAX_ATTEMPTS times; left alone
+
+
+INBOUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    InboundState.RECEIVED: frozenset({InboundState.PROCESSED, InboundState.FAILED}),
+    InboundState.PROCESSED: frozenset(),
+    InboundState.FAILED: frozenset(),
+}
+
+
+class InboundMessage(models.Model):
+    """One message read from a mailbox's folder, stored once per (mailbox, folder, uidvalidity,
+    uid): the evidence of what was done about it. `raw` (zlib) is cleared after
+    INBOUND_RAW_RETENTION_DAYS; the classification stays."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="inbound")
+    folder = models.CharField(max_length=200)
+    uidvalidity = models.BigIntegerField()
+    uid = models.BigIntegerField()
+    raw = models.BinaryField(null=True, blank=True)  # zlib-compressed message
+    raw_size = models.PositiveIntegerField(default=0)
+    message_id = models.CharField(max_length=500, blank=True)  # its own Message-ID header
+    delivered_to = models.CharField(max_length=500, blank=True)  # the address it came to
+    kind = models.CharField(max_length=16)  # deliverability.inbound.classify.Kind
+    recipients = models.JSONField(default=list, blank=True)
+    status_code = models.CharField(max_length=16, blank=True)  # first recipient's, "5.1.1"
+    bounce_class = models.CharField(max_length=8, blank=True)  # hard | soft
+    bounce_reason = models.CharField(max_length=64, blank=True)  # user_unknown, mailbox_full...
+    matched_message_id = models.BigIntegerField(null=True, blank=True)  # campaigns.Message pk
+    action = models.CharField(max_length=200, blank=True)  # what was done, in words
+    status = models.CharField(
+        max_length=16, choices=InboundState.choices, default=InboundState.RECEIVED
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox", "folder", "uidvalidity", "uid"], name="inbound_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["mailbox", "status"], name="inbound_pending_idx"),
+            models.Index(fields=["received_at"], name="inbound_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id} {self.folder} {self.uid} ({self.kind})"
+
+
+INBOUND_STATES = StateMachine(
+    InboundMessage,
+    INBOUND_TRANSITIONS,
+    quiet=frozenset({(InboundState.RECEIVED.value, InboundState.PROCESSED.value)}),
+)

@@ -14,8 +14,9 @@ from collections.abc import Collection
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from penguinmails.models import RunningCampaign, ScheduledCampaign
+from penguinmails.models import MailboxPoll, RunningCampaign, ScheduledCampaign
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -85,7 +86,51 @@ def due_scheduled(moment: datetime, *, tenant_status: str | None = None) -> list
     return list(rows.select_related("tenant").order_by("start_at", "id"))
 
 
+# --- mailboxes to poll (docs/inbound.md, "Reading mailboxes") -----------------------------------
+def index_mailbox(tenant_id: int, mailbox_id: int, *, reset: bool = False) -> None:
+    """Put a mailbox in the poll index, due now. An indexed mailbox keeps its next visit and
+    back-off unless `reset` (it became active: poll it now, failures forgotten)."""
+    if reset:
+        MailboxPoll.objects.update_or_create(
+            tenant_id=tenant_id,
+            mailbox_id=mailbox_id,
+            defaults={"next_poll_at": timezone.now(), "failures": 0},
+        )
+    else:
+        MailboxPoll.objects.get_or_create(tenant_id=tenant_id, mailbox_id=mailbox_id)
+
+
+def unindex_mailbox(tenant_id: int, mailbox_id: int) -> int:
+    """Take a mailbox out of the poll index; returns how many rows went (0 or 1)."""
+    deleted, _ = MailboxPoll.objects.filter(tenant_id=tenant_id, mailbox_id=mailbox_id).delete()
+    return deleted
+
+
+def set_next_poll(tenant_id: int, mailbox_id: int, *, at: datetime, failures: int = 0) -> int:
+    """The poller's next visit of an indexed mailbox and its count of failed logins."""
+    return MailboxPoll.objects.filter(tenant_id=tenant_id, mailbox_id=mailbox_id).update(
+        next_poll_at=at, failures=failures
+    )
+
+
+def poll_failures(tenant_id: int, mailbox_id: int) -> int:
+    """Consecutive failed logins recorded for an indexed mailbox (0 when not indexed)."""
+    row = MailboxPoll.objects.filter(tenant_id=tenant_id, mailbox_id=mailbox_id)
+    return row.values_list("failures", flat=True).first() or 0
+
+
+def due_mailboxes(moment: datetime, *, limit: int = 5000) -> list[tuple[int, int]]:
+    """(tenant_id, mailbox_id) of the mailboxes due for a poll at `moment`, oldest due first."""
+    rows = MailboxPoll.objects.filter(next_poll_at__lte=moment).order_by("next_poll_at", "id")
+    return [(t, m) for t, m in rows.values_list("tenant_id", "mailbox_id")[:limit]]
+
+
 __all__ = [
+    "due_mailboxes",
+    "index_mailbox",
+    "poll_failures",
+    "set_next_poll",
+    "unindex_mailbox",
     "due_running_tenants",
     "due_scheduled",
     "index_running",

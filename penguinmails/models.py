@@ -197,3 +197,29 @@ class ScheduledCampaign(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.campaign_id} at {self.start_at}"
+
+
+class MailboxPoll(models.Model):
+    """The public index of mailboxes the inbound poller reads (docs/inbound.md, "Reading
+    mailboxes"), one row per (tenant, mailbox): the beat entry `inbound-poll-due` enqueues a poll
+    job for each due row without looping over every schema. Written only through
+    `penguinmails.indexes`, by deliverability's mailbox moves and by the poller (its next visit,
+    and its back-off after failed logins)."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="mailbox_polls"
+    )
+    mailbox_id = models.BigIntegerField()
+    next_poll_at = models.DateTimeField(default=timezone.now)
+    failures = models.PositiveIntegerField(default=0)  # consecutive failed logins
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "mailbox_polls"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "mailbox_id"], name="mailbox_poll_once")
+        ]
+        indexes = [models.Index(fields=["next_poll_at"], name="mailbox_poll_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.mailbox_id} at {self.next_poll_at}"

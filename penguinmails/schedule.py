@@ -54,4 +54,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("tracking.flush",),
         "options": {"queue": Queue.HIGH.value, "expires": 5},
     },
+    # Inbound mail (docs/inbound.md): poll the mailboxes due in the public index.
+    "inbound-poll-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 30.0,
+        "args": ("inbound.poll_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 30},
+    },
 }

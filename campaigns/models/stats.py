@@ -23,6 +23,7 @@ class CampaignDailyStat(models.Model):
     clicked = models.PositiveIntegerField(default=0)  # unique human clicks
     replied = models.PositiveIntegerField(default=0)
     unsubscribed = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)  # spam complaints read from mailboxes
     machine_opened = models.PositiveIntegerField(default=0)
     machine_clicked = models.PositiveIntegerField(default=0)
 

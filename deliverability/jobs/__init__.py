@@ -44,4 +44,4 @@ def unpublish(payload: Payload, context: JobContext) -> None:
 
 
 # Mailbox handlers live in their own module; importing it here registers them.
-from deliverability.jobs import mailboxes  # noqa: E402, F401
+from deliverability.jobs import inbound, mailboxes  # noqa: E402, F401

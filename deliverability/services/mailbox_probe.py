@@ -315,11 +315,12 @@ def probe_smtp(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult
     return ProbeResult("smtp", True, Step.OK, "Authenticated.")
 
 
-def probe_imap(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
-    """Connect, negotiate TLS as `ep.security` says, LOGIN; LOGOUT. Stops at the first failure."""
+def open_imap(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> imaplib.IMAP4:
+    """A logged-in IMAP connection (TLS as `ep.security` says), or StepFailed naming the step
+    that failed. The inbound poller reads mailboxes through it."""
     target = _resolve("imap", ep)
     if isinstance(target, ProbeResult):
-        return target
+        raise StepFailed(target)
     client: imaplib.IMAP4
     try:
         if ep.security == Security.SSL:
@@ -327,48 +328,73 @@ def probe_imap(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult
         else:
             client = _PinnedImap(target, timeout=timeout)
     except imaplib.IMAP4.error:
-        return ProbeResult(
-            "imap",
-            False,
-            Step.CONNECT,
-            f"{ep.host}:{ep.port} did not greet like an IMAP server: check the port.",
-        )
+        raise StepFailed(
+            ProbeResult(
+                "imap",
+                False,
+                Step.CONNECT,
+                f"{ep.host}:{ep.port} did not greet like an IMAP server: check the port.",
+            )
+        ) from None
     except OSError as exc:
-        return _connect_failure("imap", ep, exc)
+        raise StepFailed(_connect_failure("imap", ep, exc)) from None
     try:
-        if ep.security == Security.STARTTLS:
-            try:
-                client.starttls(ssl_context=_tls_context())
-            except (ssl.SSLError, OSError) as exc:
-                return _tls_failure("imap", ep, exc)
-            except imaplib.IMAP4.error:
-                return ProbeResult(
+        _imap_tls_and_login(client, ep)
+    except BaseException:
+        close_imap(client)
+        raise
+    return client
+
+
+def _imap_tls_and_login(client: imaplib.IMAP4, ep: Endpoint) -> None:
+    if ep.security == Security.STARTTLS:
+        try:
+            client.starttls(ssl_context=_tls_context())
+        except (ssl.SSLError, OSError) as exc:
+            raise StepFailed(_tls_failure("imap", ep, exc)) from None
+        except imaplib.IMAP4.error:
+            raise StepFailed(
+                ProbeResult(
                     "imap",
                     False,
                     Step.TLS,
                     f"{ep.host}:{ep.port} does not offer STARTTLS: choose SSL/TLS (usually "
                     "port 993).",
                 )
-        try:
-            client.login(ep.username, ep.password)
-        except imaplib.IMAP4.error:
-            return ProbeResult(
+            ) from None
+    try:
+        client.login(ep.username, ep.password)
+    except imaplib.IMAP4.error:
+        raise StepFailed(
+            ProbeResult(
                 "imap",
                 False,
                 Step.AUTH,
                 f"{ep.host} refused the username or password. For Google Workspace or "
                 "Microsoft 365 use an app password, and check IMAP is enabled.",
             )
-        except OSError as exc:
-            return ProbeResult(
-                "imap", False, Step.AUTH, f"Authentication failed ({type(exc).__name__})."
-            )
-        return ProbeResult("imap", True, Step.OK, "Logged in.")
-    finally:
-        try:
-            client.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
+        ) from None
+    except OSError as exc:
+        raise StepFailed(
+            ProbeResult("imap", False, Step.AUTH, f"Authentication failed ({type(exc).__name__}).")
+        ) from None
+
+
+def close_imap(client: imaplib.IMAP4) -> None:
+    try:
+        client.logout()
+    except (imaplib.IMAP4.error, OSError):
+        pass
+
+
+def probe_imap(ep: Endpoint, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+    """Connect, negotiate TLS as `ep.security` says, LOGIN; LOGOUT. Stops at the first failure."""
+    try:
+        client = open_imap(ep, timeout=timeout)
+    except StepFailed as failed:
+        return failed.result
+    close_imap(client)
+    return ProbeResult("imap", True, Step.OK, "Logged in.")
 
 
 def probe(

@@ -51,6 +51,20 @@ def mark_lead_replied(principal: Principal, lead_id: int | str) -> Lead:
     return lead
 
 
+def record_reply(lead_id: int) -> bool:
+    """The inbound poller's `mark_lead_replied` (a system actor, no principal): the same moves,
+    in the caller's transaction. True when the lead was active and became replied."""
+    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
+    if lead is None:
+        return False
+    changed = lead.status == LeadStatus.ACTIVE
+    if changed:
+        lead.status = LeadStatus.REPLIED
+        lead.save(update_fields=["status", "updated_at"])
+    _stop_on_reply(lead)
+    return changed
+
+
 def _stop_on_reply(lead: Lead) -> None:
     at = now()
     CampaignLead.objects.filter(

@@ -37,6 +37,7 @@ class Figures:
     clicked: int = 0
     replied: int = 0
     unsubscribed: int = 0
+    complained: int = 0
     machine_opened: int = 0
     machine_clicked: int = 0
 

@@ -36,6 +36,12 @@ FROM (
     GROUP BY message_id, kind, is_machine
 ) e
 JOIN campaigns_message m ON m.id = e.message_id
+UNION ALL
+SELECT m.step_id, m.variant_id, 'complained', MIN(e.at)
+FROM campaigns_messageevent e
+JOIN campaigns_message m ON m.id = e.message_id
+WHERE e.campaign_id = %(campaign)s AND e.kind = 'complaint'
+GROUP BY m.id, m.step_id, m.variant_id
 """
 _FACT_NAMES = {name: name for name in COUNTERS} | {
     "machine_opened": "opened_machine",

@@ -18,6 +18,7 @@ COUNTERS = (
     "clicked",
     "replied",
     "unsubscribed",
+    "complained",
     "machine_opened",
     "machine_clicked",
 )

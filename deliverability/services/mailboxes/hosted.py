@@ -34,7 +34,7 @@ from infrastructure.services.mailservers import (
     mailu_client_for,
     uses_shared_servers,
 )
-from penguinmails import states
+from penguinmails import indexes, states
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError
 from penguinmails.queue.producer import enqueue
@@ -249,4 +249,5 @@ def delete_mailbox(principal: Principal, mailbox: Mailbox) -> None:
             address=locked.address,
             mailbox_id=locked.pk,
         )
+        indexes.unindex_mailbox(tenant.pk, locked.pk)
         locked.delete()

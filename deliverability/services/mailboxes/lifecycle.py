@@ -9,7 +9,7 @@ from django.db import transaction
 from deliverability.models import Mailbox, MailboxStatus
 from deliverability.services.mailboxes.access import _actor, _in_schema, _locked, _tenant_here
 from deliverability.services.mailboxes.validation import _daily_limit
-from penguinmails import states
+from penguinmails import indexes, states
 from tenants.models import User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -30,7 +30,26 @@ def transition_mailbox(
     elif to == MailboxStatus.ACTIVE:
         fields["paused_reason"] = ""
         fields["consecutive_failures"] = 0
-    return states.transition(mailbox, to, reason=reason[:500], actor=actor, **fields)
+    moved = states.transition(mailbox, to, reason=reason[:500], actor=actor, **fields)
+    sync_poll_index(moved)
+    return moved
+
+
+# Read by the inbound poller (docs/inbound.md): a paused or failing mailbox still receives
+# bounces and replies to what it sent; its poll backs off on failed logins.
+POLLED_STATUSES = frozenset({MailboxStatus.ACTIVE, MailboxStatus.PAUSED, MailboxStatus.FAILING})
+
+
+def sync_poll_index(mailbox: Mailbox) -> None:
+    """Keep the public poll index (penguinmails.indexes) in step with the mailbox's status, in
+    the caller's transaction: polled while active, paused or failing with IMAP configured."""
+    tenant = _tenant_here()
+    if tenant is None:
+        return
+    if mailbox.status in POLLED_STATUSES and mailbox.imap_host:
+        indexes.index_mailbox(tenant.pk, mailbox.pk, reset=mailbox.status == MailboxStatus.ACTIVE)
+    else:
+        indexes.unindex_mailbox(tenant.pk, mailbox.pk)
 
 
 def _copy(source: Mailbox, target: Mailbox) -> None:

@@ -1,0 +1,188 @@
+"""What campaigns does about mail read from its mailboxes (docs/inbound.md, "Actions"): the
+receiver of `deliverability.signals.inbound_classified`, connected in CampaignsConfig.ready.
+
+Runs inside deliverability's one transaction per inbound message (which then marks it
+processed), in the tenant's schema. The report is matched to one of the tenant's messages with
+`match_message` (VERP token, In-Reply-To/References, quoted Message-ID; a forged token or another
+tenant's message matches nothing, and nothing changes). Then, by kind:
+
+- hard bounce: the message becomes bounced (state machine), the lead bounced, the address
+  suppressed (reason bounced, source inbound), every active enrollment of the lead stops;
+- soft bounce: a bounce event; after INBOUND_SOFT_BOUNCE_LIMIT soft bounces of the address in
+  INBOUND_SOFT_BOUNCE_DAYS, suppressed as a hard bounce would be (the message stays sent);
+- complaint: suppressed (reason complaint), every enrollment of the lead stops, a complaint event
+  and the `complained` rollup (deliverability counts it against the mailbox and domain);
+- unsubscribe request: `unsubscribe_message`, exactly as the one-click POST;
+- human reply: `record_reply` (stop on reply, `replied` rollup) and a reply event;
+- auto-reply and anything else: nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from campaigns.models import (
+    CampaignLead,
+    EnrollmentStatus,
+    EventKind,
+    Message,
+    MessageEvent,
+    MessageStatus,
+    SuppressionReason,
+)
+from campaigns.services import stats
+from campaigns.services.campaigns.replies import record_reply
+from campaigns.services.matching import match_message
+from campaigns.services.suppressions import mark_leads_bounced, suppress_many
+from campaigns.tracking import tokens
+from campaigns.tracking.unsubscribe import unsubscribe_message
+from penguinmails import states
+from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+BOUNCEABLE = (MessageStatus.SENT, MessageStatus.UNKNOWN)
+
+
+def on_inbound_classified(
+    sender: Any, *, tenant: Tenant, inbound: Any, classification: Any, headers: Any, **_: Any
+) -> dict[str, Any] | None:
+    kind = str(classification.kind)
+    if kind in ("auto_reply", "other"):
+        return None
+    message_pk = _match(tenant, classification, headers)
+    if message_pk is None:
+        return {"action": "no message of ours matched"}
+    message = Message.objects.select_for_update().filter(pk=message_pk).first()
+    if message is None:
+        return None
+    at = timezone.now()
+    act = {
+        "bounce": _bounce,
+        "complaint": _complaint,
+        "unsubscribe": _unsubscribe,
+        "reply": _reply,
+    }.get(kind)
+    action = act(message, classification, at) if act else "nothing to do"
+    return {"message_id": message.pk, "mailbox_id": message.mailbox_id, "action": action}
+
+
+def _match(tenant: Tenant, classification: Any, headers: Any) -> int | None:
+    if str(classification.kind) == "unsubscribe" and classification.unsubscribe_token:
+        try:
+            token = tokens.verify_mailto(classification.unsubscribe_token)
+        except tokens.BadToken:
+            token = None
+        if token is not None and token.tenant_id == tenant.pk:
+            return int(token.message_pk)
+    for address in [*headers.delivered_to, None][:20]:
+        found = match_message(
+            tenant,
+            verp_rcpt=address,
+            in_reply_to=headers.in_reply_to or None,
+            references=headers.references or None,
+            original_message_id=classification.original_message_id,
+        )
+        if found is not None:
+            return found[1]
+    return None
+
+
+def _event(message: Message, kind: str, at: datetime, reason: str = "") -> None:
+    MessageEvent.objects.create(
+        message_id=message.pk,
+        campaign_id=message.campaign_id,
+        kind=kind,
+        at=at,
+        machine_reason=reason[:100],
+    )
+
+
+def _bump(message: Message, counter: str, at: datetime) -> None:
+    stats.bump(
+        [stats.Bump(message.campaign_id, message.step_id, message.variant_id, at.date(), counter)]
+    )
+
+
+def _stop_lead(lead_id: int, reason: str, at: datetime) -> int:
+    return CampaignLead.objects.filter(lead_id=lead_id, status=EnrollmentStatus.ACTIVE).update(
+        status=EnrollmentStatus.STOPPED, next_due_at=None, stop_reason=reason, updated_at=at
+    )
+
+
+def _recipient_class(message: Message, classification: Any) -> tuple[str, str]:
+    """(class, status) of the recipient that is our message's, else of the first one."""
+    ours = message.to_email.strip().lower()
+    chosen = None
+    for recipient in classification.recipients:
+        if (recipient.address or "").strip().lower() == ours:
+            chosen = recipient
+            break
+    chosen = chosen or (classification.recipients[0] if classification.recipients else None)
+    if chosen is None:
+        return "soft", ""
+    return (chosen.klass or "soft"), (chosen.status or "")
+
+
+def _bounce(message: Message, classification: Any, at: datetime) -> str:
+    klass, status = _recipient_class(message, classification)
+    address = message.to_email.strip().lower()
+    _event(message, EventKind.BOUNCE, at, f"{klass} {status}".strip())
+    if klass != "hard":
+        since = at - timedelta(days=settings.INBOUND_SOFT_BOUNCE_DAYS)
+        soft = MessageEvent.objects.filter(
+            kind=EventKind.BOUNCE,
+            machine_reason__startswith="soft",
+            at__gte=since,
+            message__to_email__iexact=address,
+        ).count()
+        if soft < settings.INBOUND_SOFT_BOUNCE_LIMIT:
+            return (
+                f"soft bounce {status} counted ({soft} in {settings.INBOUND_SOFT_BOUNCE_DAYS} days)"
+            )
+        source = f"inbound: {soft} soft bounces in {settings.INBOUND_SOFT_BOUNCE_DAYS} days"
+    else:
+        source = f"inbound: hard bounce {status}, message {message.pk}"
+        if message.status in BOUNCEABLE:
+            states.transition(
+                message,
+                MessageStatus.BOUNCED,
+                reason=f"bounce {status} read from the mailbox",
+                bounced_at=at,
+            )
+            _bump(message, "bounced", at)
+    suppress_many([address], reason=SuppressionReason.BOUNCED, source=source, at=at)
+    mark_leads_bounced([message.lead_id], at=at)
+    stopped = _stop_lead(message.lead_id, "Bounced.", at)
+    return f"{klass} bounce {status}: suppressed, {stopped} enrollment(s) stopped"
+
+
+def _complaint(message: Message, classification: Any, at: datetime) -> str:
+    address = message.to_email.strip().lower()
+    suppress_many(
+        [address],
+        reason=SuppressionReason.COMPLAINT,
+        source=f"inbound: complaint, message {message.pk}",
+        at=at,
+    )
+    stopped = _stop_lead(message.lead_id, "Complained.", at)
+    if not MessageEvent.objects.filter(message_id=message.pk, kind=EventKind.COMPLAINT).exists():
+        _bump(message, "complained", at)
+    _event(message, EventKind.COMPLAINT, at, str(classification.feedback_type or "abuse"))
+    return f"complaint: suppressed, {stopped} enrollment(s) stopped"
+
+
+def _unsubscribe(message: Message, classification: Any, at: datetime) -> str:
+    done = unsubscribe_message(message.pk, at=at, source="mailto")
+    return "unsubscribed" if done else "already unsubscribed"
+
+
+def _reply(message: Message, classification: Any, at: datetime) -> str:
+    _event(message, EventKind.REPLY, at)
+    changed = record_reply(message.lead_id)
+    return "reply: lead marked replied" if changed else "reply: lead already replied or stopped"

@@ -1,0 +1,191 @@
+"""Inbound messages once read (docs/inbound.md, "Reading mailboxes" and "Actions"): stored once
+per (mailbox, folder, uidvalidity, uid), then classified and acted on once each.
+
+Acting is one transaction per message: the row is locked in `received`, classified
+(deliverability.inbound.classify), `deliverability.signals.inbound_classified` is sent so the
+apps that own the data act (campaigns: suppressions, enrollments, rollups), the complaint is
+counted against the sending mailbox and domain, and the row moves to `processed`. A poller
+killed half-way leaves rows in `received`; the next run acts on them, and on nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from deliverability.inbound import classify
+from deliverability.inbound.classify import Classification, Kind
+from deliverability.models import InboundMessage, InboundState, Mailbox, SendingDomain
+from deliverability.signals import inbound_classified
+from penguinmails import states
+from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+_ADDRESS_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
+
+
+@dataclass(frozen=True)
+class Headers:
+    """What matching needs from the message's own headers."""
+
+    delivered_to: list[str]
+    in_reply_to: str
+    references: str
+    message_id: str
+
+
+def read_headers(raw: bytes) -> Headers:
+    try:
+        parsed = BytesHeaderParser().parsebytes(raw[:200_000].replace(b"\x00", b""))
+    except Exception:  # noqa: BLE001 - a hostile header block is only unmatched, never fatal
+        return Headers([], "", "", "")
+
+    def text(name: str) -> str:
+        return str(parsed.get(name, "") or "")[:20_000]
+
+    found: list[str] = []
+    for name in _ADDRESS_HEADERS:
+        values = [str(v)[:2000] for v in (parsed.get_all(name) or [])]
+        for _, address in getaddresses(values):
+            address = address.strip().lower()
+            if "@" in address and address not in found:
+                found.append(address)
+    return Headers(found[:20], text("In-Reply-To"), text("References"), text("Message-ID"))
+
+
+def store(mailbox: Mailbox, folder: str, uidvalidity: int, fetched: Iterable[tuple[int, bytes]]):
+    """Store fetched (uid, raw) messages, each once; returns how many were new. Runs in the
+    caller's transaction (with the folder's cursor move)."""
+    rows = [
+        InboundMessage(
+            mailbox=mailbox,
+            folder=folder,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            raw=zlib.compress(raw, 6),
+            raw_size=len(raw),
+            kind="",
+        )
+        for uid, raw in fetched
+    ]
+    before = InboundMessage.objects.filter(mailbox=mailbox).count()
+    InboundMessage.objects.bulk_create(rows, ignore_conflicts=True)
+    return InboundMessage.objects.filter(mailbox=mailbox).count() - before
+
+
+def process_pending(tenant: Tenant, mailbox: Mailbox, *, limit: int = 10_000) -> int:
+    """Act on the mailbox's stored messages not yet acted on, oldest first; returns how many."""
+    pending = InboundMessage.objects.filter(mailbox=mailbox, status=InboundState.RECEIVED)
+    ids = list(pending.order_by("id").values_list("id", flat=True)[:limit])
+    return sum(1 for pk in ids if process_one(tenant, pk))
+
+
+def process_one(tenant: Tenant, inbound_id: int) -> bool:
+    """Classify and act on one stored message, once. False when another run has it or had it."""
+    try:
+        with transaction.atomic():
+            row = (
+                InboundMessage.objects.select_for_update(skip_locked=True)
+                .filter(pk=inbound_id, status=InboundState.RECEIVED)
+                .first()
+            )
+            if row is None:
+                return False
+            _act(tenant, row)
+            return True
+    except Exception as exc:  # noqa: BLE001 - one bad message must not stop the mailbox
+        log.exception("inbound message %s: acting failed", inbound_id)
+        _failed_attempt(inbound_id, exc)
+        return False
+
+
+def _act(tenant: Tenant, row: InboundMessage) -> None:
+    raw = zlib.decompress(bytes(row.raw)) if row.raw is not None else b""
+    verdict = classify(raw)
+    headers = read_headers(raw)
+    results: list[Any] = [
+        r
+        for _, r in inbound_classified.send(
+            sender=InboundMessage,
+            tenant=tenant,
+            inbound=row,
+            classification=verdict,
+            headers=headers,
+        )
+        if r
+    ]
+    outcome: dict[str, Any] = dict(results[0]) if results else {}
+    if verdict.kind == Kind.COMPLAINT and outcome.get("message_id"):
+        record_complaint(int(outcome.get("mailbox_id") or row.mailbox_id))
+    first = verdict.recipients[0] if verdict.recipients else None
+    states.transition(
+        row,
+        InboundState.PROCESSED,
+        reason=str(outcome.get("action", ""))[:500],
+        **_verdict_fields(verdict, headers),
+        status_code=(first.status or "")[:16] if first else "",
+        bounce_class=(first.klass or "")[:8] if first else "",
+        bounce_reason=(first.reason or "")[:64] if first else "",
+        matched_message_id=outcome.get("message_id"),
+        action=str(outcome.get("action", "nothing to do"))[:200],
+        processed_at=timezone.now(),
+    )
+
+
+def _verdict_fields(verdict: Classification, headers: Headers) -> dict[str, Any]:
+    return {
+        "kind": str(verdict.kind)[:16],
+        "recipients": [r.as_json() for r in verdict.recipients],
+        "message_id": headers.message_id[:500],
+        "delivered_to": ", ".join(headers.delivered_to)[:500],
+    }
+
+
+def _failed_attempt(inbound_id: int, exc: Exception) -> None:
+    with transaction.atomic():
+        row = InboundMessage.objects.select_for_update().filter(pk=inbound_id).first()
+        if row is None or row.status != InboundState.RECEIVED:
+            return
+        row.attempts += 1
+        row.save(update_fields=["attempts"])
+        if row.attempts >= MAX_ATTEMPTS:
+            states.transition(
+                row,
+                InboundState.FAILED,
+                reason=f"{type(exc).__name__}: {exc}"[:500],
+                action=f"failed: {type(exc).__name__}"[:200],
+            )
+
+
+def record_complaint(mailbox_id: int) -> None:
+    """A spam complaint about mail from this mailbox counts against it and its domain."""
+    mailbox = Mailbox.objects.filter(pk=mailbox_id).values_list("address", flat=True).first()
+    if mailbox is None:
+        return
+    Mailbox.objects.filter(pk=mailbox_id).update(complaints=F("complaints") + 1)
+    domain = mailbox.rsplit("@", 1)[-1]
+    SendingDomain.objects.filter(name=domain).update(complaints=F("complaints") + 1)
+
+
+def prune_raw(mailbox: Mailbox) -> int:
+    """Clear the raw bytes of the mailbox's acted-on messages older than the retention (30 days
+    by default); the classification and action stay. Returns how many were cleared."""
+    cutoff = timezone.now() - timedelta(days=settings.INBOUND_RAW_RETENTION_DAYS)
+    return (
+        InboundMessage.objects.filter(mailbox=mailbox, received_at__lt=cutoff, raw__isnull=False)
+        .exclude(status=InboundState.RECEIVED)
+        .update(raw=None)
+    )

@@ -1,0 +1,152 @@
+"""Issue 12, items 1 and 4 end to end: a campaign sent through the real pipeline, what comes back
+delivered into the sending mailbox in the real Dovecot, read by the poll job and acted on."""
+
+from __future__ import annotations
+
+import pytest
+from django_tenants.utils import schema_context
+
+from campaigns.models import (
+    CampaignDailyStat,
+    CampaignLead,
+    EnrollmentStatus,
+    Lead,
+    Message,
+    MessageEvent,
+    Suppression,
+)
+from campaigns.sending.verp import bounce_address
+from deliverability.models import InboundMessage, InboundState, Mailbox, SendingDomain
+from penguinmails.sandbox.imap import SandboxImap
+from tests.conftest import Cast
+from tests.inbound_poll.conftest import (
+    ADDRESS,
+    dsn,
+    reply,
+    schedule_tomorrow,
+    sent_world,
+    verp_of,
+)
+from tests.sending.conftest import DOMAIN, Sandbox
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _state(world, lead_email: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    with schema_context(world.cast.tenant.schema_name):
+        lead = Lead.objects.get(email=lead_email)
+        enrollment = CampaignLead.objects.get(lead=lead, campaign=world.campaign)
+        return str(lead.status), str(enrollment.status)
+
+
+def test_a_hard_bounce_suppresses_bounces_and_stops_the_next_step(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    world = sent_world(cast, sandbox, imap)
+    bounced, kept = world.messages
+    uid = world.deliver(dsn(verp_of(world, bounced), bounced.to_email, bounced.message_id))
+    report = world.poll()
+    assert (report.fetched, report.stored, report.processed) == (1, 1, 1)
+    assert report.folders == ("INBOX", "Junk")
+    with schema_context(cast.tenant.schema_name):
+        message = Message.objects.get(pk=bounced.pk)
+        assert message.status == "bounced" and message.bounced_at is not None
+        suppression = Suppression.objects.get(value=bounced.to_email)
+        assert suppression.reason == "bounced" and suppression.source.startswith("inbound")
+        assert Message.objects.get(pk=kept.pk).status == "sent"
+        inbound = InboundMessage.objects.get()
+        assert (inbound.kind, inbound.status_code, inbound.bounce_class) == (
+            "bounce",
+            "5.1.1",
+            "hard",
+        )
+        assert inbound.matched_message_id == bounced.pk and inbound.status == InboundState.PROCESSED
+        assert inbound.raw is not None and inbound.raw_size > 0
+        assert sum(CampaignDailyStat.objects.values_list("bounced", flat=True)) == 1
+    assert _state(world, bounced.to_email) == ("bounced", EnrollmentStatus.STOPPED)
+    assert _state(world, kept.to_email) == ("active", EnrollmentStatus.ACTIVE)
+    schedule_tomorrow(world)
+    with schema_context(cast.tenant.schema_name):
+        assert Message.objects.filter(lead_id=bounced.lead_id).count() == 1
+        assert Message.objects.filter(lead_id=kept.lead_id).count() == 2
+    # Read with BODY.PEEK: the message stays unread, and nothing is deleted.
+    client = imap.connect(ADDRESS)
+    try:
+        client.select("INBOX", readonly=True)
+        _, data = client.uid("FETCH", str(uid), "(FLAGS)")
+        assert b"\\Seen" not in data[0]
+    finally:
+        client.logout()
+    # Nothing new: a second poll reads and does nothing.
+    again = world.poll()
+    assert (again.fetched, again.processed) == (0, 0)
+
+
+def test_a_reply_stops_the_sequence_and_an_out_of_office_does_not(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    world = sent_world(cast, sandbox, imap)
+    replied, away = world.messages
+    world.deliver(reply(replied))
+    world.deliver(
+        reply(
+            away,
+            body="I am out of the office until 12 January with limited access to email.",
+            Auto_Submitted="auto-replied",
+            Subject_="x",
+        )
+    )
+    report = world.poll()
+    assert report.processed == 2
+    assert _state(world, replied.to_email) == ("replied", EnrollmentStatus.STOPPED)
+    assert _state(world, away.to_email) == ("active", EnrollmentStatus.ACTIVE)
+    with schema_context(cast.tenant.schema_name):
+        kinds = dict(InboundMessage.objects.values_list("matched_message_id", "kind"))
+        assert kinds.get(replied.pk) == "reply"
+        assert sorted(InboundMessage.objects.values_list("kind", flat=True)) == [
+            "auto_reply",
+            "reply",
+        ]
+        assert Message.objects.get(pk=replied.pk).replied_at is not None
+        assert sum(CampaignDailyStat.objects.values_list("replied", flat=True)) == 1
+        assert not Suppression.objects.exists()
+    schedule_tomorrow(world)
+    with schema_context(cast.tenant.schema_name):
+        assert Message.objects.filter(lead_id=replied.lead_id).count() == 1
+        assert Message.objects.filter(lead_id=away.lead_id).count() == 2
+
+
+def test_a_forged_token_or_another_tenants_message_changes_nothing(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    world = sent_world(cast, sandbox, imap)
+    target = world.messages[0]
+    good = verp_of(world, target)
+    local, _, domain = good.partition("@")
+    forged = local[:-2] + ("aa" if not local.endswith("aa") else "bb") + "@" + domain
+    foreign = bounce_address(cast.other_tenant.pk, target.pk, DOMAIN, local="sender1")
+    world.deliver(dsn(forged, target.to_email, "<not-ours@example.com>"))
+    world.deliver(dsn(foreign, target.to_email, "<someone-elses@globex.test>"))
+    report = world.poll()
+    assert report.processed == 2
+    with schema_context(cast.tenant.schema_name):
+        assert not Suppression.objects.exists()
+        assert Message.objects.get(pk=target.pk).status == "sent"
+        assert not MessageEvent.objects.filter(kind="bounce").exists()
+        assert set(InboundMessage.objects.values_list("matched_message_id", flat=True)) == {None}
+    assert _state(world, target.to_email) == ("active", EnrollmentStatus.ACTIVE)
+
+
+def test_the_junk_folder_is_read_and_a_complaint_counts(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    world = sent_world(cast, sandbox, imap)
+    replied, _ = world.messages
+    world.deliver(reply(replied), folder="Junk")
+    report = world.poll()
+    assert report.processed == 1
+    assert _state(world, replied.to_email) == ("replied", EnrollmentStatus.STOPPED)
+    with schema_context(cast.tenant.schema_name):
+        assert InboundMessage.objects.get().folder == "Junk"
+        assert Mailbox.objects.get(pk=world.mailbox.pk).complaints == 0
+        assert SendingDomain.objects.get(name=DOMAIN).complaints == 0

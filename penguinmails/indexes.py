@@ -1,6 +1,8 @@
-"""The public indexes of campaign work (docs/sending.md, "Who writes what"): the only writer of
+"""The public indexes of tenant work (docs/sending.md, "Who writes what"): the only writer of
 `running_campaigns` (RunningCampaign: the scheduler's list of running campaigns and its next
-visit) and `scheduled_campaigns` (ScheduledCampaign: campaigns waiting for their start time).
+visit), `scheduled_campaigns` (ScheduledCampaign: campaigns waiting for their start time) and
+`mailbox_polls` (MailboxPoll: the inbound poller's mailboxes, their next poll and back-off;
+written by deliverability's mailbox moves and the poller, docs/inbound.md).
 
 The campaigns app calls these in the same transaction as the change that causes them (a tenant
 schema's transaction can write public tables: one database, one connection). Writes are

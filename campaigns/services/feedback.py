@@ -74,10 +74,7 @@ def on_inbound_classified(
 
 def _match(tenant: Tenant, classification: Any, headers: Any) -> int | None:
     if str(classification.kind) == "unsubscribe" and classification.unsubscribe_token:
-        try:
-            token = tokens.verify_mailto(classification.unsubscribe_token)
-        except tokens.BadToken:
-            token = None
+        token = _unsubscribe_token(classification.unsubscribe_token)
         if token is not None and token.tenant_id == tenant.pk:
             return int(token.message_pk)
     for address in [*headers.delivered_to, None][:20]:
@@ -91,6 +88,19 @@ def _match(tenant: Tenant, classification: Any, headers: Any) -> int | None:
         if found is not None:
             return found[1]
     return None
+
+
+def _unsubscribe_token(text: str) -> tokens.Token | None:
+    """The token in an unsubscribe subject: the one-click URL's (what compose puts in the
+    mailto's subject) or the mailto address's form; None when neither verifies."""
+    try:
+        return tokens.verify(text, kind=tokens.TokenKind.UNSUBSCRIBE)
+    except tokens.BadToken:
+        pass
+    try:
+        return tokens.verify_mailto(text)
+    except tokens.BadToken:
+        return None
 
 
 def _event(message: Message, kind: str, at: datetime, reason: str = "") -> None:

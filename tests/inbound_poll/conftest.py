@@ -119,7 +119,7 @@ def verp_of(world: World, message: Message) -> str:
 def dsn(
     rcpt_to: str,
     failed: str,
-    original_id: str,
+    original_id: str | None,
     *,
     status: str = "5.1.1",
     diagnostic: str = "550 5.1.1 User unknown",
@@ -142,6 +142,27 @@ def dsn(
         f"Diagnostic-Code: smtp; {diagnostic}\n"
         f"\n--{boundary}\nContent-Type: text/rfc822-headers\n\n"
         f"From: Sam Sender 1 <{ADDRESS}>\nTo: {failed}\nSubject: Hello\n"
+        f"Message-ID: {original_id}\n"
+        f"\n--{boundary}--\n"
+    ).encode()
+
+
+def arf(rcpt_to: str, complainer: str, original_id: str | None) -> bytes:
+    """An RFC 5965 abuse report from a feedback loop, quoting our message's headers."""
+    boundary = "=_arf_boundary"
+    return (
+        "From: Feedback Loop <fbl@isp.example.net>\n"
+        f"To: {rcpt_to}\n"
+        "Subject: Abuse report\n"
+        f"Message-ID: {make_msgid(domain='isp.example.net')}\n"
+        "MIME-Version: 1.0\n"
+        f'Content-Type: multipart/report; report-type=feedback-report; boundary="{boundary}"\n'
+        f"\n--{boundary}\nContent-Type: text/plain\n\nThis is an abuse report.\n"
+        f"\n--{boundary}\nContent-Type: message/feedback-report\n\n"
+        "Feedback-Type: abuse\nUser-Agent: ExampleFBL/1.0\nVersion: 1\n"
+        f"Original-Rcpt-To: {complainer}\n"
+        f"\n--{boundary}\nContent-Type: text/rfc822-headers\n\n"
+        f"From: Sam Sender 1 <{ADDRESS}>\nTo: {complainer}\nSubject: Hello\n"
         f"Message-ID: {original_id}\n"
         f"\n--{boundary}--\n"
     ).encode()

@@ -3,6 +3,9 @@ delivered into the sending mailbox in the real Dovecot, read by the poll job and
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+from typing import Any
+
 import pytest
 from django_tenants.utils import schema_context
 
@@ -16,11 +19,13 @@ from campaigns.models import (
     Suppression,
 )
 from campaigns.sending.verp import bounce_address
+from campaigns.tracking.links import unsubscribe_url
 from deliverability.models import InboundMessage, InboundState, Mailbox, SendingDomain
 from penguinmails.sandbox.imap import SandboxImap
 from tests.conftest import Cast
 from tests.inbound_poll.conftest import (
     ADDRESS,
+    arf,
     dsn,
     reply,
     schedule_tomorrow,
@@ -30,6 +35,7 @@ from tests.inbound_poll.conftest import (
 from tests.sending.conftest import DOMAIN, Sandbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
+BASE = "https://track.example.test"
 
 
 def _state(world, lead_email: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -137,9 +143,7 @@ def test_a_forged_token_or_another_tenants_message_changes_nothing(
     assert _state(world, target.to_email) == ("active", EnrollmentStatus.ACTIVE)
 
 
-def test_the_junk_folder_is_read_and_a_complaint_counts(
-    cast: Cast, sandbox: Sandbox, imap: SandboxImap
-) -> None:
+def test_the_junk_folder_is_read(cast: Cast, sandbox: Sandbox, imap: SandboxImap) -> None:
     world = sent_world(cast, sandbox, imap)
     replied, _ = world.messages
     world.deliver(reply(replied), folder="Junk")
@@ -148,5 +152,89 @@ def test_the_junk_folder_is_read_and_a_complaint_counts(
     assert _state(world, replied.to_email) == ("replied", EnrollmentStatus.STOPPED)
     with schema_context(cast.tenant.schema_name):
         assert InboundMessage.objects.get().folder == "Junk"
-        assert Mailbox.objects.get(pk=world.mailbox.pk).complaints == 0
-        assert SendingDomain.objects.get(name=DOMAIN).complaints == 0
+
+
+def test_a_complaint_suppresses_stops_and_counts_against_mailbox_and_domain(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    world = sent_world(cast, sandbox, imap)
+    complained, _ = world.messages
+    world.deliver(arf(ADDRESS, complained.to_email, complained.message_id))
+    assert world.poll().processed == 1
+    assert _state(world, complained.to_email)[1] == EnrollmentStatus.STOPPED
+    with schema_context(cast.tenant.schema_name):
+        assert Suppression.objects.get(value=complained.to_email).reason == "complaint"
+        assert Mailbox.objects.get(pk=world.mailbox.pk).complaints == 1
+        assert SendingDomain.objects.get(name=DOMAIN).complaints == 1
+        assert sum(CampaignDailyStat.objects.values_list("complained", flat=True)) == 1
+        assert InboundMessage.objects.get().kind == "complaint"
+
+
+def test_soft_bounces_suppress_only_after_the_limit(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap, settings: Any
+) -> None:
+    settings.INBOUND_SOFT_BOUNCE_LIMIT = 2
+    world = sent_world(cast, sandbox, imap)
+    target, _ = world.messages
+    full = {"status": "4.2.2", "diagnostic": "452 4.2.2 Mailbox full"}
+    world.deliver(dsn(verp_of(world, target), target.to_email, target.message_id, **full))
+    world.poll()
+    with schema_context(cast.tenant.schema_name):
+        assert InboundMessage.objects.get().bounce_class == "soft"
+        assert not Suppression.objects.exists()
+        assert Message.objects.get(pk=target.pk).status == "sent"
+    assert _state(world, target.to_email) == ("active", EnrollmentStatus.ACTIVE)
+    world.deliver(dsn(verp_of(world, target), target.to_email, target.message_id, **full))
+    world.poll()
+    with schema_context(cast.tenant.schema_name):
+        assert Suppression.objects.get(value=target.to_email).reason == "bounced"
+        assert Message.objects.get(pk=target.pk).status == "sent"  # no hard bounce
+    assert _state(world, target.to_email)[1] == EnrollmentStatus.STOPPED
+
+
+def test_a_new_uidvalidity_restarts_from_the_recent_window(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    world = sent_world(cast, sandbox, imap)
+    world.deliver(reply(world.messages[0]))
+    world.poll()
+    with schema_context(cast.tenant.schema_name):
+        mailbox = Mailbox.objects.get(pk=world.mailbox.pk)
+        validity = mailbox.inbound_cursor["INBOX"]["uidvalidity"]
+        # The server recreated the folder: the old cursor's UIDs mean nothing any more.
+        mailbox.inbound_cursor = {"INBOX": {"uidvalidity": validity + 1, "last_uid": 999}}
+        mailbox.save(update_fields=["inbound_cursor"])
+    report = world.poll()
+    # Read again from the recent window (UIDNEXT - INBOUND_POLL_WINDOW), stored and acted on
+    # once: the same (mailbox, folder, uidvalidity, uid) is already there.
+    assert (report.fetched, report.stored, report.processed) == (1, 0, 0)
+    with schema_context(cast.tenant.schema_name):
+        cursor = Mailbox.objects.get(pk=world.mailbox.pk).inbound_cursor["INBOX"]
+        assert cursor["uidvalidity"] == validity and cursor["last_uid"] >= 1
+        assert InboundMessage.objects.count() == 1
+        assert sum(CampaignDailyStat.objects.values_list("replied", flat=True)) == 1
+
+
+def test_an_unsubscribe_request_unsubscribes_as_the_one_click_post_does(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    world = sent_world(cast, sandbox, imap)
+    leaving, staying = world.messages
+    for message, token in (
+        # The subject compose puts in the List-Unsubscribe mailto: the one-click URL's token.
+        (leaving, unsubscribe_url(BASE, cast.tenant.pk, leaving.pk).rsplit("/", 1)[1]),
+        (staying, unsubscribe_url(BASE, cast.other_tenant.pk, staying.pk).rsplit("/", 1)[1]),
+    ):
+        mail = EmailMessage()
+        mail["From"] = message.to_email
+        mail["To"] = ADDRESS
+        mail["Subject"] = f"unsubscribe {token}"
+        mail.set_content("")
+        world.deliver(mail.as_bytes())
+    assert world.poll().processed == 2
+    assert _state(world, leaving.to_email) == ("unsubscribed", EnrollmentStatus.STOPPED)
+    assert _state(world, staying.to_email) == ("active", EnrollmentStatus.ACTIVE)
+    with schema_context(cast.tenant.schema_name):
+        assert Suppression.objects.get().value == leaving.to_email
+        assert Message.objects.get(pk=leaving.pk).unsubscribed_at is not None
+        assert sum(CampaignDailyStat.objects.values_list("unsubscribed", flat=True)) == 1

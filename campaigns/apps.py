@@ -14,14 +14,18 @@ class CampaignsConfig(AppConfig):
         from campaigns.demo import seed_demo
         from campaigns.home_panels import home_context
         from campaigns.services.feedback import on_inbound_classified
+        from campaigns.services.inbox import unread_total
         from campaigns.tracking.tokens import unsubscribe_tenant
         from deliverability.signals import inbound_classified
         from penguinmails.sandbox import scope
         from tenants import signals
         from tenants.home import register_panels
+        from tenants.web import register_nav_badge
 
         # The workspace home page (tenants) shows campaigns' and the other apps' panels.
         register_panels(home_context)
+        # The sidebar's Inbox entry shows the unread replies.
+        register_nav_badge("inbox:index", unread_total)
         # The sandbox's mail pages attribute a captured campaign message by its signed token.
         scope.register_token_verifier(unsubscribe_tenant)
         # `tenants demo` (make run) asks us to seed the demo workspace.

@@ -13,6 +13,7 @@ from rest_framework.routers import SimpleRouter
 
 from campaigns.api.campaigns import CampaignViewSet, LeadRepliedView
 from campaigns.api.events import EventViewSet
+from campaigns.api.inbox import InboxViewSet
 from campaigns.api.leads import LeadViewSet
 from campaigns.api.lists import LeadListViewSet, SuppressionViewSet
 from campaigns.api.messages import MessageViewSet
@@ -45,6 +46,7 @@ router.register("infrastructure", InfrastructureViewSet, basename="infrastructur
 router.register("templates", TemplateViewSet, basename="template")
 router.register("leads", LeadViewSet, basename="lead")
 router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("inbox", InboxViewSet, basename="inbox")
 router.register("events", EventViewSet, basename="event")
 router.register("lists", LeadListViewSet, basename="lead-list")
 router.register("suppressions", SuppressionViewSet, basename="suppression")
@@ -77,6 +79,7 @@ urlpatterns = [
     path("", include("tenants.urls.accounts_tenant")),
     path("", include("tenants.urls.dashboard")),
     path("campaigns/", include("campaigns.urls")),
+    path("inbox/", include("campaigns.urls_inbox")),
     path("", include("deliverability.urls")),
     path("infrastructure/", include("infrastructure.urls")),
     path("billing/", include("billing.urls")),

@@ -47,6 +47,7 @@ class NavEntry:
 
 NAV: tuple[NavEntry, ...] = (
     NavEntry("Home", "dashboard:home"),
+    NavEntry("Inbox", "inbox:index", (Area.CAMPAIGNS,), "Outreach"),
     NavEntry("Campaigns", "campaigns:index", (Area.CAMPAIGNS,), "Outreach"),
     NavEntry("Leads", "campaigns:leads", (Area.LEADS,), "Outreach"),
     NavEntry("Templates", "campaigns:templates", (Area.TEMPLATES,), "Outreach"),
@@ -58,6 +59,15 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Settings", "dashboard:settings", (Area.SETTINGS, Area.API_KEYS), "Account"),
     NavEntry("Sandbox mail", "sandbox:messages", (), "Developer", debug_only=True),
 )
+
+
+# A count shown beside an entry (the inbox's unread replies), registered by the app that owns
+# the page at start-up (tenants imports none of them); called in the tenant's schema.
+_BADGES: dict[str, Callable[[], int]] = {}
+
+
+def register_nav_badge(url_name: str, count: Callable[[], int]) -> None:
+    _BADGES[url_name] = count
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,10 @@ def nav_for(request: HttpRequest) -> list[NavLink]:
         except NoReverseMatch:
             # A page another part of the product has not wired up yet: leave it out.
             continue
-        links.append(NavLink(entry.label, url, entry.section, False))
+        badge = _BADGES.get(entry.url_name)
+        count = badge() if badge is not None else 0
+        label = f"{entry.label} ({count})" if count else entry.label
+        links.append(NavLink(label, url, entry.section, False))
     # One active entry: the longest URL that prefixes the path (Leads at /campaigns/leads/ is
     # active, not Campaigns at /campaigns/ as well); "/" only for the home page itself.
     matches = [

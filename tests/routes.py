@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import zlib
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -36,7 +37,7 @@ from campaigns.models import (
     SuppressionReason,
 )
 from campaigns.services import campaigns as campaign_svc
-from deliverability.models import Mailbox, MailboxKind, SendingDomain
+from deliverability.models import InboundMessage, Mailbox, MailboxKind, SendingDomain
 from infrastructure.models import VpsInstance
 from tenants.models import Invitation, Membership, Role, Tenant, User
 from tenants.services.access import principal_for_membership
@@ -315,6 +316,20 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
             at=now,
             url=f"https://{tag}.example.com/offer",
         )
+        inbound = InboundMessage.objects.create(
+            mailbox=mailbox,
+            folder="INBOX",
+            uidvalidity=1,
+            uid=1,
+            raw=zlib.compress(
+                f"From: lead-{tag}@example.com\r\nTo: sender@{tag}.example.com\r\n"
+                f"Subject: Re: {tag} subject\r\nMessage-ID: <reply-{tag}@example.com>\r\n"
+                f"In-Reply-To: <sent-{tag}@example.com>\r\n\r\n{tag} reply body\r\n".encode()
+            ),
+            message_id=f"<reply-{tag}@example.com>",
+            kind="reply",
+            matched_message_id=message.pk,
+        )
         suppression = Suppression.objects.create(
             value=f"gone-{tag}@example.com", reason=SuppressionReason.MANUAL
         )
@@ -333,6 +348,7 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
         "step_id": step.pk,
         "variant_id": variant.pk,
         "message_id": message.pk,
+        "inbound_id": inbound.pk,
         "lead_id": lead.pk,
         "template_id": template.pk,
         "suppression_id": suppression.pk,
@@ -365,5 +381,6 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
         "lists": lead_list.pk,
         "suppressions": suppression.pk,
         "messages": message.pk,
+        "inbox": inbound.pk,
     }
     return Objects(tenant=tenant, tag=tag, kwargs=kwargs, api_ids=api_ids)

@@ -16,6 +16,7 @@ from campaigns.models.campaigns import (
     StepVariant,
     _weekdays,  # migration 0003 names it as campaigns.models._weekdays
 )
+from campaigns.models.inbox import InboxEvent, InboxLabel, InboxReply, InboxState
 from campaigns.models.leads import (
     LEAD_FIELDS,
     DuplicatePolicy,
@@ -44,6 +45,10 @@ from campaigns.models.templates import EmailTemplate
 
 __all__ = [
     "LEAD_FIELDS",
+    "InboxEvent",
+    "InboxLabel",
+    "InboxReply",
+    "InboxState",
     "Campaign",
     "CampaignDailyStat",
     "CampaignLead",

@@ -14,7 +14,7 @@ tenant's message matches nothing, and nothing changes). Then, by kind:
   and the `complained` rollup (deliverability counts it against the mailbox and domain);
 - unsubscribe request: `unsubscribe_message`, exactly as the one-click POST;
 - human reply: `record_reply` (stop on reply, `replied` rollup) and a reply event;
-- auto-reply and anything else: nothing.
+- auto-reply: matched (the unified inbox threads it), nothing else; anything else: nothing.
 """
 
 from __future__ import annotations
@@ -53,11 +53,13 @@ def on_inbound_classified(
     sender: Any, *, tenant: Tenant, inbound: Any, classification: Any, headers: Any, **_: Any
 ) -> dict[str, Any] | None:
     kind = str(classification.kind)
-    if kind in ("auto_reply", "other"):
+    if kind == "other":
         return None
     message_pk = _match(tenant, classification, headers)
     if message_pk is None:
         return {"action": "no message of ours matched"}
+    if kind == "auto_reply":  # matched only to thread it in the unified inbox
+        return {"message_id": message_pk, "action": "nothing: an auto-reply"}
     message = Message.objects.select_for_update().filter(pk=message_pk).first()
     if message is None:
         return None

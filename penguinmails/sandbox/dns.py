@@ -12,7 +12,6 @@ authoritative server would answer REFUSED outside its zones, which verification 
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
 import logging
@@ -21,14 +20,16 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSServer
+
+from penguinmails.sandbox.filelock import locked
 
 logger = logging.getLogger(__name__)
 
@@ -124,18 +125,8 @@ class ZoneStore:
         self.update(lambda records: [])
 
     # --- file backing ----------------------------------------------------------------------
-    @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        if self.path is None:
-            yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(self.path.suffix + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _file_lock(self) -> AbstractContextManager[None]:
+        return locked(self.path)
 
     def _reload(self) -> None:
         assert self.path is not None

@@ -13,17 +13,18 @@ reread by the server when its mtime or size changes, so rules apply without a re
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from penguinmails.sandbox.filelock import locked
 
 ACCEPT = "accept"
 AT_RCPT = ("defer", "reject")
@@ -146,18 +147,8 @@ class RuleStore:
             self._save()
 
     # --- file backing ----------------------------------------------------------------------
-    @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        if self.path is None:
-            yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(self.path.suffix + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _file_lock(self) -> AbstractContextManager[None]:
+        return locked(self.path)
 
     def _reload(self) -> None:
         if self.path is None:

@@ -48,6 +48,9 @@ SHARED_APPS = [
     # The one transition log (docs/states.md): in both lists, so the table exists in public and
     # in every tenant schema and each object's history lives beside it.
     "penguinmails.history",
+    # Blocklist listings of IPs live in public beside the IPs; scores of mailboxes and domains in
+    # the tenant's schema (docs/reputation.md).
+    "reputation",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.admin",
@@ -67,6 +70,8 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "penguinmails.history",
     "deliverability",  # sending domains (docs/domains.md)
+    "warmup",  # the warm-up ramp and sends (docs/warmup.md)
+    "reputation",  # scores and domain listings (docs/reputation.md)
     "campaigns",  # templates, leads, campaigns (docs/templates.md)
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]

@@ -70,6 +70,8 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,
     path("", include("billing.api_urls")),
+    path("", include("warmup.api_urls")),
+    path("", include("reputation.api_urls")),
     # [\s\S] matches a path holding an encoded newline too; Django cannot reverse a (?s) flag.
     re_path(r"^[\s\S]*$", not_found),
 ]
@@ -83,5 +85,7 @@ urlpatterns = [
     path("", include("deliverability.urls")),
     path("infrastructure/", include("infrastructure.urls")),
     path("billing/", include("billing.urls")),
+    path("warmup/", include("warmup.urls")),
+    path("reputation/", include("reputation.urls")),
     path("sandbox/", include("penguinmails.sandbox.urls")),
 ]

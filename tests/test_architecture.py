@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("penguinmails", "tenants", "billing", "infrastructure", "deliverability", "campaigns")
+PACKAGES = (
+    "penguinmails", "tenants", "billing", "infrastructure", "deliverability", "warmup",
+    "reputation", "campaigns",
+)  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:

@@ -223,3 +223,49 @@ class MailboxPoll(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.mailbox_id} at {self.next_poll_at}"
+
+
+class WarmupPoolMember(models.Model):
+    """The warm-up pool's public index (docs/warmup.md): one row per mailbox taking part, across
+    tenants. The one place tenants meet, so only what pairing and delivery need crosses over: the
+    address mail goes to, its domain and sending IP (pairing prefers other domains, tenants and
+    IPs), and the owning tenant and mailbox ids. Written only through `penguinmails.indexes`, by
+    the warmup app's opt-in and opt-out and by mailbox moves."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="warmup_members"
+    )
+    mailbox_id = models.BigIntegerField()
+    address = models.EmailField()
+    domain = models.CharField(max_length=253)
+    ip = models.GenericIPAddressField(null=True, blank=True)  # the IP it sends from, if known
+    active = models.BooleanField(default=True)  # False: paused, failing, or opted out for now
+    joined_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "warmup_pool"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "mailbox_id"], name="warmup_pool_once")
+        ]
+        indexes = [models.Index(fields=["active", "domain"], name="warmup_pool_active_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}/{self.mailbox_id} {self.address}"
+
+
+class PlatformDailyStat(models.Model):
+    """Platform-wide send, bounce and complaint counts per UTC day (public schema), bumped beside
+    each tenant's own rollups, so the seed's "bounce rate > 15 %" staff alert is one row read,
+    never a loop over tenant schemas. Written only through `penguinmails.indexes`."""
+
+    day = models.DateField(unique=True)
+    sent = models.PositiveBigIntegerField(default=0)
+    bounced = models.PositiveBigIntegerField(default=0)
+    complained = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        db_table = "platform_daily_stats"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.sent} sent, {self.bounced} bounced"

@@ -28,7 +28,7 @@ from django_tenants.utils import schema_context
 
 from deliverability.inbound.parse import MAX_BYTES
 from deliverability.models import Mailbox, MailboxStatus
-from deliverability.services import inbound_store
+from deliverability.services import inbound_hooks, inbound_store
 from deliverability.services.mailbox_probe import ProbeResult, StepFailed, close_imap, open_imap
 from deliverability.services.mailboxes.credentials import endpoints
 from deliverability.services.mailboxes.lifecycle import POLLED_STATUSES, transition_mailbox
@@ -236,6 +236,8 @@ def _read_folder(
         fetched = _fetch(client, chunk)
         report.fetched += len(fetched)
         with transaction.atomic():
+            # Mail another app owns (warm-up) is taken here and never stored (inbound_hooks).
+            fetched = inbound_hooks.intercept(mailbox, folder, uidvalidity, fetched)
             report.stored += inbound_store.store(mailbox, folder, uidvalidity, fetched)
             _move_cursor(mailbox, folder, uidvalidity, max(chunk))
     return budget - len(take)

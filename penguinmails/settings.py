@@ -466,6 +466,15 @@ if DEBUG and not DNS_RESOLVERS:
 SANDBOX_IMAP_HOST = env_str("SANDBOX_IMAP_HOST", default="127.0.0.1")
 SANDBOX_IMAP_PORT = env_int("SANDBOX_IMAP_PORT", default=1143)
 SANDBOX_IMAP_DIR = Path(env_str("SANDBOX_IMAP_DIR", default=str(BASE_DIR / ".local" / "dovecot")))
+# Warm-up mail the sandbox SMTP server files in Junk (penguinmails/sandbox/junk.py): percent on
+# the sending pool member's first day, falling in a line to LAST percent on day DAYS and after.
+SANDBOX_WARMUP_JUNK_FIRST = env_int("SANDBOX_WARMUP_JUNK_FIRST", default=40)
+SANDBOX_WARMUP_JUNK_LAST = env_int("SANDBOX_WARMUP_JUNK_LAST", default=5)
+SANDBOX_WARMUP_JUNK_DAYS = env_int("SANDBOX_WARMUP_JUNK_DAYS", default=30)
+# Warm-up, receiving side (docs/warmup.md): warm-up messages are deleted from the receiving
+# mailbox after this many days; this percent of those received are marked important (flagged).
+WARMUP_CLEANUP_DAYS = env_int("WARMUP_CLEANUP_DAYS", default=7)
+WARMUP_IMPORTANT_PERCENT = env_int("WARMUP_IMPORTANT_PERCENT", default=10)
 
 # --- Outbound connection guard (penguinmails/netguard.py, docs/mailboxes.md) -----------------
 # User-given servers must have public addresses and these ports. Loopback is let through (on any

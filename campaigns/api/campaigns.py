@@ -63,6 +63,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "min_gap_seconds",
             "max_gap_seconds",
             "stop_on_reply",
+            "delay_on_out_of_office",
             "track_opens",
             "plain_text_only",
             "start_at",
@@ -101,6 +102,7 @@ class CampaignWriteSerializer(serializers.Serializer):
     min_gap_seconds = serializers.IntegerField(required=False)
     max_gap_seconds = serializers.IntegerField(required=False)
     stop_on_reply = serializers.BooleanField(required=False)
+    delay_on_out_of_office = serializers.BooleanField(required=False)
     track_opens = serializers.BooleanField(required=False)
     plain_text_only = serializers.BooleanField(required=False)
     start_at = serializers.DateTimeField(required=False, allow_null=True)

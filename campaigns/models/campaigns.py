@@ -42,6 +42,9 @@ class Campaign(models.Model):
     min_gap_seconds = models.PositiveIntegerField(default=60)
     max_gap_seconds = models.PositiveIntegerField(default=180)
     stop_on_reply = models.BooleanField(default=True)
+    # An out-of-office auto-reply never stops the sequence; with this on, the lead's next step
+    # waits for the return date the auto-reply states (capped: INBOUND_OOO_MAX_DELAY_DAYS).
+    delay_on_out_of_office = models.BooleanField(default=False)
     # Content (docs/sending.md, "Content"). The open pixel costs spam-filter points on a short
     # message and is what careful cold senders leave out: off unless asked for. Plain text only
     # sends text/plain alone: no HTML part, no pixel, URLs as written.

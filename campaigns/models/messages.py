@@ -142,6 +142,7 @@ class EventKind(models.TextChoices):
     BOUNCE = "bounce", "Bounce"
     COMPLAINT = "complaint", "Complaint"
     REPLY = "reply", "Reply"
+    AUTO_REPLY = "auto_reply", "Auto-reply"
 
 
 class MessageEvent(models.Model):

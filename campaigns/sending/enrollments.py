@@ -90,3 +90,25 @@ def enrol(campaign: Campaign, *, now: datetime) -> int:
         """,
         [campaign.pk, EnrollmentStatus.ACTIVE.value, first.order, due, now, now, campaign.pk],
     )
+
+
+def delay_enrollments(lead_id: int, not_before: datetime) -> list[tuple[int, datetime]]:
+    """The lead's next step waits until `not_before` in every campaign that asks for it
+    (delay_on_out_of_office): an active enrollment whose next step is due earlier moves to
+    `not_before`. One in flight (next_due_at NULL: being sent) or due later is left alone.
+    Returns (campaign, new due) per enrollment moved."""
+    return [
+        (int(campaign_id), due)
+        for campaign_id, due in fetch(
+            """
+            UPDATE campaigns_campaignlead AS e
+            SET next_due_at = %s, updated_at = now()
+            FROM campaigns_campaign c
+            WHERE c.id = e.campaign_id AND c.delay_on_out_of_office
+              AND e.lead_id = %s AND e.status = %s
+              AND e.next_due_at IS NOT NULL AND e.next_due_at < %s
+            RETURNING e.campaign_id, e.next_due_at
+            """,
+            [not_before, lead_id, EnrollmentStatus.ACTIVE.value, not_before],
+        )
+    ]

@@ -14,19 +14,26 @@ tenant's message matches nothing, and nothing changes). Then, by kind:
   and the `complained` rollup (deliverability counts it against the mailbox and domain);
 - unsubscribe request: `unsubscribe_message`, exactly as the one-click POST;
 - human reply: `record_reply` (stop on reply, `replied` rollup) and a reply event;
-- auto-reply: matched (the unified inbox threads it), nothing else; anything else: nothing.
+- auto-reply: matched (the unified inbox threads it); it never stops the sequence. When it
+  states a return date, an auto_reply event records it, and in the campaigns with
+  `delay_on_out_of_office` the lead's next step waits until that day begins (campaign timezone),
+  at most INBOUND_OOO_MAX_DELAY_DAYS ahead. Anything else: nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+import re
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from dateutil import parser as dateparser  # type: ignore[import-untyped]
 from django.conf import settings
 from django.utils import timezone
 
 from campaigns.models import (
+    Campaign,
     CampaignLead,
     EnrollmentStatus,
     EventKind,
@@ -35,6 +42,7 @@ from campaigns.models import (
     MessageStatus,
     SuppressionReason,
 )
+from campaigns.sending.enrollments import delay_enrollments
 from campaigns.services import stats
 from campaigns.services.campaigns.replies import record_reply
 from campaigns.services.matching import match_message
@@ -58,8 +66,6 @@ def on_inbound_classified(
     message_pk = _match(tenant, classification, headers)
     if message_pk is None:
         return {"action": "no message of ours matched"}
-    if kind == "auto_reply":  # matched only to thread it in the unified inbox
-        return {"message_id": message_pk, "action": "nothing: an auto-reply"}
     message = Message.objects.select_for_update().filter(pk=message_pk).first()
     if message is None:
         return None
@@ -69,6 +75,7 @@ def on_inbound_classified(
         "complaint": _complaint,
         "unsubscribe": _unsubscribe,
         "reply": _reply,
+        "auto_reply": _auto_reply,
     }.get(kind)
     action = act(message, classification, at) if act else "nothing to do"
     return {"message_id": message.pk, "mailbox_id": message.mailbox_id, "action": action}
@@ -198,3 +205,45 @@ def _reply(message: Message, classification: Any, at: datetime) -> str:
     _event(message, EventKind.REPLY, at)
     changed = record_reply(message.lead_id)
     return "reply: lead marked replied" if changed else "reply: lead already replied or stopped"
+
+
+# A numeric date the classifier left as written (day and month both possible): never guessed.
+_AMBIGUOUS = re.compile(r"^\d{1,2}[./]\d{1,2}[./]\d{2,4}$")
+
+
+def return_day(stated: str | None, today: date) -> date | None:
+    """The day an auto-reply's stated return date means, or None when it states none, cannot be
+    read, is ambiguous (05/06/2026) or is past. A date without a year is the next such day
+    ("until 12 January" written in December is next January)."""
+    text = (stated or "").strip()
+    if not text or _AMBIGUOUS.match(text):
+        return None
+    try:
+        day = dateparser.parse(text, default=datetime.combine(today, time()), fuzzy=True).date()
+    except (ValueError, OverflowError):
+        return None
+    if day < today and not re.search(r"\d{4}", text):
+        try:
+            day = day.replace(year=day.year + 1)
+        except ValueError:  # 29 February
+            return None
+    return day if day > today else None
+
+
+def _auto_reply(message: Message, classification: Any, at: datetime) -> str:
+    """An auto-reply never stops the sequence; with a stated return date, the lead's next step
+    waits for it in the campaigns that ask for that (delay_on_out_of_office), capped."""
+    campaign = Campaign.objects.filter(pk=message.campaign_id).first()
+    zone = ZoneInfo(campaign.timezone if campaign else "UTC")
+    back = return_day(classification.return_date, at.astimezone(zone).date())
+    if back is None:
+        return "auto-reply: sequence unchanged (no return date stated)"
+    cap = at + timedelta(days=settings.INBOUND_OOO_MAX_DELAY_DAYS)
+    until = min(datetime.combine(back, time(), tzinfo=zone), cap)
+    moved = delay_enrollments(message.lead_id, until)
+    if moved:
+        reason = f"out of office until {back.isoformat()}: next step due {until:%Y-%m-%d %H:%M %Z}"
+    else:
+        reason = f"out of office until {back.isoformat()}: sequence unchanged"
+    _event(message, EventKind.AUTO_REPLY, at, reason)
+    return f"auto-reply: {reason} ({len(moved)} enrollment(s) delayed)"

@@ -56,6 +56,14 @@ class CampaignForm(forms.Form):
     min_gap_seconds = forms.IntegerField(initial=60, label="Min gap (s)")
     max_gap_seconds = forms.IntegerField(initial=180, label="Max gap (s)")
     stop_on_reply = forms.BooleanField(required=False, initial=True)
+    delay_on_out_of_office = forms.BooleanField(
+        required=False,
+        initial=False,
+        label="Wait for out-of-office returns",
+        help_text="When a lead's auto-reply says when they are back, their next step waits "
+        "until that date (at most INBOUND_OOO_MAX_DELAY_DAYS ahead). An auto-reply never stops "
+        "the sequence.",
+    )
     track_opens = forms.BooleanField(
         required=False,
         initial=False,

@@ -20,6 +20,7 @@ import imaplib
 import logging
 from email.utils import getaddresses
 
+from penguinmails.sandbox import junk
 from penguinmails.sandbox.imap import DovecotError, SandboxImap
 from penguinmails.sandbox.reports import BUILDERS
 from penguinmails.sandbox.rules import ACCEPT, RuleStore, base_address, normalise
@@ -51,10 +52,11 @@ class Delivery:
         """Deliver an accepted message and its answers (blocking: IMAP APPENDs)."""
         message_id = str(email.message_from_bytes(raw).get("Message-ID", "")).strip()
         users = {name.lower(): name for name in self.imap.users()}
+        folder = junk.folder_for(raw)  # a share of warm-up mail goes to Junk (sandbox/junk.py)
         for recipient in rcpt_tos:
             action = self.rules.after_data(recipient, message_id)
             if action != "bounce":
-                self._append(users, recipient, mail_from, raw)
+                self._append(users, recipient, mail_from, raw, folder)
             if action == ACCEPT or action not in BUILDERS:
                 continue
             if not mail_from:
@@ -65,14 +67,21 @@ class Delivery:
             sender = "" if action in _NULL_SENDER else normalise(recipient)
             self._append(users, target, sender, answer)
 
-    def _append(self, users: dict[str, str], address: str, return_path: str, raw: bytes) -> bool:
+    def _append(
+        self,
+        users: dict[str, str],
+        address: str,
+        return_path: str,
+        raw: bytes,
+        folder: str = junk.INBOX,
+    ) -> bool:
         user = users.get(base_address(address))
         if user is None:
             logger.debug("Sandbox: %s is no Dovecot user; not delivered there", address)
             return False
         trace = f"Return-Path: <{return_path}>\r\nDelivered-To: {normalise(address)}\r\n"
         try:
-            self.imap.deliver(user, trace.encode("utf-8", "replace") + raw)
+            self.imap.deliver(user, trace.encode("utf-8", "replace") + raw, folder)
         except (DovecotError, OSError, imaplib.IMAP4.error):
             logger.exception("Sandbox: delivering to %s in Dovecot failed", user)
             return False

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "min_gap_seconds": 60,
     "max_gap_seconds": 180,
     "stop_on_reply": True,
+    "delay_on_out_of_office": False,
     "track_opens": False,  # docs/sending.md, "Content": the pixel is opt-in
     "plain_text_only": False,
     "start_at": None,
@@ -64,6 +65,7 @@ def _cleaned(data: dict[str, Any], *, exclude_pk: int | None = None) -> dict[str
         errors["timezone"] = [str(exc)]
     out["use_lead_timezone"] = bool(data.get("use_lead_timezone"))
     out["stop_on_reply"] = bool(data.get("stop_on_reply"))
+    out["delay_on_out_of_office"] = bool(data.get("delay_on_out_of_office"))
     out["track_opens"] = bool(data.get("track_opens"))
     out["plain_text_only"] = bool(data.get("plain_text_only"))
     _clean_window(data, out, errors)

@@ -446,6 +446,9 @@ INBOUND_POLL_WINDOW = env_int("INBOUND_POLL_WINDOW", default=1000)  # first/new-
 INBOUND_RAW_RETENTION_DAYS = env_int("INBOUND_RAW_RETENTION_DAYS", default=30)
 INBOUND_SOFT_BOUNCE_LIMIT = env_int("INBOUND_SOFT_BOUNCE_LIMIT", default=3)
 INBOUND_SOFT_BOUNCE_DAYS = env_int("INBOUND_SOFT_BOUNCE_DAYS", default=7)
+# A campaign with delay_on_out_of_office: the next step waits for the auto-reply's return date,
+# at most this many days ahead (docs/inbound.md, "Actions").
+INBOUND_OOO_MAX_DELAY_DAYS = env_int("INBOUND_OOO_MAX_DELAY_DAYS", default=30)
 # The sandbox DNS server (`make run`): loopback only; zones in a JSON file the local provider
 # writes and the server re-reads.
 SANDBOX_DNS_HOST = env_str("SANDBOX_DNS_HOST", default="127.0.0.1")

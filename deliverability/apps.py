@@ -14,6 +14,7 @@ class DeliverabilityConfig(AppConfig):
         from billing.usage import register_usage_counter
         from deliverability.models import SendingDomain
         from deliverability.services import usage
+        from infrastructure.services.ip_binding import register_sender_domains
         from penguinmails.sandbox import scope
 
         register_usage_counter(Resource.MAILBOXES, usage.mailboxes_in_use)
@@ -26,3 +27,10 @@ class DeliverabilityConfig(AppConfig):
 
         # The sandbox's mail pages show a tenant what it sent from its verified domains.
         scope.register_verified_domains(verified_domain_names)
+
+        def sending_domain_names(tenant: object) -> list[str]:
+            return list(SendingDomain.objects.values_list("name", flat=True))
+
+        # Infrastructure binds each sending domain to one of the tenant's IPs (Postfix's
+        # sender-dependent transports, docs/infrastructure.md "Which IP mail leaves from").
+        register_sender_domains(sending_domain_names)

@@ -82,6 +82,9 @@ class MailuConfig:
     ratelimit_exemptions: tuple[str, ...] = ()
     timezone: str = "Etc/UTC"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Files for Mailu's postfix /overrides mount (infrastructure/postfix.py: which IP each
+    # sending domain leaves from), by name; written to /mailu/overrides/postfix.
+    postfix_overrides: dict[str, str] = field(default_factory=dict)
 
     def validated(self) -> MailuConfig:
         """Self, after checking every value; raises ConfigError naming the first bad field."""
@@ -115,6 +118,8 @@ class MailuConfig:
                 ipaddress.ip_network(ip, strict=False)
             except ValueError:
                 raise ConfigError(f"ratelimit_exemptions: {ip!r} is not an address.") from None
+        for name in self.postfix_overrides:
+            _check("postfix_overrides", name, re.compile(r"^[a-z0-9_]+\.[a-z0-9]+$"), "a file name")
         for key, value in self.extra_env.items():
             _check("extra_env key", key, re.compile(r"^[A-Z][A-Z0-9_]{0,63}$"), "UPPER_SNAKE")
             _check(f"extra_env[{key}]", value, re.compile(r"^[A-Za-z0-9_.,:/@+=~-]*$"), "plain")
@@ -323,6 +328,15 @@ def build_user_data(config: MailuConfig) -> str:
                     "content": content,
                 }
                 for name, content in RSPAMD_OVERRIDES.items()
+            ),
+            *(
+                {
+                    "path": f"{MAILU_ROOT}/overrides/postfix/{name}",
+                    "permissions": "0644",
+                    "owner": "root:root",
+                    "content": content,
+                }
+                for name, content in sorted(config.postfix_overrides.items())
             ),
         ],
         "runcmd": [

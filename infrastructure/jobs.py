@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from infrastructure.models import VpsStatus
+from infrastructure.postfix import RENDER_TASK
+from infrastructure.services import ip_binding
 from infrastructure.services import provisioning as p
 from penguinmails.queue.registry import JobContext, Payload, job_handler
+from tenants.models import Tenant
 
 _OPTIONS: dict[str, object] = {
     "transient": (p.StepRetry,),
@@ -49,3 +52,10 @@ def discover_awaiting_ips(payload: Payload, context: JobContext) -> None:
     """Beat enqueues this (penguinmails.schedule): IPs waiting for staff to order them are
     picked up when they appear at the provider."""
     p.discover_awaiting_ips()
+
+
+@job_handler(RENDER_TASK, priority=90, max_attempts=3, timeout=120)
+def render_postfix_overrides(payload: Payload, context: JobContext) -> None:
+    """Enqueued by every change of a sending domain or IP: bindings brought up to date and each
+    server's Postfix overrides rendered and stored (services.ip_binding)."""
+    ip_binding.render_and_store(Tenant.objects.get(pk=context.tenant_id))

@@ -283,3 +283,51 @@ MAIL_SERVER_TRANSITIONS: dict[str, frozenset[str]] = {
     _MS.RETIRED: frozenset(),
 }
 MAIL_SERVER_STATES = StateMachine(MailServer, MAIL_SERVER_TRANSITIONS)
+
+
+class SenderIpBinding(models.Model):
+    """Which of the tenant's sending IPs one sender's mail leaves from: a whole sending domain
+    (`@example.com`) or one mailbox (`anna@example.com`). Kept by services.ip_binding: domains
+    are spread round-robin over the tenant's sending IPs and stay where they are; the emergency
+    migration and a quarantine move them. Rendered into Postfix's sender-dependent transports
+    (infrastructure/postfix.py) of the server that carries the IP."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="sender_ip_bindings"
+    )
+    sender = models.CharField(max_length=320)  # "@domain" or "user@domain", lower-case
+    ip = models.ForeignKey(IpAddress, on_delete=models.PROTECT, related_name="sender_bindings")
+    # Chosen by hand (bind_sender): the round-robin leaves it alone while its IP sends; a
+    # migration or quarantine of that IP moves it like any other.
+    pinned = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tenant_id", "sender"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "sender"], name="infra_binding_one_per_sender"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender} -> {self.ip}"
+
+
+class PostfixOverrides(models.Model):
+    """The last rendered Postfix override files of one server (infrastructure/postfix.py), with
+    their fingerprint, so staff can see what the server should hold and copy it there while no
+    channel can write files on a running server (docs/infrastructure.md)."""
+
+    vps = models.OneToOneField(VpsInstance, on_delete=models.CASCADE, related_name="postfix")
+    files = models.JSONField(default=dict)  # file name in /mailu/overrides/postfix -> content
+    digest = models.CharField(max_length=32)
+    rendered_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "Postfix overrides"
+        verbose_name_plural = "Postfix overrides"
+
+    def __str__(self) -> str:
+        return f"{self.vps} ({self.digest})"

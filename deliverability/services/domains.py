@@ -58,6 +58,7 @@ from deliverability.services.domain_records import (
 )
 from deliverability.services.domain_records import dns_spec as dns_spec  # re-exported
 from deliverability.services.states import transition
+from infrastructure.services.ips import request_render as request_postfix_render
 from penguinmails.errors import DomainError, NotFound, ValidationFailed
 from penguinmails.models import Job
 from penguinmails.queue.producer import enqueue
@@ -230,6 +231,7 @@ def add_domain(
             tenant=tenant,
             idempotency_key=f"{PUBLISH_TASK}:{tenant.pk}:{domain.pk}",
         )
+        request_postfix_render(tenant)  # bind the new domain to one of the tenant's IPs
     return domain
 
 
@@ -421,6 +423,7 @@ def remove_domain(principal: Principal, domain: SendingDomain) -> None:
         )
         enqueue(UNPUBLISH_TASK, {"name": locked.name, "records": records}, tenant=tenant)
         locked.delete()
+        request_postfix_render(tenant)
 
 
 def unpublish_records(name: str, records: list[dict[str, Any]]) -> None:

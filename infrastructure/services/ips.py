@@ -8,9 +8,19 @@ from typing import cast
 from django.conf import settings
 from django.db import transaction
 
-from infrastructure.models import IP_SENDING, IpAddress, IpRole, IpStatus
+from infrastructure.models import (
+    IP_SENDING,
+    IpAddress,
+    IpRole,
+    IpStatus,
+    SenderIpBinding,
+    VpsInstance,
+    VpsStatus,
+)
+from infrastructure.postfix import RENDER_TASK
 from infrastructure.services.states import transition_ip
 from penguinmails.errors import IllegalTransition, NotFound, ValidationFailed
+from penguinmails.queue.producer import enqueue
 from tenants.models import Tenant, User
 from tenants.services.audit import record as audit
 
@@ -46,6 +56,14 @@ def sending_ip_names(tenant: Tenant) -> dict[str, str]:
         str(address): (ptr if ptr_set and ptr else host) or settings.SENDING_MAIL_HOST
         for address, ptr_set, ptr, host in rows
     }
+
+
+def request_render(tenant: Tenant) -> None:
+    """Re-render the tenant's servers' Postfix overrides (which IP each sender leaves from,
+    services.ip_binding) once this transaction commits: a job in the tenant's schema. A tenant
+    without servers of its own (shared sending) has nothing to render."""
+    if VpsInstance.objects.filter(tenant=tenant).exclude(status=VpsStatus.TERMINATED).exists():
+        enqueue(RENDER_TASK, {}, tenant=tenant)
 
 
 def reverse_dns_names() -> dict[str, str]:
@@ -85,6 +103,7 @@ def quarantine_ip(ip: IpAddress, *, reason: str, actor: User | None) -> IpAddres
         IpAddress.objects.filter(pk=ip.pk).update(quarantine_reason=reason[:500])
         ip.quarantine_reason = reason[:500]
         audit("infra.ip_quarantined", tenant=ip.tenant, actor=actor, ip=ip.address, reason=reason)
+        request_render(ip.tenant)  # its senders are re-spread over the clean IPs
     return ip
 
 
@@ -98,6 +117,7 @@ def release_ip(
         IpAddress.objects.filter(pk=ip.pk).update(role=IpRole.STANDBY)
         ip.role = IpRole.STANDBY
         audit("infra.ip_released", tenant=ip.tenant, actor=actor, ip=ip.address, reason=reason)
+        request_render(ip.tenant)
     return ip
 
 
@@ -109,7 +129,8 @@ def migrate_ip(from_ip: IpAddress, to_ip: IpAddress, *, actor: User | None) -> I
     same tenant's or a standby spare. It is reassigned to the tenant with role sending and starts
     warming (a new address must build reputation); `from_ip` is quarantined (if not already),
     set to standby and points at its replacement. From then on `sending_ips(tenant)` lists
-    `to_ip` and not `from_ip`.
+    `to_ip` and not `from_ip`, the senders bound to `from_ip` are bound to `to_ip`, and the
+    servers' Postfix overrides are re-rendered.
     """
     if from_ip.pk == to_ip.pk:
         raise ValidationFailed("Migrating an IP onto itself changes nothing.")
@@ -143,6 +164,9 @@ def migrate_ip(from_ip: IpAddress, to_ip: IpAddress, *, actor: User | None) -> I
                 transition_ip(target, IpStatus.WARMING, reason=f"takes over sending from {source}")
         IpAddress.objects.filter(pk=target.pk).update(tenant=tenant, role=IpRole.SENDING)
         target.tenant, target.role = tenant, IpRole.SENDING
+        # Every domain and mailbox that sent from the bad IP now leaves from the clean one.
+        SenderIpBinding.objects.filter(ip=source).update(ip=target)
+        request_render(tenant)
         audit(
             "infra.ip_migrated",
             tenant=tenant,

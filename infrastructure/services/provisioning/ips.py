@@ -10,6 +10,7 @@ from django.db import transaction
 
 from infrastructure.models import IpAddress, IpStatus, VpsInstance, VpsStatus
 from infrastructure.providers import NotSupported, ProviderError
+from infrastructure.services.ips import request_render
 from infrastructure.services.provisioning.steps import CHECK_TASK, _next, _provider_for
 from infrastructure.services.states import transition_ip, transition_vps
 from tenants.models import User
@@ -58,6 +59,7 @@ def step_network(vps: VpsInstance, job_id: int | None) -> None:
     with transaction.atomic():
         transition_vps(vps, VpsStatus.MAIL_SERVER_CHECK, reason=reason, job_id=job_id)
         _next(vps, CHECK_TASK)
+        request_render(vps.tenant)  # bind the tenant's domains to the new IPs
 
 
 def _new_ip(vps: VpsInstance, address: str, *, primary: bool) -> IpAddress:
@@ -117,6 +119,7 @@ def discover_ips(vps: VpsInstance, *, actor: User | None) -> list[IpAddress]:
         provider.set_reverse_dns(vps.provider_id, ip.address, vps.hostname)
         IpAddress.objects.filter(pk=ip.pk).update(ptr_hostname=vps.hostname, ptr_set=True)
     if found:
+        request_render(vps.tenant)
         audit(
             "infra.ips_discovered",
             tenant=vps.tenant,

@@ -23,6 +23,7 @@ from infrastructure.models import (
     VpsStatus,
 )
 from infrastructure.providers import ProviderError, ServerStatus, VpsProvider, get_vps_provider
+from infrastructure.services.ip_binding import render_for
 from infrastructure.services.states import transition_ip, transition_vps
 from penguinmails.errors import DomainError, IllegalTransition
 from penguinmails.providers import VpsProviderName
@@ -145,6 +146,9 @@ def user_data_for(vps: VpsInstance) -> str:
             dkim_selector=settings.MAILU_DKIM_SELECTOR,
             tls_flavor=TlsFlavor(settings.MAILU_TLS_FLAVOR),
             mailu_version=settings.MAILU_VERSION,
+            # What the database knows when the order goes out: a new server has no IPs yet (the
+            # network step finds them), so its files start empty and the render job fills them.
+            postfix_overrides=render_for(vps),
         )
     )
 

@@ -15,7 +15,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from infrastructure.models import IpAddress, MailServer, VpsInstance
+from infrastructure.models import (
+    IpAddress,
+    MailServer,
+    PostfixOverrides,
+    SenderIpBinding,
+    VpsInstance,
+)
 from infrastructure.providers import ProviderError
 from infrastructure.services.ips import quarantine_ip, release_ip
 from infrastructure.services.mailservers import (
@@ -296,3 +302,43 @@ def _show_errors(form: forms.Form, exc: DomainError) -> None:
             placed = True
     if not placed:
         form.add_error(None, exc.message)
+
+
+@admin.register(PostfixOverrides)
+class PostfixOverridesAdmin(admin.ModelAdmin):
+    """Read only: what each server's /mailu/overrides/postfix should hold (services.ip_binding).
+    Staff copy it to the server until a channel can write files there (docs/infrastructure.md)."""
+
+    list_display = ("vps", "digest", "rendered_at")
+    search_fields = ("vps__name", "vps__hostname")
+    fields = ("vps", "digest", "rendered_at", "files")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(SenderIpBinding)
+class SenderIpBindingAdmin(admin.ModelAdmin):
+    """Read only: which IP each domain or mailbox sends from (changed by services only)."""
+
+    list_display = ("sender", "ip", "tenant", "pinned", "updated_at")
+    list_filter = ("pinned",)
+    search_fields = ("sender", "ip__address", "tenant__slug")
+    fields = ("tenant", "sender", "ip", "pinned", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -12,14 +12,21 @@ from collections import Counter
 
 import pytest
 
-from infrastructure.models import IpAddress, IpStatus, SenderIpBinding, VpsInstance
+from infrastructure.models import (
+    IpAddress,
+    IpStatus,
+    PostfixOverrides,
+    SenderIpBinding,
+    VpsInstance,
+)
 from infrastructure.postfix import OutboundIp, OutboundPlan, PostfixConfigError, render_overrides
 from infrastructure.providers.local import LocalProvider
 from infrastructure.services.ip_binding import bind_sender
 from infrastructure.services.ips import migrate_ip, quarantine_ip
 from infrastructure.services.provisioning import user_data_for
 from penguinmails.errors import NotFound, ValidationFailed
-from tests.conftest import Cast
+from tenants.models import User
+from tests.conftest import PASSWORD, Cast, client_for
 from tests.ip_binding.conftest import add_domains, drop_domain, render, two_ip_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -187,3 +194,27 @@ def test_ipv6_gets_bind_address6_and_the_renderer_refuses_bad_values() -> None:
     ):
         with pytest.raises(PostfixConfigError):
             render_overrides(bad)
+
+
+def test_staff_see_the_stored_files_and_bindings_read_only(
+    cast: Cast, quick_dns: LocalProvider
+) -> None:
+    vps, _ = _server(cast)
+    add_domains(cast, *DOMAINS)
+    files = render(vps)
+    staff = User.objects.create_superuser("staff-ipb@penguinmails.example.com", PASSWORD)
+    client = client_for(staff, None)
+    row = PostfixOverrides.objects.get(vps=vps)
+    page = client.get(f"/admin/infrastructure/postfixoverrides/{row.pk}/change/")
+    assert page.status_code == 200
+    assert files["postfix.master"].split()[0].split("/")[0] in page.content.decode()
+    listing = client.get("/admin/infrastructure/senderipbinding/")
+    assert listing.status_code == 200 and f"@{DOMAINS[0]}" in listing.content.decode()
+    # Read only: no way to change the rows by hand, and never from a tenant's member.
+    assert (
+        client.post(f"/admin/infrastructure/postfixoverrides/{row.pk}/delete/").status_code == 403
+    )
+    assert (
+        client_for(cast.owner, None).get("/admin/infrastructure/senderipbinding/").status_code
+        == 302
+    )

@@ -1,5 +1,5 @@
-"""Billing API: the workspace's plan with limits and usage, the public plan ladder, and (until
-Stripe checkout exists, without a payment provider configured) choosing the workspace's plan.
+"""Billing API: the workspace's plan with limits and usage, the public plan ladder, choosing the
+workspace's plan without a payment provider; its Stripe subscription and invoices (payments).
 """
 
 from __future__ import annotations
@@ -7,16 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import mixins, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.entitlements import plan_for
-from billing.models import Plan
-from billing.services.plans import choose_plan, usage_for
+from billing.models import Payment, Plan, Subscription
+from billing.services.plans import choose_plan, over_limits, usage_for
+from billing.services.stripe_billing import live_subscription
+from billing.services.stripe_client import configured
 from tenants.permissions import Area
-from tenants.rest.viewsets import TenantScopedMixin
+from tenants.rest.viewsets import TenantScopedMixin, TenantScopedViewSet
 
 
 class PlanLimitsSerializer(serializers.Serializer):
@@ -97,3 +99,66 @@ class PlanListView(TenantScopedMixin, APIView):
     def get(self, request: Request) -> Response:
         plans = Plan.objects.filter(is_public=True).order_by("sort_order", "pk")
         return Response(PlanSerializer(plans, many=True).data)
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    plan: serializers.SlugRelatedField[Plan] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "plan",
+            "status",
+            "interval",
+            "current_period_end",
+            "trial_end",
+            "cancel_at_period_end",
+            "created_at",
+        ]
+
+
+class SubscriptionStateSerializer(serializers.Serializer):
+    stripe_configured = serializers.BooleanField()
+    plan = serializers.CharField(help_text="the plan the workspace is on now")
+    subscription = SubscriptionSerializer(allow_null=True, help_text="null without one")
+    over_limits = UsageSerializer(many=True, help_text="limits above the plan: what to remove")
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Payment
+        fields = ["id", "amount", "currency", "status", "paid_at", "invoice_url", "created_at"]
+
+
+class SubscriptionView(TenantScopedMixin, APIView):
+    """The workspace's subscription (the newest; null when it never subscribed), its current
+    plan and the limits it is above after a downgrade."""
+
+    permission_area = Area.BILLING
+
+    @extend_schema(responses=SubscriptionStateSerializer, operation_id="billing_subscription")
+    def get(self, request: Request) -> Response:
+        tenant = self.tenant
+        sub = live_subscription(tenant) or Subscription.objects.filter(tenant=tenant).first()
+        data = {
+            "stripe_configured": configured(),
+            "plan": plan_for(tenant).slug,
+            "subscription": sub,
+            "over_limits": over_limits(tenant),
+        }
+        return Response(SubscriptionStateSerializer(data).data)
+
+
+class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin):
+    """The workspace's payments (one per Stripe invoice), newest first."""
+
+    permission_area = Area.BILLING
+    serializer_class = PaymentSerializer
+    queryset = Payment.objects.order_by("-created_at", "-pk")
+    tenant_field = "tenant"
+
+    @extend_schema(operation_id="billing_invoices")
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)

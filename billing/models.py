@@ -1,7 +1,7 @@
-"""Plans and which plan each tenant is on (public schema).
+"""Plans, which plan each tenant is on, and the Stripe records behind it (public schema).
 
-Stripe subscriptions come in a later issue; until then a tenant's plan is whatever staff (or the
-default) set, and plans activate without payment.
+Without Stripe a tenant's plan is whatever staff (or the default) set. With Stripe the tenant's
+plan follows its subscription's price (billing.services.stripe_sync); see docs/billing.md.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from billing.limits import PlanLimits, parse_limits
+from penguinmails.states import StateMachine
 
 
 class Plan(models.Model):
@@ -31,6 +32,19 @@ class Plan(models.Model):
         default=True, help_text="Shown on the plan ladder; the first public plan is the default."
     )
     sort_order = models.PositiveIntegerField(default=0)
+    yearly_price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Empty: ten months' price (two months free).",
+    )
+    trial_days = models.PositiveIntegerField(default=0, help_text="Free days before billing.")
+    # Set by `manage.py plans sync-stripe`; the price ids identify the plan in subscriptions.
+    stripe_product_id = models.CharField(max_length=255, blank=True, editable=False)
+    stripe_price_monthly_id = models.CharField(max_length=255, blank=True, editable=False)
+    stripe_price_yearly_id = models.CharField(max_length=255, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -49,6 +63,10 @@ class Plan(models.Model):
     def parsed_limits(self) -> PlanLimits:
         return parse_limits(self.limits)
 
+    @property
+    def price_per_year(self) -> Decimal:
+        return self.yearly_price if self.yearly_price is not None else self.monthly_price * 10
+
 
 class TenantPlan(models.Model):
     """The plan a tenant is on. A tenant without a row is on the default (entry) plan."""
@@ -64,3 +82,175 @@ class TenantPlan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} on {self.plan}"
+
+
+class StripeCustomer(models.Model):
+    """The Stripe customer of a tenant, created the first time the tenant goes to Stripe."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="stripe_customer"
+    )
+    customer_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.tenant} = {self.customer_id}"
+
+
+class SubscriptionStatus(models.TextChoices):
+    INCOMPLETE = "incomplete", "Incomplete"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    UNPAID = "unpaid", "Unpaid"
+    CANCELED = "canceled", "Canceled"
+
+
+# Statuses in which the subscription's plan is the tenant's plan (paid for, or being collected).
+LIVE_SUBSCRIPTION = (
+    SubscriptionStatus.TRIALING,
+    SubscriptionStatus.ACTIVE,
+    SubscriptionStatus.PAST_DUE,
+)
+
+
+class BillingInterval(models.TextChoices):
+    MONTH = "month", "Monthly"
+    YEAR = "year", "Yearly"
+
+
+class Subscription(models.Model):
+    """Our copy of a Stripe subscription. Stripe is the source of truth: webhooks and the nightly
+    reconciliation copy its latest version here (`as_of` keeps an older one from overwriting)."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    stripe_subscription_id = models.CharField(max_length=255, unique=True)
+    stripe_customer_id = models.CharField(max_length=255)
+    stripe_price_id = models.CharField(max_length=255)
+    interval = models.CharField(
+        max_length=10, choices=BillingInterval.choices, default=BillingInterval.MONTH
+    )
+    status = models.CharField(
+        max_length=20, choices=SubscriptionStatus.choices, default=SubscriptionStatus.INCOMPLETE
+    )
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    trial_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    # When the Stripe version copied here was current (an event's `created`, or a fetch's time).
+    as_of = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["tenant", "status"], name="billing_sub_tenant_status")]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_subscription_id} ({self.tenant}, {self.plan}, {self.status})"
+
+
+_S = SubscriptionStatus
+SUBSCRIPTION_MACHINE = StateMachine(
+    Subscription,
+    {
+        _S.INCOMPLETE: {_S.TRIALING, _S.ACTIVE, _S.PAST_DUE, _S.UNPAID, _S.CANCELED},
+        _S.TRIALING: {_S.ACTIVE, _S.PAST_DUE, _S.UNPAID, _S.CANCELED, _S.INCOMPLETE},
+        _S.ACTIVE: {_S.TRIALING, _S.PAST_DUE, _S.UNPAID, _S.CANCELED},
+        _S.PAST_DUE: {_S.ACTIVE, _S.TRIALING, _S.UNPAID, _S.CANCELED},
+        _S.UNPAID: {_S.ACTIVE, _S.TRIALING, _S.PAST_DUE, _S.CANCELED},
+        _S.CANCELED: set(),  # Stripe never revives a canceled subscription; a new one starts
+    },
+)
+
+
+class PaymentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+    ACTION_REQUIRED = "action_required", "Action required"
+    REFUNDED = "refunded", "Refunded"
+    DISPUTED = "disputed", "Disputed"
+
+
+class Payment(models.Model):
+    """One invoice of a tenant's subscription and what became of its payment."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="payments")
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
+    )
+    stripe_invoice_id = models.CharField(max_length=255, unique=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.OPEN
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+    invoice_url = models.URLField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_invoice_id} {self.amount} {self.currency} {self.status}"
+
+
+_P = PaymentStatus
+PAYMENT_MACHINE = StateMachine(
+    Payment,
+    {
+        _P.OPEN: {_P.PAID, _P.FAILED, _P.ACTION_REQUIRED},
+        _P.FAILED: {_P.PAID, _P.ACTION_REQUIRED},
+        _P.ACTION_REQUIRED: {_P.PAID, _P.FAILED},
+        _P.PAID: {_P.REFUNDED, _P.DISPUTED},
+        _P.DISPUTED: {_P.PAID, _P.REFUNDED},
+        _P.REFUNDED: set(),
+    },
+)
+
+
+class StripeEventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event, stored once by its id; processed by the `billing.stripe_event`
+    job. A redelivery finds the row and does nothing; staff replay it from the admin."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    created = models.DateTimeField(help_text="The event's own time at Stripe.")
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=20, choices=StripeEventStatus.choices, default=StripeEventStatus.RECEIVED
+    )
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}"
+
+
+_E = StripeEventStatus
+STRIPE_EVENT_MACHINE = StateMachine(
+    StripeEvent,
+    {
+        _E.RECEIVED: {_E.PROCESSED, _E.FAILED},
+        _E.FAILED: {_E.PROCESSED, _E.RECEIVED},
+        _E.PROCESSED: {_E.RECEIVED},  # a staff replay
+    },
+    quiet=frozenset({(_E.RECEIVED, _E.PROCESSED)}),
+)

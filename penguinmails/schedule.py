@@ -47,6 +47,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("campaigns.start_due",),
         "options": {"queue": Queue.HIGH.value, "expires": 15},
     },
+    # Warm-up receiving side (docs/warmup.md): delete warm-up mail older than
+    # WARMUP_CLEANUP_DAYS from the pool's mailboxes, once a day.
+    "warmup-cleanup-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=35, hour=4),
+        "args": ("warmup.cleanup_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
     # Tracking (docs/tracking.md): buffered opens, clicks and unsubscribes into PostgreSQL.
     "tracking-flush": {
         "task": "penguinmails.enqueue_job",
@@ -60,5 +68,33 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 30.0,
         "args": ("inbound.poll_due",),
         "options": {"queue": Queue.HIGH.value, "expires": 30},
+    },
+    # Billing (docs/billing.md): compare subscriptions with Stripe nightly, fix drift.
+    "billing-reconcile": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=40, hour=2),
+        "args": ("billing.reconcile",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
+    # Warm-up (docs/warmup.md): pair the pool for tomorrow at noon UTC (every timezone's
+    # working day of tomorrow is still ahead), and send the due warm-up messages.
+    "warmup-plan-day": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=5, hour=12),
+        "args": ("warmup.plan_day",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
+    "warmup-send-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 60.0,
+        "args": ("warmup.send_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 60},
+    },
+    # Automatic protection's safety net and the platform bounce alert (docs/inbound.md).
+    "protection-check": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 600.0,
+        "args": ("protection.check_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 600},
     },
 }

@@ -28,6 +28,11 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 HOSTWIND_API_KEY = env_str("HOSTWIND_API_KEY", default="")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", default="")
+# Where the stripe package sends API calls: Stripe itself, or the local Stripe (`sandbox stripe`).
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_TIMEOUT_SECONDS = float(env_int("STRIPE_TIMEOUT_SECONDS", default=20))
+STRIPE_CURRENCY = env_str("STRIPE_CURRENCY", default="usd")
+SANDBOX_STRIPE_PORT = env_int("SANDBOX_STRIPE_PORT", default=8420)
 LOOP_API_KEY = env_str("LOOP_API_KEY", default="")
 LOOP_API_URL = env_str("LOOP_API_URL", default="https://app.loops.so/api/v1")
 # name=transactionalId pairs, e.g. "verify_email=clx..,password_reset=clx..,invitation=clx.."
@@ -449,6 +454,18 @@ INBOUND_SOFT_BOUNCE_DAYS = env_int("INBOUND_SOFT_BOUNCE_DAYS", default=7)
 # A campaign with delay_on_out_of_office: the next step waits for the auto-reply's return date,
 # at most this many days ahead (docs/inbound.md, "Actions").
 INBOUND_OOO_MAX_DELAY_DAYS = env_int("INBOUND_OOO_MAX_DELAY_DAYS", default=30)
+# Automatic protection (docs/inbound.md, "Automatic protection"): rates in basis points
+# (1/100 of a percent: 300 = 3 %), judged once a mailbox, domain or campaign has at least
+# PROTECTION_MIN_SENDS sends in its last PROTECTION_WINDOW_DAYS days.
+PROTECTION_MIN_SENDS = env_int("PROTECTION_MIN_SENDS", default=100)
+PROTECTION_WINDOW_DAYS = env_int("PROTECTION_WINDOW_DAYS", default=30)
+PROTECTION_BOUNCE_FLAG_BP = env_int("PROTECTION_BOUNCE_FLAG_BP", default=300)
+PROTECTION_BOUNCE_PAUSE_BP = env_int("PROTECTION_BOUNCE_PAUSE_BP", default=500)
+PROTECTION_COMPLAINT_FLAG_BP = env_int("PROTECTION_COMPLAINT_FLAG_BP", default=10)
+PROTECTION_COMPLAINT_PAUSE_BP = env_int("PROTECTION_COMPLAINT_PAUSE_BP", default=30)
+# The platform-wide staff alert (seed: "bounce rate > 15 %"), over today and yesterday.
+PROTECTION_PLATFORM_BOUNCE_ALERT_BP = env_int("PROTECTION_PLATFORM_BOUNCE_ALERT_BP", default=1500)
+PROTECTION_PLATFORM_MIN_SENDS = env_int("PROTECTION_PLATFORM_MIN_SENDS", default=1000)
 # The sandbox DNS server (`make run`): loopback only; zones in a JSON file the local provider
 # writes and the server re-reads.
 SANDBOX_DNS_HOST = env_str("SANDBOX_DNS_HOST", default="127.0.0.1")

@@ -5,11 +5,14 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from billing.webhooks import stripe_webhook
+
 admin.site.site_header = "PenguinMails staff"
 admin.site.site_title = "PenguinMails staff"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("webhooks/stripe/", stripe_webhook, name="stripe-webhook"),
     path("", include("tenants.urls.invitations")),
     path("", include("tenants.urls.accounts_public")),
 ]

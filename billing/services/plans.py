@@ -26,8 +26,8 @@ from tenants.services.access import Principal, require
 
 
 class CheckoutUnavailable(Conflict):
-    """A payment provider is configured but its checkout is not built yet: plans cannot be
-    chosen without paying, so the workspace asks staff until checkout arrives."""
+    """A payment provider is configured: a plan is not chosen without paying; the change goes
+    through Stripe (billing page "Subscribe/Change plan", billing.services.stripe_billing)."""
 
     code = "checkout_unavailable"
 
@@ -40,6 +40,11 @@ class UsageLine:
     label: str
     limit: int
     in_use: int | None
+
+    @property
+    def excess(self) -> int:
+        """How many to remove to be within the limit."""
+        return max(0, (self.in_use or 0) - self.limit)
 
 
 def usage_for(tenant: Tenant) -> list[UsageLine]:
@@ -70,9 +75,21 @@ def usage_for(tenant: Tenant) -> list[UsageLine]:
     return lines
 
 
+def over_limits(tenant: Tenant) -> list[UsageLine]:
+    """The countable limits the tenant is above (after a downgrade): nothing is deleted, new ones
+    are refused until it is under; the billing page and API show what to remove."""
+    return [
+        line
+        for line in usage_for(tenant)
+        if line.in_use is not None
+        and line.in_use > line.limit
+        and line.resource != Resource.DAILY_SENDS  # resets at midnight UTC: nothing to remove
+    ]
+
+
 def self_serve_available() -> bool:
-    """Whether a workspace may pick its own plan: only while no payment provider is set up
-    (with Stripe configured a plan change will go through checkout, which is not built yet)."""
+    """Whether a workspace may pick its own plan without paying: only while no payment provider
+    is set up (with Stripe configured a plan change goes through Stripe Checkout)."""
     return not settings.STRIPE_SECRET_KEY
 
 
@@ -124,13 +141,13 @@ def choose_plan(principal: Principal, *, plan: str) -> TenantPlan:
     """The workspace picks its own public plan (billing:write: owners and admins).
 
     Bad or unknown input is a ValidationFailed on `plan`; with a payment provider configured the
-    choice is refused with CheckoutUnavailable until checkout exists.
+    choice is refused with CheckoutUnavailable: it goes through Stripe.
     """
     require(principal, Area.BILLING, Level.WRITE)
     if not self_serve_available():
         raise CheckoutUnavailable(
-            "Online checkout is not available yet. To change plan, contact PenguinMails staff; "
-            "they switch it for you."
+            "Plan changes are paid for through Stripe: use Subscribe / Change plan on the "
+            "billing page."
         )
     chosen = Plan.objects.filter(is_public=True, slug=str(plan or "").strip()).first()
     if chosen is None:

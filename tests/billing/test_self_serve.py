@@ -1,5 +1,5 @@
 """A workspace chooses its own plan while no payment provider is configured (billing page and
-API); real usage on the billing page; with Stripe configured, checkout is said to be unavailable."""
+API); real usage on the billing page; with Stripe configured, plan changes go through Stripe."""
 
 from __future__ import annotations
 
@@ -85,16 +85,16 @@ def test_it_refuses_a_downgrade_below_the_members_in_use(cast: Cast) -> None:
     assert plan_for(cast.tenant).slug == "starter"
 
 
-def test_it_says_checkout_is_not_available_when_stripe_is_configured(
+def test_it_sends_plan_changes_to_stripe_when_stripe_is_configured(
     cast: Cast, settings: Any
 ) -> None:
     settings.STRIPE_SECRET_KEY = "sk_test_configured"
     client = client_for(cast.owner, cast.tenant)
     page = client.get("/billing/").content.decode()
-    assert 'id="checkout-unavailable"' in page and 'id="choose-plan"' not in page
+    assert 'id="stripe-checkout"' in page and 'id="choose-plan"' not in page
     response = client.post("/billing/plan/", {"plan": "growth"})
     assert response.status_code == 409
-    assert "checkout is not available yet" in response.content.decode()
+    assert "paid for through Stripe" in response.content.decode()
     api = client_for(cast.owner, cast.tenant, api=True).post(
         "/api/v1/plan", {"plan": "growth"}, format="json"
     )

@@ -1,4 +1,5 @@
-"""`manage.py plans list [--json]` and `manage.py plans assign TENANT_SLUG PLAN_SLUG`."""
+"""`manage.py plans list [--json]`, `manage.py plans assign TENANT_SLUG PLAN_SLUG` and
+`manage.py plans sync-stripe` (products and monthly/yearly prices at Stripe, idempotent)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from argparse import ArgumentParser
 from collections.abc import Callable
 from typing import Any
 
+import stripe
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.entitlements import plan_for
 from billing.models import Plan
 from billing.services.plans import change_plan, get_plan
+from billing.services.stripe_billing import sync_plans
 from penguinmails.errors import DomainError, NotFound
 from tenants.models import Tenant
 from tenants.services.tenancy import real_tenants
@@ -34,16 +37,21 @@ class Command(BaseCommand):
         assign = sub.add_parser("assign", help="Put a tenant on a plan.")
         assign.add_argument("tenant", metavar="SLUG", help="Tenant slug, e.g. acme.")
         assign.add_argument("plan", metavar="PLAN", help="Plan slug, e.g. growth.")
+        sync = sub.add_parser("sync-stripe", help="Create or update plans' Stripe prices.")
+        sync.add_argument("--json", action="store_true", help="One JSON object on stdout.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "list": self.list_plans,
             "assign": self.assign,
+            "sync-stripe": self.sync_stripe,
         }
         try:
             handlers[options["subcommand"]](options)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
+        except stripe.StripeError as exc:
+            raise CommandError(f"Stripe refused: {exc.user_message or exc}") from exc
 
     def list_plans(self, options: dict[str, Any]) -> None:
         rows: list[dict[str, Any]] = [
@@ -77,3 +85,17 @@ class Command(BaseCommand):
         before = plan_for(tenant)
         change_plan(tenant, plan=plan, actor=None)
         self.stdout.write(f"{tenant.slug}: {before.name} -> {plan.name}")
+
+    def sync_stripe(self, options: dict[str, Any]) -> None:
+        report = sync_plans()
+        if options["json"]:
+            self.stdout.write(json.dumps(report.__dict__, indent=2))
+            return
+        for line in report.created:
+            self.stdout.write(f"created {line}")
+        for line in report.archived:
+            self.stdout.write(f"archived {line}")
+        self.stdout.write(
+            f"{len(report.created)} created, {len(report.archived)} archived, "
+            f"{len(report.kept)} unchanged."
+        )

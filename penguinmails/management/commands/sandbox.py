@@ -18,6 +18,7 @@ from penguinmails.sandbox.imap import DovecotError, SandboxImap
 from penguinmails.sandbox.rules import ACTIONS, RuleError, RuleStore, make_rule
 from penguinmails.sandbox.smtp import start_sandbox_smtp
 from penguinmails.sandbox.store import SandboxStore
+from penguinmails.sandbox.stripe_server import serve as serve_stripe
 
 
 class Command(BaseCommand):
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         "Local stand-ins for Mailu and DNS: `sandbox smtp` runs the SMTP server, `sandbox dns` "
         "the DNS server serving the local provider's zones, `sandbox imap` a private Dovecot "
         "(IMAP), `sandbox clear`; `sandbox rule ADDRESS ACTION` / `sandbox rules` what the SMTP "
-        "server's recipients do."
+        "server's recipients do; `sandbox stripe` the local Stripe (docs/billing.md)."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -54,8 +55,33 @@ class Command(BaseCommand):
         imap.add_argument("--host", default=settings.SANDBOX_IMAP_HOST)
         imap.add_argument("--port", type=int, default=settings.SANDBOX_IMAP_PORT)
         imap.add_argument("--dir", default=str(settings.SANDBOX_IMAP_DIR))
+        stripe = sub.add_parser("stripe", help="Run the local Stripe until interrupted.")
+        stripe.add_argument("--host", default="127.0.0.1")
+        stripe.add_argument("--port", type=int, default=settings.SANDBOX_STRIPE_PORT)
+        stripe.add_argument("--webhook-url", default=self._webhook_url())
+
+    def _say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
+
+    @staticmethod
+    def _webhook_url() -> str:
+        port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+        return f"{settings.SITE_SCHEME}://{settings.BASE_DOMAIN}{port}/webhooks/stripe/"
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["subcommand"] == "stripe":
+            try:
+                serve_stripe(
+                    options["host"],
+                    options["port"],
+                    webhook_url=options["webhook_url"],
+                    webhook_secret=settings.STRIPE_WEBHOOK_SECRET,
+                    say=self._say,
+                )
+            except OSError as exc:
+                raise CommandError(f"Cannot run the local Stripe: {exc}") from exc
+            return
         if options["subcommand"] == "clear":
             count = SandboxStore().clear()
             self.stdout.write(f"Deleted {count} captured message(s).")

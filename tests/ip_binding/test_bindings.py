@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from infrastructure.models import (
     IpAddress,
@@ -218,3 +222,23 @@ def test_staff_see_the_stored_files_and_bindings_read_only(
         client_for(cast.owner, None).get("/admin/infrastructure/senderipbinding/").status_code
         == 302
     )
+
+
+def test_the_command_pins_a_mailbox_and_writes_the_files_for_staff(
+    cast: Cast, quick_dns: LocalProvider, tmp_path: Path
+) -> None:
+    vps, (_, secondary) = _server(cast)
+    add_domains(cast, *DOMAINS)
+    call_command("infra", "postfix", "bind", "bob@bravo-ipb.example", "--ip", secondary.address)
+    files = render(vps)
+    assert bound_addresses(files)["bob@bravo-ipb.example"] == secondary.address
+    target = tmp_path / "overrides"
+    call_command("infra", "postfix", "show", vps.name, "--dir", str(target))
+    assert {p.name: p.read_text() for p in target.iterdir()} == files
+    out = StringIO()
+    call_command("infra", "postfix", "show", vps.name, stdout=out)
+    assert files["postfix.master"] in out.getvalue()
+    with pytest.raises(CommandError, match="No rendered Postfix overrides"):
+        call_command("infra", "postfix", "show", "pm-nonexistent-9")
+    with pytest.raises(CommandError):
+        call_command("infra", "postfix", "bind", "@x.example", "--ip", "198.51.100.250")

@@ -97,4 +97,18 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("protection.check_due",),
         "options": {"queue": Queue.HIGH.value, "expires": 600},
     },
+    # DNS blocklists (docs/reputation.md): IPs due (jittered per IP over the day), and one
+    # deduplicated job per active tenant that checks its verified domains that are due.
+    "blocklists-ips-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 600.0,
+        "args": ("reputation.blocklists_ips_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 600},
+    },
+    "blocklists-domains-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 3600.0,
+        "args": ("reputation.blocklists_domains_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 1800},
+    },
 }

@@ -481,6 +481,18 @@ SANDBOX_RULES = Path(
 if DEBUG and not DNS_RESOLVERS:
     # `make run`: verification asks the sandbox DNS server the local provider publishes to.
     DNS_RESOLVERS = [f"{SANDBOX_DNS_HOST}:{SANDBOX_DNS_PORT}"]
+# --- DNS blocklists (docs/reputation.md, "Blocklists") ---------------------------------------
+# The resolver blocklist queries go to, host:port (empty: the system's). Spamhaus refuses
+# queries through public resolvers (answer 127.255.255.254): use your own recursive resolver.
+DNSBL_RESOLVER = env_str("DNSBL_RESOLVER", default="")
+DNSBL_TIMEOUT = float(env_int("DNSBL_TIMEOUT", default=2))
+DNSBL_WINDOW = env_int("DNSBL_WINDOW", default=200)  # queries in flight at once
+BLOCKLIST_CHECK_HOURS = env_int("BLOCKLIST_CHECK_HOURS", default=24)
+BLOCKLIST_LISTED_RECHECK_HOURS = env_int("BLOCKLIST_LISTED_RECHECK_HOURS", default=4)
+BLOCKLIST_RETRY_MINUTES = env_int("BLOCKLIST_RETRY_MINUTES", default=30)
+BLOCKLIST_STAFF_EMAILS = env_list("BLOCKLIST_STAFF_EMAILS", default=[])
+if DEBUG and not DNSBL_RESOLVER:
+    DNSBL_RESOLVER = f"{SANDBOX_DNS_HOST}:{SANDBOX_DNS_PORT}"
 # The sandbox IMAP server (`manage.py sandbox imap`, docs/sandbox.md): a private Dovecot on
 # loopback, its configuration, users and Maildirs under SANDBOX_IMAP_DIR.
 SANDBOX_IMAP_HOST = env_str("SANDBOX_IMAP_HOST", default="127.0.0.1")

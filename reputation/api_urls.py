@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from reputation.api import ListingsView
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("reputation/listings", ListingsView.as_view(), name="reputation-listings"),
+]

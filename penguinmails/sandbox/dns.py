@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import dns.reversename
 from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSServer
 
@@ -282,3 +283,51 @@ def run_sandbox_dns(host: str, port: int, path: Path | str) -> None:
         stop.wait()
     finally:
         server.stop()
+
+
+# --- blocklist zones (docs/reputation.md, "The sandbox") ----------------------------------------
+# The sandbox stands in for the DNS blocklists too: a name it holds nothing for is NXDOMAIN,
+# i.e. "not listed"; a listing is staged as an A record (127.0.0.2, or a refusal such as
+# 127.255.255.254) with a TXT reason at the list's query name. Self-contained: the core imports
+# no app, so the query names are built here with dnspython as reputation builds them.
+BLOCKLIST_LISTED = "127.0.0.2"
+BLOCKLIST_REFUSED = "127.255.255.254"  # Spamhaus: "query via a public resolver", not a listing
+DEFAULT_IP_BLOCKLIST = "zen.spamhaus.org"
+DEFAULT_DOMAIN_BLOCKLIST = "dbl.spamhaus.org"
+
+
+def blocklist_query_name(subject: str, zone: str) -> str:
+    """`<reversed octets|nibbles>.<zone>` for an address, `<domain>.<zone>` for a domain."""
+    zone = _norm(zone)
+    try:
+        address = ipaddress.ip_address(subject.strip())
+    except ValueError:
+        return f"{_norm(subject)}.{zone}"
+    reverse = dns.reversename.from_address(str(address))
+    origin = (
+        dns.reversename.ipv6_reverse_domain
+        if ":" in subject
+        else dns.reversename.ipv4_reverse_domain
+    )
+    return f"{reverse.relativize(origin).to_text()}.{zone}"
+
+
+def stage_blocklisting(
+    store: ZoneStore,
+    subject: str,
+    *,
+    zone: str,
+    answer: str = BLOCKLIST_LISTED,
+    reason: str | None = None,
+    remove: bool = False,
+) -> str:
+    """List `subject` on `zone` (replacing what was staged there), or with `remove` take it
+    off again; returns the query name."""
+    name = blocklist_query_name(subject, zone)
+    ipaddress.IPv4Address(answer)  # a blocklist answers with an IPv4 code
+    text = reason if reason is not None else f"Sandbox listing of {subject} on {zone}"
+    wanted = (
+        [] if remove else [ZoneRecord.make(name, "A", answer), ZoneRecord.make(name, "TXT", text)]
+    )
+    store.update(lambda records: [r for r in records if r.name != name] + wanted)
+    return name

@@ -13,7 +13,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from penguinmails.sandbox.delivery import Delivery
-from penguinmails.sandbox.dns import run_sandbox_dns
+from penguinmails.sandbox.dns import (
+    BLOCKLIST_LISTED,
+    BLOCKLIST_REFUSED,
+    DEFAULT_DOMAIN_BLOCKLIST,
+    DEFAULT_IP_BLOCKLIST,
+    ZoneStore,
+    run_sandbox_dns,
+    stage_blocklisting,
+)
 from penguinmails.sandbox.imap import DovecotError, SandboxImap
 from penguinmails.sandbox.rules import ACTIONS, RuleError, RuleStore, make_rule
 from penguinmails.sandbox.smtp import start_sandbox_smtp
@@ -51,6 +59,12 @@ class Command(BaseCommand):
         dns.add_argument("--host", default=settings.SANDBOX_DNS_HOST)
         dns.add_argument("--port", type=int, default=settings.SANDBOX_DNS_PORT)
         dns.add_argument("--zones", default=str(settings.SANDBOX_DNS_ZONES))
+        bl = sub.add_parser("blacklist", help="Stage (or --remove) a blocklist listing.")
+        bl.add_argument("subject", help="an IP address or a domain")
+        bl.add_argument("--list", dest="zone", help="the list's zone (default Spamhaus ZEN/DBL)")
+        bl.add_argument("--remove", action="store_true", help="Take the listing off again.")
+        bl.add_argument("--refused", action="store_true", help=f"Answer {BLOCKLIST_REFUSED}.")
+        bl.add_argument("--reason", help="the TXT reason served with the listing")
         imap = sub.add_parser("imap", help="Run the sandbox Dovecot (IMAP) until interrupted.")
         imap.add_argument("--host", default=settings.SANDBOX_IMAP_HOST)
         imap.add_argument("--port", type=int, default=settings.SANDBOX_IMAP_PORT)
@@ -88,6 +102,9 @@ class Command(BaseCommand):
             return
         if options["subcommand"] == "dns":
             self._serve_dns(options["host"], options["port"], Path(options["zones"]))
+            return
+        if options["subcommand"] == "blacklist":
+            self._blacklist(options)
             return
         if options["subcommand"] == "imap":
             self._serve_imap(SandboxImap(Path(options["dir"]), options["host"], options["port"]))
@@ -149,6 +166,27 @@ class Command(BaseCommand):
         finally:
             controller.stop()
             self.stdout.write("Sandbox SMTP stopped.")
+
+    def _blacklist(self, options: dict[str, Any]) -> None:
+        subject = options["subject"].strip()
+        is_ip = subject.replace(".", "").isdigit() or ":" in subject
+        zone = options["zone"] or (DEFAULT_IP_BLOCKLIST if is_ip else DEFAULT_DOMAIN_BLOCKLIST)
+        answer = BLOCKLIST_REFUSED if options["refused"] else BLOCKLIST_LISTED
+        if not is_ip and "." not in subject:
+            raise CommandError(f"{subject!r} is neither an IP address nor a domain.")
+        try:
+            name = stage_blocklisting(
+                ZoneStore(settings.SANDBOX_DNS_ZONES),
+                subject,
+                zone=zone,
+                answer=answer,
+                reason=options["reason"],
+                remove=options["remove"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        done = "removed" if options["remove"] else f"{answer}"
+        self.stdout.write(f"{name}: {done}")
 
     def _serve_dns(self, host: str, port: int, zones: Path) -> None:
         zones.parent.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,7 @@ def _ensure_price(
             price = stripe_client.v1.prices.retrieve(stored)
         except stripe.InvalidRequestError:
             price = None
-        if price is not None and _matches(price, product, cents, currency, interval):
+        if price is not None and _matches(price.to_dict(), product, cents, currency, interval):
             report.kept.append(f"price {plan.slug}/{interval} {stored}")
             return stored
         if price is not None and price.active:
@@ -116,7 +116,7 @@ def _ensure_price(
     return str(created.id)
 
 
-def _matches(price: Any, product: str, cents: int, currency: str, interval: str) -> bool:
+def _matches(price: dict[str, Any], product: str, cents: int, currency: str, interval: str) -> bool:
     recurring = price.get("recurring") or {}
     return bool(
         price.get("active")

@@ -208,6 +208,8 @@ def build_app(*, base_url: Callable[[], str]) -> web.Application:
     async def update_price(request: web.Request) -> web.Response:
         data = await ls_server.get_post_data(request) or {}
         data.pop("expand", None)
+        if "active" in data:  # form bodies carry "false"; localstripe would store the string
+            data["active"] = ls.try_convert_to_bool(data["active"])
         plan = ls.Plan._api_update(request.match_info["id"], **data)
         return _json(_price_shape(plan))
 

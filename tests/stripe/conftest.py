@@ -24,7 +24,6 @@ from penguinmails.queue import runner
 from penguinmails.sandbox.stripe_server import LocalStripe
 from tests.conftest import Cast
 
-
 SECRET = "whsec_local_test_secret"
 
 
@@ -49,8 +48,7 @@ class StripeWorld:
 
     def captured(self) -> list[tuple[bytes, str]]:
         return [
-            (req.get_data(), req.headers.get("Stripe-Signature", ""))
-            for req, _ in self.hooks.log
+            (req.get_data(), req.headers.get("Stripe-Signature", "")) for req, _ in self.hooks.log
         ]
 
     def wait_for(self, event_type: str, *, count: int = 1, timeout: float = 15) -> None:

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import httpx
 import pytest
-
 from django_tenants.utils import schema_context
 
 from billing.entitlements import LimitReached, plan_for
@@ -46,9 +45,10 @@ def test_it_subscribes_through_checkout_and_puts_the_tenant_on_the_plan(
     assert plan_for(cast.tenant).slug == "growth"
     assert plan_for(cast.other_tenant).slug == "starter"
     remote = world.client.v1.subscriptions.retrieve(sub.stripe_subscription_id)
-    assert remote["items"]["data"][0]["price"]["id"] == Plan.objects.get(
-        slug="growth"
-    ).stripe_price_monthly_id
+    assert (
+        remote["items"]["data"][0]["price"]["id"]
+        == Plan.objects.get(slug="growth").stripe_price_monthly_id
+    )
     page = client_for(cast.owner, cast.tenant).get("/billing/").content.decode()
     assert "Your plan: Growth" in page and 'id="subscription"' in page
 

@@ -89,7 +89,7 @@ class Pool:
                 assert isinstance(head, tuple)
                 flags = _FLAGS.search(head[0])
                 names = (flags.group(1) if flags else b"").decode().split()
-                found.append((uid, set(names), head[1]))
+                found.append((uid, set(names) - {"\\Recent"}, head[1]))  # per session
             return found
         finally:
             client.logout()

@@ -3,6 +3,8 @@ by a local HTTP server exactly as signed, then posted to our `/webhooks/stripe/`
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator
@@ -25,6 +27,12 @@ from penguinmails.sandbox.stripe_server import LocalStripe
 from tests.conftest import Cast
 
 SECRET = "whsec_local_test_secret"
+
+
+def sign(body: bytes, *, at: int, secret: str = SECRET) -> str:
+    """Stripe's scheme (docs: t=<unix>,v1=HMAC-SHA256(secret, "<t>.<body>"))."""
+    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
 
 
 @pytest.fixture(scope="session")

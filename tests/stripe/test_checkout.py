@@ -3,6 +3,8 @@ a downgrade below usage; invoices become payments."""
 
 from __future__ import annotations
 
+import json
+import time
 from decimal import Decimal
 
 import httpx
@@ -15,7 +17,7 @@ from deliverability.models import SendingDomain
 from deliverability.services.domains import add_domain
 from tests.conftest import client_for
 from tests.domains.conftest import principal
-from tests.stripe.conftest import StripeWorld
+from tests.stripe.conftest import StripeWorld, run_jobs, sign
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,3 +150,35 @@ def test_it_answers_bad_checkout_input_with_form_errors(world: StripeWorld) -> N
         response = client.post("/billing/checkout/", data)
         assert response.status_code == 400, data
     assert not Subscription.objects.exists()
+
+
+def test_a_failing_card_leaves_the_subscription_incomplete_and_the_payment_failed(
+    world: StripeWorld,
+) -> None:
+    cast = world.cast
+    response = client_for(cast.owner, cast.tenant).post(
+        "/billing/checkout/", {"plan": "growth", "interval": "month"}
+    )
+    assert world.pay(response["Location"], card="4000000000000341").status_code == 303
+    world.wait_for("checkout.session.completed")
+    world.deliver()
+    sub = Subscription.objects.get(tenant=cast.tenant)
+    assert sub.status == "incomplete"
+    assert plan_for(cast.tenant).slug == "starter"  # nothing paid, no plan
+    # localstripe records the declined invoice but sends no invoice.payment_failed: we sign one
+    # around Stripe's own invoice object, as Stripe would send it.
+    invoice = world.client.v1.invoices.list(params={"customer": sub.stripe_customer_id}).data[0]
+    body = json.dumps(
+        {
+            "id": "evt_failed_payment_1",
+            "object": "event",
+            "type": "invoice.payment_failed",
+            "created": int(time.time()),
+            "data": {"object": invoice.to_dict()},
+        }
+    ).encode()
+    assert world.post(body, sign(body, at=int(time.time()))).status_code == 200
+    run_jobs()
+    payment = Payment.objects.get(tenant=cast.tenant)
+    assert payment.status == "failed" and payment.paid_at is None
+    assert payment.stripe_invoice_id == invoice.id and payment.subscription_id == sub.pk

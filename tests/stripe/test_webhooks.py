@@ -3,8 +3,6 @@ event twice, subscription updates out of order, the replay action."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 
@@ -13,16 +11,10 @@ import pytest
 from billing.models import StripeEvent, Subscription
 from billing.services.stripe_events import replay
 from penguinmails.models import Job
-from tests.stripe.conftest import SECRET, StripeWorld, run_jobs
+from tests.stripe.conftest import StripeWorld, run_jobs, sign
 from tests.stripe.test_checkout import subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def sign(body: bytes, *, at: int, secret: str = SECRET) -> str:
-    """Stripe's scheme (docs: t=<unix>,v1=HMAC-SHA256(secret, "<t>.<body>"))."""
-    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={at},v1={digest}"
 
 
 def a_real_event(world: StripeWorld) -> tuple[bytes, str]:

@@ -486,7 +486,7 @@ if DEBUG and not DNS_RESOLVERS:
 # queries through public resolvers (answer 127.255.255.254): use your own recursive resolver.
 DNSBL_RESOLVER = env_str("DNSBL_RESOLVER", default="")
 DNSBL_TIMEOUT = float(env_int("DNSBL_TIMEOUT", default=2))
-DNSBL_WINDOW = env_int("DNSBL_WINDOW", default=200)  # queries in flight at once
+DNSBL_WINDOW = env_int("DNSBL_WINDOW", default=8)  # queries in flight at once
 BLOCKLIST_CHECK_HOURS = env_int("BLOCKLIST_CHECK_HOURS", default=24)
 BLOCKLIST_LISTED_RECHECK_HOURS = env_int("BLOCKLIST_LISTED_RECHECK_HOURS", default=4)
 BLOCKLIST_RETRY_MINUTES = env_int("BLOCKLIST_RETRY_MINUTES", default=30)

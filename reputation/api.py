@@ -26,6 +26,9 @@ class ListingSerializer(serializers.Serializer):
     removal_url = serializers.CharField()
 
 
+FIELDS = ("kind", "subject", "list_name", "zone", "answer", "reason", "listed_at", "last_seen_at")
+
+
 class ListingsSerializer(serializers.Serializer):
     results = ListingSerializer(many=True)
 
@@ -46,7 +49,7 @@ class ListingsView(TenantScopedMixin, APIView):
         )
         urls = blocklists.removal_urls()
         data = [
-            {**{f: getattr(r, f) for f in ListingSerializer().fields if f != "removal_url"},
+            {**{f: getattr(r, f) for f in FIELDS},
              "removal_url": urls.get(r.zone, "")}
             for r in rows
         ]  # fmt: skip

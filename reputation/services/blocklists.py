@@ -12,9 +12,9 @@ The API other code uses:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -110,13 +110,10 @@ def due_ips(*, limit: int = 5000) -> list[str]:
     """Live IP addresses never checked or due, oldest due first."""
     now = timezone.now()
     with public_schema():
-        live = dict(
-            IpAddress.objects.filter(
-                status__in=CHECKED_IP_STATUSES, address__isnull=False
-            ).values_list("address", "id")
-        )
+        rows = IpAddress.objects.filter(status__in=CHECKED_IP_STATUSES, address__isnull=False)
+        live = [str(address) for address in rows.values_list("address", flat=True)]
         due_at = dict(
-            BlocklistCheck.objects.filter(kind="ip", subject__in=list(live)).values_list(
+            BlocklistCheck.objects.filter(kind="ip", subject__in=live).values_list(
                 "subject", "next_check_at"
             )
         )
@@ -163,7 +160,9 @@ def check_domains(tenant: Tenant, *, only_due: bool = True) -> dict[str, list[An
     return answers
 
 
-def _grouped(subjects: dict[str, object], zones: dict[str, Blocklist]) -> dict[str, list[Answer]]:
+def _grouped(
+    subjects: Mapping[str, object], zones: dict[str, Blocklist]
+) -> dict[str, list[Answer]]:
     grouped: dict[str, list[Answer]] = {s: [] for s in subjects}
     if not subjects or not zones:
         return grouped
@@ -253,7 +252,7 @@ def _new_listing(
     tenant: Tenant,
     answer: Answer,
     zones: dict[str, Blocklist],
-    now: object,
+    now: datetime,
 ) -> Listing:
     blocklist = zones.get(answer.zone)
     return Listing.objects.create(

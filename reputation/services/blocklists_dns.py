@@ -160,7 +160,7 @@ class Pipeline:
     """Many queries to one server over one connected UDP socket (see the module docstring)."""
 
     def __init__(
-        self, server: tuple[str, int], *, timeout: float = 2.0, window: int = 200, tries: int = 2
+        self, server: tuple[str, int], *, timeout: float = 2.0, window: int = 8, tries: int = 2
     ) -> None:
         self.server = server
         self.timeout = timeout
@@ -260,7 +260,7 @@ def lookup(
     *,
     server: tuple[str, int],
     timeout: float = 2.0,
-    window: int = 200,
+    window: int = 8,
     with_reasons: bool = True,
 ) -> list[Answer]:
     """Every subject against every zone: one Answer per pair, in subject then zone order. The

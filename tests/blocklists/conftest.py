@@ -3,6 +3,7 @@ cast's tenants to check."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from infrastructure.models import IpAddress, IpRole, IpStatus, VpsInstance
 from penguinmails.sandbox.dns import SandboxDnsServer, ZoneStore, start_sandbox_dns
+from reputation.models import Blocklist
 from tenants.models import Tenant
 
 
@@ -22,6 +24,12 @@ def dnsbl(tmp_path: Path, settings: Any) -> Iterator[SandboxDnsServer]:
     settings.DNSBL_RESOLVER = server.nameserver
     settings.DNSBL_TIMEOUT = 1
     settings.BLOCKLIST_STAFF_EMAILS = ["noc@penguinmails.test"]
+    # A transactional test's flush empties public tables, the seeded lists with them.
+    seed = importlib.import_module("reputation.migrations.0002_seed_blocklists")
+    for name, zone, kind, weight, url in seed.LISTS:
+        Blocklist.objects.get_or_create(
+            zone=zone, defaults={"name": name, "kind": kind, "weight": weight, "removal_url": url}
+        )
     yield server
     server.stop()
 

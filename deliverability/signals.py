@@ -5,6 +5,11 @@ inside the transaction that marks it processed (docs/inbound.md, "Actions"). Rec
 the data they own and return a dict (`message_id`: the matched campaigns.Message pk,
 `mailbox_id`: the mailbox that sent it, `action`: what was done, in words) or None. An exception
 rolls the whole message back; it is retried on the next poll.
+
+`mailbox_moved(tenant, mailbox, deleted)`: sent when a mailbox changed status
+(`transition_mailbox`) or is deleted (`deleted=True`), inside the caller's transaction, after
+the public poll index was kept in step. The warm-up pool keeps its index in step the same way
+(docs/warmup.md, "The pool").
 """
 
 from __future__ import annotations
@@ -12,3 +17,4 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 inbound_classified = Signal()
+mailbox_moved = Signal()

@@ -2,7 +2,9 @@
 `running_campaigns` (RunningCampaign: the scheduler's list of running campaigns and its next
 visit), `scheduled_campaigns` (ScheduledCampaign: campaigns waiting for their start time) and
 `mailbox_polls` (MailboxPoll: the inbound poller's mailboxes, their next poll and back-off;
-written by deliverability's mailbox moves and the poller, docs/inbound.md).
+written by deliverability's mailbox moves and the poller, docs/inbound.md) and `warmup_pool`
+(WarmupPoolMember: the warm-up pool across tenants, written by the warmup app's opt-in, opt-out,
+pause and resume and by mailbox moves, docs/warmup.md).
 
 The campaigns app calls these in the same transaction as the change that causes them (a tenant
 schema's transaction can write public tables: one database, one connection). Writes are
@@ -18,7 +20,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from penguinmails.models import MailboxPoll, RunningCampaign, ScheduledCampaign
+from penguinmails.models import MailboxPoll, RunningCampaign, ScheduledCampaign, WarmupPoolMember
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -127,7 +129,75 @@ def due_mailboxes(moment: datetime, *, limit: int = 5000) -> list[tuple[int, int
     return [(t, m) for t, m in rows.values_list("tenant_id", "mailbox_id")[:limit]]
 
 
+# --- the warm-up pool (docs/warmup.md) ----------------------------------------------------------
+def join_pool(
+    tenant_id: int, mailbox_id: int, *, address: str, domain: str, ip: str | None, active: bool
+) -> WarmupPoolMember:
+    """Put a mailbox in the warm-up pool (or update its address, domain, IP and activity)."""
+    member, _ = WarmupPoolMember.objects.update_or_create(
+        tenant_id=tenant_id,
+        mailbox_id=mailbox_id,
+        defaults={
+            "address": address.lower(),
+            "domain": domain.lower(),
+            "ip": ip or None,
+            "active": active,
+            "updated_at": timezone.now(),
+        },
+    )
+    return member
+
+
+def set_pool_active(tenant_id: int, mailbox_id: int, *, active: bool) -> int:
+    """Mark a pool member active (paired and sent to) or not; returns the rows changed (0 or 1)."""
+    return WarmupPoolMember.objects.filter(tenant_id=tenant_id, mailbox_id=mailbox_id).update(
+        active=active, updated_at=timezone.now()
+    )
+
+
+def leave_pool(tenant_id: int, mailbox_id: int) -> int:
+    """Take a mailbox out of the warm-up pool; returns how many rows went (0 or 1)."""
+    deleted, _ = WarmupPoolMember.objects.filter(
+        tenant_id=tenant_id, mailbox_id=mailbox_id
+    ).delete()
+    return deleted
+
+
+def pool_member_id(tenant_id: int, mailbox_id: int) -> int | None:
+    """The pool index id of a tenant's mailbox (what its tagged Message-IDs carry), or None."""
+    row = WarmupPoolMember.objects.filter(tenant_id=tenant_id, mailbox_id=mailbox_id)
+    return row.values_list("id", flat=True).first()
+
+
+def active_pool() -> list[tuple[int, int, int, str, str, str | None]]:
+    """(id, tenant_id, mailbox_id, address, domain, ip) of every active pool member, by id."""
+    rows = WarmupPoolMember.objects.filter(active=True).order_by("id")
+    return list(rows.values_list("id", "tenant_id", "mailbox_id", "address", "domain", "ip"))
+
+
+def pool_addresses(member_ids: Collection[int], *, active_only: bool = False) -> dict[int, str]:
+    """Member id -> address of these pool members (those still in the pool; only the active
+    ones with `active_only`)."""
+    rows = WarmupPoolMember.objects.filter(id__in=list(member_ids))
+    if active_only:
+        rows = rows.filter(active=True)
+    return dict(rows.values_list("id", "address"))
+
+
+def pool_tenants() -> list[int]:
+    """Ids of the tenants with a mailbox in the warm-up pool, sorted."""
+    rows = WarmupPoolMember.objects.order_by().values_list("tenant_id", flat=True).distinct()
+    return sorted(rows)
+
+
 __all__ = [
+    "active_pool",
+    "join_pool",
+    "leave_pool",
+    "pool_addresses",
+    "pool_member_id",
+    "pool_tenants",
+    "set_pool_active",
     "due_mailboxes",
     "index_mailbox",
     "poll_failures",

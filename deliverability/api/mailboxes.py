@@ -40,6 +40,10 @@ class MailboxSerializer(serializers.ModelSerializer):
         help_text="How many more it may send today: its daily limit (or warm-up allowance) less "
         "what it sent, capped by the plan's daily sends left; 0 unless active."
     )
+    allowance_explanation = serializers.SerializerMethodField(
+        help_text='Why its room is what it is, e.g. "12 of 40 today: day 6 of warm-up" ("" '
+        "when no allowance was given)."
+    )
     smtp_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
     imap_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
 
@@ -55,6 +59,7 @@ class MailboxSerializer(serializers.ModelSerializer):
             "daily_limit",
             "sent_today",
             "remaining_today",
+            "allowance_explanation",
             "smtp_host",
             "smtp_port",
             "smtp_security",
@@ -86,6 +91,11 @@ class MailboxSerializer(serializers.ModelSerializer):
     def get_remaining_today(self, mailbox: Mailbox) -> int:
         allowance = self._allowance()
         return allowance.room(mailbox.pk) if allowance is not None else 0
+
+    def get_allowance_explanation(self, mailbox: Mailbox) -> str:
+        allowance = self._allowance()
+        room = allowance.mailboxes.get(mailbox.pk) if allowance is not None else None
+        return room.explanation if room is not None else ""
 
 
 class MailboxCreateSerializer(serializers.Serializer):

@@ -3,8 +3,10 @@
 A mailbox's room today is the smallest of
 
 - its own daily limit, less what it sent today (its counter, per UTC day);
-- its warm-up allowance for today, while warm-up holds it (`warmup_allowance`: a hook that
-  answers None until warm-up lands);
+- while warm-up holds it (the warmup app registers a provider, `register_warmup_provider`,
+  docs/warmup.md "Volume control"): its daily limit less the warm-up sends planned for today and
+  not sent yet, and its campaign allowance by warm-up age and health (campaign sends today may
+  not pass it); the room carries an explanation ("12 of 40 today: day 6 of warm-up");
 - the plan's daily sends (billing's `daily_send_limit`), shared by all the tenant's mailboxes,
   less what they all sent today.
 
@@ -20,7 +22,7 @@ tenant's schema.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -41,11 +43,19 @@ class MailboxRoom:
     sent: int  # counted today (UTC day)
     pending: int  # promised by the caller, not counted yet
     active: bool
+    full_limit: int = 0  # its own daily limit (daily_limit before warm-up); 0: the same
+    note: str = ""  # why warm-up holds it ("day 6 of warm-up"), "" when it does not
 
     @property
     def left(self) -> int:
         """What its daily limit leaves today, whatever its status."""
         return max(0, self.daily_limit - self.sent - self.pending)
+
+    @property
+    def explanation(self) -> str:
+        """What the dashboard and the API show: "12 of 40 today: day 6 of warm-up"."""
+        text = f"{self.left} of {self.full_limit or self.daily_limit} today"
+        return f"{text}: {self.note}" if self.note else text
 
 
 @dataclass(frozen=True)
@@ -80,10 +90,56 @@ class Allowance:
         return min(own, self.plan_left)
 
 
-def warmup_allowance(mailbox_ids: Collection[int], *, today: date) -> Mapping[int, int] | None:
-    """Today's warm-up allowance of the mailboxes that warm-up holds, or None when it holds none.
-    The hook for warm-up (still to come): it answers None for now."""
-    return None
+def age_cap(ramp: int, target: int, daily_limit: int) -> int:
+    """Campaign sends a warming mailbox may make today: the share of its daily limit its ramp
+    has reached (ramp / target), at least the ramp itself, at most the limit."""
+    if target <= 0:
+        return daily_limit
+    return min(daily_limit, max(ramp, daily_limit * ramp // target))
+
+
+@dataclass(frozen=True)
+class WarmupHold:
+    """What warm-up says of one mailbox today (the provider's answer)."""
+
+    reserve: int  # warm-up sends planned for today and not sent yet: kept out of campaign room
+    warmup_sent: int  # warm-up sends counted today (in the same counter as campaign sends)
+    note: str  # "day 6 of warm-up"
+    ramp: int | None = None  # today's ramp while warming (None: campaigns not held back)
+    target: int = 0  # the ramp's target
+
+    def limit(self, daily_limit: int) -> int:
+        """The mailbox's limit for campaign sends, in the counter's terms (counter + pending may
+        reach it): its own limit less the reserve, and no more campaign sends than its age
+        allows."""
+        own = daily_limit - self.reserve
+        if self.ramp is not None:
+            own = min(own, age_cap(self.ramp, self.target, daily_limit) + self.warmup_sent)
+        return max(0, own)
+
+
+WarmupProvider = Callable[[Collection[int], date], Mapping[int, WarmupHold]]
+_warmup_providers: list[WarmupProvider] = []
+
+
+def register_warmup_provider(provider: WarmupProvider) -> None:
+    """The warmup app registers here (WarmupConfig.ready) what it holds of a set of mailboxes
+    (deliverability imports no app above it). Registering the same function twice is a no-op."""
+    if provider not in _warmup_providers:
+        _warmup_providers.append(provider)
+
+
+def warmup_allowance(
+    mailbox_ids: Collection[int], *, today: date
+) -> Mapping[int, WarmupHold] | None:
+    """What warm-up holds of these mailboxes today (only those it holds), or None when no
+    provider is registered."""
+    if not _warmup_providers or not mailbox_ids:
+        return None
+    held: dict[int, WarmupHold] = {}
+    for provider in _warmup_providers:
+        held.update(provider(mailbox_ids, today))
+    return held
 
 
 # What all the tenant's mailboxes sent on a day: the plan's count (`sent_today`, `plan_sent`).
@@ -137,12 +193,11 @@ def allowance_for(
     for _, mailbox_id, limit, status, sent in rows:
         if mailbox_id is None:
             continue
-        own = int(limit)
-        if mailbox_id in warm:
-            own = min(own, int(warm[mailbox_id]))
+        own, hold = int(limit), warm.get(mailbox_id)
         rooms[mailbox_id] = MailboxRoom(
-            mailbox_id, own, int(sent), int(pending.get(mailbox_id, 0)),
-            status == MailboxStatus.ACTIVE,
+            mailbox_id, min(own, hold.limit(own)) if hold else own, int(sent),
+            int(pending.get(mailbox_id, 0)), status == MailboxStatus.ACTIVE,
+            full_limit=own, note=hold.note if hold else "",
         )  # fmt: skip
     return Allowance(
         rooms,
@@ -155,6 +210,9 @@ def allowance_for(
 __all__ = [
     "Allowance",
     "MailboxRoom",
+    "WarmupHold",
+    "age_cap",
+    "register_warmup_provider",
     "allowance_for",
     "sent_today",
     "today_of",

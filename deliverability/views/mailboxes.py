@@ -93,6 +93,8 @@ def _context(
         room = allowance.mailboxes.get(mailbox.pk)
         mailbox.sent_count = room.sent if room else 0  # type: ignore[attr-defined]
         mailbox.room_today = allowance.room(mailbox.pk)  # type: ignore[attr-defined]
+        mailbox.room_note = room.note if room else ""  # type: ignore[attr-defined]
+        mailbox.room_explanation = room.explanation if room else ""  # type: ignore[attr-defined]
     return {
         "mailboxes": mailboxes,
         "can_write": principal.allows(Area.MAILBOXES, Level.WRITE),

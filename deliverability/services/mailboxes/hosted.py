@@ -27,6 +27,7 @@ from deliverability.services.mailboxes.validation import (
     _refuse_duplicate,
     _require_capacity,
 )
+from deliverability.signals import mailbox_moved
 from infrastructure.mailu import MailuError
 from infrastructure.models import MailServer, MailServerKind
 from infrastructure.services.mailservers import (
@@ -250,4 +251,5 @@ def delete_mailbox(principal: Principal, mailbox: Mailbox) -> None:
             mailbox_id=locked.pk,
         )
         indexes.unindex_mailbox(tenant.pk, locked.pk)
+        mailbox_moved.send(sender=Mailbox, tenant=tenant, mailbox=locked, deleted=True)
         locked.delete()

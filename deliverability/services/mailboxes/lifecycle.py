@@ -9,6 +9,8 @@ from django.db import transaction
 from deliverability.models import Mailbox, MailboxStatus
 from deliverability.services.mailboxes.access import _actor, _in_schema, _locked, _tenant_here
 from deliverability.services.mailboxes.validation import _daily_limit
+from deliverability.services.protection_state import acknowledge_mailbox
+from deliverability.signals import mailbox_moved
 from penguinmails import indexes, states
 from tenants.models import User
 from tenants.permissions import Area, Level
@@ -32,6 +34,9 @@ def transition_mailbox(
         fields["consecutive_failures"] = 0
     moved = states.transition(mailbox, to, reason=reason[:500], actor=actor, **fields)
     sync_poll_index(moved)
+    tenant = _tenant_here()
+    if tenant is not None:
+        mailbox_moved.send(sender=Mailbox, tenant=tenant, mailbox=moved, deleted=False)
     return moved
 
 
@@ -96,6 +101,8 @@ def resume_mailbox(principal: Principal, mailbox: Mailbox) -> Mailbox:
     with transaction.atomic():
         locked = _locked(mailbox.pk)
         transition_mailbox(locked, MailboxStatus.ACTIVE, reason="resumed", actor=_actor(principal))
+        who = principal.user.email if principal.user else "api key"
+        acknowledge_mailbox(locked.pk, label=locked.address, actor=who)  # protection's window
         audit(
             "mailbox.resumed",
             tenant=principal.tenant,

@@ -15,6 +15,8 @@ class CampaignsConfig(AppConfig):
         from campaigns.home_panels import home_context
         from campaigns.services.feedback import on_inbound_classified
         from campaigns.services.inbox import unread_total
+        from campaigns.services.protection import after_bump
+        from campaigns.services.stats.rollups import AFTER_BUMP
         from campaigns.tracking.tokens import unsubscribe_tenant
         from deliverability.signals import inbound_classified
         from penguinmails.sandbox import scope
@@ -32,3 +34,6 @@ class CampaignsConfig(AppConfig):
         signals.demo_workspace_ready.connect(seed_demo, dispatch_uid="campaigns.demo")
         # Mail read from the mailboxes (deliverability's poller): we act on what we own.
         inbound_classified.connect(on_inbound_classified, dispatch_uid="campaigns.feedback")
+        # Automatic protection judges what each counted bounce or complaint touched.
+        if after_bump not in AFTER_BUMP:
+            AFTER_BUMP.append(after_bump)

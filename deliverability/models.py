@@ -51,6 +51,10 @@ class SendingDomain(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)  # first time it verified
     flagged_at = models.DateTimeField(null=True, blank=True)  # when a verified domain broke
     complaints = models.PositiveIntegerField(default=0)  # spam complaints about its mail
+    # Automatic protection's hold (docs/inbound.md): set, the send pipeline sends nothing from
+    # the domain's mailboxes until a person resumes it. Its moves are logged with states.note.
+    sending_paused_at = models.DateTimeField(null=True, blank=True)
+    sending_paused_reason = models.CharField(max_length=500, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
     # The live verification job, for the dashboard's polling (a public Job id).
@@ -271,3 +275,98 @@ INBOUND_STATES = StateMachine(
     INBOUND_TRANSITIONS,
     quiet=frozenset({(InboundState.RECEIVED.value, InboundState.PROCESSED.value)}),
 )
+
+
+# --- Sender rollups and automatic protection (docs/inbound.md, "Automatic protection") ---------
+class SenderDailyStat(models.Model):
+    """Per mailbox (with its domain and sending IP at the time) and UTC day: sends, bounces,
+    complaints and replies. Bumped in the same transaction as the campaign rollups
+    (`deliverability.services.sender_stats.add`, called by campaigns' `stats.bump`)."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="daily_stats")
+    domain = models.ForeignKey(
+        SendingDomain, null=True, blank=True, on_delete=models.SET_NULL, related_name="daily_stats"
+    )
+    ip = models.CharField(max_length=45, blank=True)  # the sending IP, "" when unknown
+    day = models.DateField()
+    sent = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+    replied = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "mailbox_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "ip", "day"], name="sender_stat_once")
+        ]
+        indexes = [models.Index(fields=["domain", "day"], name="sender_stat_domain_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id} {self.day}: {self.sent} sent"
+
+
+class ProtectedKind(models.TextChoices):
+    MAILBOX = "mailbox", "Mailbox"
+    DOMAIN = "domain", "Sending domain"
+    CAMPAIGN = "campaign", "Campaign"
+
+
+class ProtectionLevel(models.TextChoices):
+    OK = "ok", "OK"
+    FLAGGED = "flagged", "Flagged"
+    PAUSED = "paused", "Paused"
+
+
+class ProtectionAction(models.TextChoices):
+    FLAGGED = "flagged", "Flagged"
+    PAUSED = "paused", "Paused"
+    RESUMED = "resumed", "Resumed"
+
+
+class ProtectionState(models.Model):
+    """Where automatic protection stands on one mailbox, domain or campaign: its level, the
+    figures that put it there, and the counts a resume acknowledged (`baseline`: the rollup
+    sums up to the resume, subtracted from later evaluations so old figures never re-pause)."""
+
+    kind = models.CharField(max_length=16, choices=ProtectedKind.choices)
+    object_id = models.BigIntegerField()
+    level = models.CharField(
+        max_length=16, choices=ProtectionLevel.choices, default=ProtectionLevel.OK
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    figures = models.JSONField(default=dict, blank=True)
+    since = models.DateTimeField(null=True, blank=True)  # when it reached this level
+    baseline = models.JSONField(default=dict, blank=True)  # {"day", "sent", "bounced", ...}
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id"], name="protection_state_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_id}: {self.level}"
+
+
+class ProtectionEvent(models.Model):
+    """One automatic flag or pause, or a person's resume: what, why, the figures, when."""
+
+    kind = models.CharField(max_length=16, choices=ProtectedKind.choices)
+    object_id = models.BigIntegerField()
+    label = models.CharField(max_length=320)  # address, domain or campaign name at the time
+    action = models.CharField(max_length=16, choices=ProtectionAction.choices)
+    metric = models.CharField(max_length=16, blank=True)  # bounce | complaint
+    rate = models.FloatField(null=True, blank=True)
+    sends = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+    window_start = models.DateField(null=True, blank=True)
+    reason = models.CharField(max_length=500)
+    actor = models.CharField(max_length=254, blank=True)  # a person's email; "" is the system
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["kind", "object_id"], name="protection_event_obj_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_id} {self.action} at {self.at:%Y-%m-%d %H:%M}"

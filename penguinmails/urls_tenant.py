@@ -17,7 +17,7 @@ from campaigns.api.inbox import InboxViewSet
 from campaigns.api.leads import LeadViewSet
 from campaigns.api.lists import LeadListViewSet, SuppressionViewSet
 from campaigns.api.messages import MessageViewSet
-from campaigns.api.stats import CampaignStatsView, OverviewView
+from campaigns.api.stats import CampaignStatsView, OverviewView, SenderStatsView
 from campaigns.api.templates import TemplateViewSet
 from deliverability.api.domains import DomainViewSet
 from deliverability.api.mailboxes import MailboxViewSet
@@ -66,6 +66,7 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
         name="campaign-messages",
     ),
     re_path(r"^stats/overview/?$", OverviewView.as_view(), name="stats-overview"),
+    re_path(r"^stats/senders/?$", SenderStatsView.as_view(), name="stats-senders"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     *router.urls,

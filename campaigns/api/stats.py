@@ -18,6 +18,8 @@ from rest_framework.views import APIView
 from campaigns.models import Campaign
 from campaigns.services import campaigns as svc
 from campaigns.services import stats
+from deliverability.models import Mailbox, ProtectedKind, SendingDomain
+from deliverability.services import protection_state, sender_stats
 from tenants.permissions import Area
 from tenants.rest.permissions import IsTenantMember
 from tenants.rest.viewsets import TenantScopedMixin
@@ -25,6 +27,10 @@ from tenants.rest.viewsets import TenantScopedMixin
 
 class StatsQuery(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=stats.MAX_DAYS, required=False)
+
+
+class SenderQuery(StatsQuery):
+    by = serializers.ChoiceField(choices=sender_stats.GROUPS, default="mailbox")
 
 
 def _days(request: Request) -> int | None:
@@ -69,3 +75,50 @@ class OverviewView(_StatsView):
     )
     def get(self, request: Request) -> Response:
         return Response(stats.overview(self.principal, days=_days(request)).as_dict())
+
+
+_KINDS = {"mailbox": ProtectedKind.MAILBOX, "domain": ProtectedKind.DOMAIN}
+
+
+class SenderStatsView(_StatsView):
+    """Sent, bounced, complained and replied with their rates per mailbox, sending domain or
+    sending IP (deliverability's sender rollups), and protection's flag or pause on each."""
+
+    permission_area = Area.MAILBOXES
+
+    @extend_schema(
+        parameters=[
+            _DAYS,
+            OpenApiParameter("by", str, enum=list(sender_stats.GROUPS), description="Grouping."),
+        ],
+        responses={200: OpenApiResponse(description="Sender statistics.")},
+    )
+    def get(self, request: Request) -> Response:
+        form = SenderQuery(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        by: str = form.validated_data["by"]
+        days: int | None = form.validated_data.get("days")
+        figures = sender_stats.sender_figures(by, days=days)
+        labels: dict[int | str, str] = {key: str(key) for key in figures}
+        if by == "mailbox":
+            labels |= dict(Mailbox.objects.filter(pk__in=figures).values_list("pk", "address"))
+        elif by == "domain":
+            labels |= dict(SendingDomain.objects.filter(pk__in=figures).values_list("pk", "name"))
+        held = (
+            protection_state.states_for(_KINDS[by], [int(k) for k in figures])
+            if by in _KINDS
+            else {}
+        )
+        rows = []
+        for key, f in figures.items():
+            state = held.get(int(key)) if by in _KINDS else None
+            rows.append(
+                {
+                    "key": key,
+                    "label": labels[key],
+                    **f.as_dict(),
+                    "protection": state.level if state else "ok",
+                    "protection_reason": state.reason if state else "",
+                }
+            )
+        return Response({"by": by, "days": days, "senders": rows})

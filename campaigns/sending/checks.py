@@ -196,6 +196,9 @@ def domain_verified(ctx: Context, items: Sequence[Item]) -> list[Stop]:
                 stops.append(
                     Stop(item, StoppedBy.DOMAIN_VERIFIED, f"{name} is not a sending domain.")
                 )
+        elif domain.sending_paused_at is not None:
+            why = domain.sending_paused_reason or "held"
+            stops.append(Stop(item, StoppedBy.DOMAIN_VERIFIED, f"{name} is paused: {why}"[:500]))
         elif domain.status != DomainStatus.VERIFIED:
             stops.append(
                 Stop(

@@ -415,7 +415,7 @@ class _Sender:
                 self.report.stopped_by[r.stopped_by] += 1
             if r.status == S.SENT:
                 increments += [
-                    Bump(c, i.step_id, i.variant_id, day, "sent"),
+                    Bump(c, i.step_id, i.variant_id, day, "sent", 1, i.mailbox_id),
                     Bump(c, i.step_id, i.variant_id, day, "delivered"),
                 ]
                 advance.append((c, i.lead_id, i.step_id, now))
@@ -424,7 +424,7 @@ class _Sender:
                 advance.append((c, i.lead_id, i.step_id, now))
                 sends[i.mailbox_id or 0] += 1  # it used the mailbox's quota all the same
             elif r.status == S.BOUNCED:
-                increments.append(Bump(c, i.step_id, i.variant_id, day, "bounced"))
+                increments.append(Bump(c, i.step_id, i.variant_id, day, "bounced", 1, i.mailbox_id))
                 stop.append((c, i.lead_id, f"Hard bounce: {r.response}"))
                 bounced.append(i)
             elif r.status == S.FAILED:

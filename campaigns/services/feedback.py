@@ -124,7 +124,7 @@ def _event(message: Message, kind: str, at: datetime, reason: str = "") -> None:
 
 def _bump(message: Message, counter: str, at: datetime) -> None:
     stats.bump(
-        [stats.Bump(message.campaign_id, message.step_id, message.variant_id, at.date(), counter)]
+        [stats.Bump.of(message, at.date(), counter)]
     )
 
 

@@ -17,6 +17,8 @@ KINDS: dict[str, frozenset[str]] = {
     "verify_email": frozenset({"verify_url", "name"}),
     "password_reset": frozenset({"reset_url", "name"}),
     "invitation": frozenset({"invite_url", "tenant_name", "inviter_name", "role_name"}),
+    # Automatic protection and the platform bounce alert (docs/inbound.md).
+    "protection": frozenset({"headline", "tenant_name", "what", "label", "reason", "advice"}),
 }
 
 

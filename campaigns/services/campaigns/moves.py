@@ -11,6 +11,7 @@ from campaigns.models import Campaign, CampaignStatus
 from campaigns.sending.dispatch import request_schedule
 from campaigns.sending.enrollments import enrol
 from campaigns.services.campaigns.access import _actor, _fail, _in_schema, _lock_draft
+from campaigns.services.stats.windows import acknowledge_campaign
 from penguinmails import indexes, states
 from penguinmails.errors import IllegalTransition, NotFound
 from tenants.permissions import Area, Level
@@ -77,6 +78,8 @@ def transition_to(
         before = locked.status
         states.transition(locked, target, reason=reason, actor=_actor(principal))
         _index_running(principal, locked)
+        if action == "resume":  # automatic protection counts only what comes after
+            acknowledge_campaign(locked, actor=_actor_label(principal))
         if target == CampaignStatus.RUNNING:
             # Enrol the lists' leads now and ask for a scheduler run: sending starts at once
             # instead of at the next tick (docs/sending.md).
@@ -91,6 +94,10 @@ def transition_to(
             to_status=target,
         )
     return locked
+
+
+def _actor_label(principal: Principal) -> str:
+    return principal.user.email if principal.user else "the operator"
 
 
 def _with_article(word: str) -> str:

@@ -83,7 +83,5 @@ def _stop_on_reply(lead: Lead) -> None:
             continue
         # Conditional, so two concurrent calls count the reply once.
         if Message.objects.filter(pk=latest.pk, replied_at__isnull=True).update(replied_at=at):
-            increments.append(
-                Bump(campaign_id, latest.step_id, latest.variant_id, at.date(), "replied")
-            )
+            increments.append(Bump.of(latest, at.date(), "replied"))
     bump(increments)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, Protocol
 
 from django.db import connection
+
+from deliverability.services.sender_stats import COUNTERS as SENDER_COUNTERS
+from deliverability.services.sender_stats import SenderBump, add
 
 COUNTERS = (
     "sent",
@@ -24,6 +27,13 @@ COUNTERS = (
 )
 
 
+class _Sent(Protocol):
+    campaign_id: int
+    step_id: int
+    variant_id: int
+    mailbox_id: int | None
+
+
 class Bump(NamedTuple):
     """One increment: `counter` of (campaign, step, variant) on `day`, by `by`."""
 
@@ -33,12 +43,34 @@ class Bump(NamedTuple):
     day: dt.date
     counter: str
     by: int = 1
+    # The sending mailbox: its sent/bounced/complained/replied also go to deliverability's
+    # sender rollups (mailbox, domain, IP) in the same transaction (docs/inbound.md, "Rates").
+    mailbox_id: int | None = None
+
+    @classmethod
+    def of(cls, message: _Sent, day: dt.date, counter: str) -> Bump:
+        """The increment of one campaigns.Message (its campaign, step, variant and mailbox)."""
+        return cls(
+            message.campaign_id,
+            message.step_id,
+            message.variant_id,
+            day,
+            counter,
+            1,
+            message.mailbox_id,
+        )
+
+
+# Called with every batch that counted a bounce or a complaint, after it is written (automatic
+# protection; registered by CampaignsConfig.ready, so this module imports no service).
+AFTER_BUMP: list[Callable[[list[Bump]], None]] = []
 
 
 def bump(increments: Iterable[Bump]) -> int:
     """Add every increment, in the caller's transaction and the current tenant schema. Returns
     the number of rollup rows touched."""
     rows: dict[tuple[int, int, int, dt.date], Counter[str]] = {}
+    increments = list(increments)
     for inc in increments:
         if inc.counter not in COUNTERS:
             raise ValueError(f"unknown counter {inc.counter!r}")
@@ -62,4 +94,12 @@ def bump(increments: Iterable[Bump]) -> int:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
+    add(
+        SenderBump(i.mailbox_id, i.day, i.counter, i.by)
+        for i in increments
+        if i.mailbox_id and i.counter in SENDER_COUNTERS
+    )
+    if any(i.counter in ("bounced", "complained") and i.by for i in increments):
+        for hook in AFTER_BUMP:
+            hook(increments)
     return len(rows)

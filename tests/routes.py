@@ -39,6 +39,7 @@ from campaigns.models import (
 from campaigns.services import campaigns as campaign_svc
 from deliverability.models import InboundMessage, Mailbox, MailboxKind, SendingDomain
 from infrastructure.models import VpsInstance
+from reputation.models import Listing
 from tenants.models import Invitation, Membership, Role, Tenant, User
 from tenants.services.access import principal_for_membership
 from tenants.services.apikeys import create_api_key
@@ -288,6 +289,11 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
             dkim_private_key="secret",
             dmarc_rua=f"dmarc@{tag}.example.com",
         )
+        # A live blocklist listing of the domain (reputation; /api/v1/reputation/listings).
+        Listing.objects.create(
+            kind="domain", subject=domain.name, subject_id=domain.pk, tenant_id=tenant.pk,
+            zone="dbl.spamhaus.org", list_name="Spamhaus DBL", answer="127.0.1.2",
+        )  # fmt: skip
         mailbox = Mailbox.objects.create(
             address=f"sender@{tag}.example.com",
             display_name=f"{tag} sender",

@@ -178,3 +178,21 @@ def test_an_outsider_sees_none_of_anothers_listings(
         403,
         404,
     )
+
+
+def test_the_commands_refuse_bad_input_and_list_listings(
+    cast: Cast, dnsbl: SandboxDnsServer, django_capture_on_commit_callbacks: Any
+) -> None:
+    with pytest.raises(CommandError, match="not an IP address"):
+        call_command("sandbox", "blacklist", "999.1.1.1", stdout=StringIO())
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("blacklists", "listings", "--tenant", "nope", stdout=StringIO())
+    make_ip(cast.tenant, "127.0.0.99")
+    stage_blocklisting(dnsbl.store, "127.0.0.99", zone="bl.mailspike.net")
+    _check("127.0.0.99", django_capture_on_commit_callbacks)
+    out = StringIO()
+    call_command("blacklists", "listings", "--tenant", "acme", stdout=out)
+    assert "127.0.0.99\tMailspike (bl.mailspike.net)" in out.getvalue()
+    out = StringIO()
+    call_command("blacklists", "listings", "--tenant", "globex", stdout=out)
+    assert out.getvalue().strip() == "No live listings."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -170,6 +171,11 @@ class Command(BaseCommand):
     def _blacklist(self, options: dict[str, Any]) -> None:
         subject = options["subject"].strip()
         is_ip = subject.replace(".", "").isdigit() or ":" in subject
+        if is_ip:
+            try:
+                subject = str(ipaddress.ip_address(subject))
+            except ValueError as exc:
+                raise CommandError(f"{subject!r} is not an IP address.") from exc
         zone = options["zone"] or (DEFAULT_IP_BLOCKLIST if is_ip else DEFAULT_DOMAIN_BLOCKLIST)
         answer = BLOCKLIST_REFUSED if options["refused"] else BLOCKLIST_LISTED
         if not is_ip and "." not in subject:

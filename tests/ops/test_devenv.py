@@ -4,6 +4,8 @@ falls back to, or talks to, a server it did not start."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from penguinmails.devenv import dovecot_ready, processes
 from penguinmails.sandbox.smtp import free_port
 from tests.ops.conftest import PYTHON, ROOT, subprocess_env
 
@@ -62,6 +65,7 @@ def three_free_ports() -> dict[str, int]:
         "WEB_PORT": free_port(),
         "SANDBOX_SMTP_PORT": free_port(),
         "SANDBOX_DNS_PORT": free_udp_and_tcp_port(),
+        "SANDBOX_IMAP_PORT": free_port(),
     }
 
 
@@ -72,6 +76,7 @@ def three_free_ports() -> dict[str, int]:
         ("SANDBOX_SMTP_PORT", socket.SOCK_STREAM),
         ("SANDBOX_DNS_PORT", socket.SOCK_DGRAM),
         ("SANDBOX_DNS_PORT", socket.SOCK_STREAM),
+        ("SANDBOX_IMAP_PORT", socket.SOCK_STREAM),
     ],
 )
 def test_it_refuses_to_start_on_a_taken_port(variable: str, kind: socket.SocketKind) -> None:
@@ -95,3 +100,24 @@ def test_it_goes_on_when_its_ports_are_free() -> None:
     assert result.returncode != 0
     assert "is in use" not in output
     assert "[devenv] migrating" in output, output
+
+
+def test_procfile_runs_the_sandbox_dovecot_and_delivers_into_it_only_when_it_can() -> None:
+    procfile = (ROOT / "Procfile.dev").read_text()
+    assert "imap: python manage.py sandbox imap" in procfile
+    assert "sandbox smtp ${SANDBOX_SMTP_DELIVER:-}" in procfile
+    with_imap: dict[str, str] = {}
+    assert processes(with_imap, imap=True)[-1] == "imap"
+    assert with_imap["SANDBOX_SMTP_DELIVER"] == "--deliver"
+    without: dict[str, str] = {}
+    assert "imap" not in processes(without, imap=False)
+    assert without["SANDBOX_SMTP_DELIVER"] == ""
+    # Every process named exists in Procfile.dev (honcho would refuse an unknown one).
+    names = {line.split(":", 1)[0] for line in procfile.splitlines() if ":" in line}
+    assert set(processes({}, imap=True)) <= names
+
+
+def test_dovecot_off_is_said_and_installed_dovecot_is_ready_for_root() -> None:
+    assert dovecot_ready({"SANDBOX_IMAP": "off"}) == "SANDBOX_IMAP=off"
+    if os.geteuid() == 0 and shutil.which("dovecot", path="/usr/sbin:/usr/bin"):
+        assert dovecot_ready({}) is None

@@ -182,3 +182,30 @@ def test_a_failing_card_leaves_the_subscription_incomplete_and_the_payment_faile
     payment = Payment.objects.get(tenant=cast.tenant)
     assert payment.status == "failed" and payment.paid_at is None
     assert payment.stripe_invoice_id == invoice.id and payment.subscription_id == sub.pk
+
+
+def test_a_dispute_then_a_refund_move_the_payment(world: StripeWorld) -> None:
+    subscribe(world)
+    payment = Payment.objects.get(tenant=world.cast.tenant)
+    assert payment.stripe_charge_id.startswith("ch_")
+    # localstripe sends neither event: we sign them around Stripe's own objects.
+    dispute = {"id": "dp_local_1", "object": "dispute", "charge": payment.stripe_charge_id}
+    world.client.v1.refunds.create(params={"charge": payment.stripe_charge_id})
+    charge = world.client.v1.charges.retrieve(payment.stripe_charge_id).to_dict()
+    assert charge["refunded"] is True
+    for n, (kind, obj) in enumerate(
+        (("charge.dispute.created", dispute), ("charge.refunded", charge))
+    ):
+        body = json.dumps(
+            {
+                "id": f"evt_charge_{n}",
+                "object": "event",
+                "type": kind,
+                "created": int(time.time()),
+                "data": {"object": obj},
+            }
+        ).encode()
+        assert world.post(body, sign(body, at=int(time.time()))).status_code == 200
+        run_jobs()
+        payment.refresh_from_db()
+        assert payment.status == ("disputed" if kind == "charge.dispute.created" else "refunded")

@@ -44,6 +44,7 @@ def test_it_adds_up_the_rollups_with_rates_and_machine_activity_apart(
         "reply_rate": 0.25,
         "bounce_rate": 0.2,
         "unsubscribe_rate": 0.25,
+        "complaint_rate": 0.0,  # no complaint in this world; 0 of 4 delivered
     }
     step1, step2 = result.steps
     assert (step1.order, step2.order) == (1, 2)

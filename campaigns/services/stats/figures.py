@@ -20,6 +20,8 @@ RATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "reply_rate": ("replied", ("delivered",)),
     "bounce_rate": ("bounced", ("sent", "bounced")),
     "unsubscribe_rate": ("unsubscribed", ("delivered",)),
+    # Spam complaints (feedback loops), of what was accepted: the rate mailbox providers judge.
+    "complaint_rate": ("complained", ("delivered",)),
 }
 
 IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN)

@@ -47,6 +47,8 @@ from penguinmails.models import CLAIMABLE_STATUSES, Job
 from penguinmails.providers import DnsProviderName
 from penguinmails.queue import runner
 from penguinmails.sandbox.dns import ZoneRecord, ZoneStore, start_sandbox_dns
+from penguinmails.sandbox.imap import SandboxImap
+from penguinmails.sandbox.rules import RuleStore, make_rule
 from tenants.db import TenantConnection
 from tenants.models import Tenant, User
 from tenants.services.access import active_membership, principal_for_membership
@@ -221,6 +223,16 @@ DEMO_LEADS = (
     ("edsger@prospects.example", "Edsger", "Dijkstra", "Shortest Paths BV", "Europe/Amsterdam"),
     ("barbara@prospects.example", "Barbara", "Liskov", "Substitution Co", "America/New_York"),
 )
+# How the sandbox prospects answer the demo campaign (docs/sandbox.md, "The demo"): the sandbox
+# SMTP server in deliver mode sends each answer to the sending mailbox in the sandbox Dovecot.
+DEMO_ANSWERS = (
+    ("alan@prospects.example", "bounce"),
+    ("edsger@prospects.example", "bounce"),
+    ("barbara@prospects.example", "complain"),
+    ("ada@prospects.example", "reply"),
+    ("grace@prospects.example", "reply"),
+    ("katherine@prospects.example", "ooo"),
+)
 # Content switches (docs/sending.md, "Content"): what a careful cold sender chooses. No open
 # pixel: on a short message SpamAssassin counts it (HTML_IMAGE_ONLY_08, 0.6), and mail clients
 # preload it anyway; clicks still show on the campaign page.
@@ -296,6 +308,7 @@ def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None
             principal, campaign, delay_amount=1, delay_unit="hours",
             variants=[(templates[1].pk, 1)],
         )  # fmt: skip
+        seed_sandbox_answers([m.address for m in mailboxes], say=say)
         campaign_service.start_campaign(principal, campaign)
     say(f"Demo campaign:  {DEMO_CAMPAIGN} (running; {len(DEMO_LEADS)} leads, 2 steps)")
 
@@ -306,3 +319,21 @@ def seed_demo(
     """Receiver of tenants.signals.demo_workspace_ready (connected by CampaignsConfig.ready)."""
     seed_demo_infrastructure(tenant, owner, say=say)
     seed_demo_campaign(tenant, owner, say=say)
+
+
+def seed_sandbox_answers(mailboxes: list[str], *, say: Callable[[str], None]) -> None:
+    """The demo prospects' answers in the sandbox rule table (SANDBOX_RULES), and the demo
+    mailboxes as users of the sandbox Dovecot (SANDBOX_IMAP_DIR), so the answers land in them.
+    A user already there keeps its password."""
+    rules = RuleStore(settings.SANDBOX_RULES)
+    for address, action in DEMO_ANSWERS:
+        rules.set(make_rule(address, action))
+    imap = SandboxImap(
+        settings.SANDBOX_IMAP_DIR, settings.SANDBOX_IMAP_HOST, settings.SANDBOX_IMAP_PORT
+    )
+    known = imap.users()
+    missing = {a: secrets.token_urlsafe(18) for a in mailboxes if a not in known}
+    if missing:
+        imap.add_users(missing)
+    answers = ", ".join(f"{a.split('@')[0]} {action}" for a, action in DEMO_ANSWERS)
+    say(f"Sandbox answers: {answers}")

@@ -51,6 +51,8 @@ def offline(settings: SettingsWrapper, tmp_path: Path) -> None:
     port = _free_port()
     settings.SANDBOX_DNS_PORT = port
     settings.SANDBOX_DNS_ZONES = tmp_path / "zones.json"
+    settings.SANDBOX_RULES = tmp_path / "sandbox-rules.json"
+    settings.SANDBOX_IMAP_DIR = tmp_path / "dovecot"
     settings.DNS_RESOLVERS = [f"127.0.0.1:{port}"]
     settings.DNS_PROVIDER = "local"
     settings.LOCAL_VPS_STATE_FILE = tmp_path / "vps.json"

@@ -43,7 +43,8 @@ class Recipient:
     def as_json(self) -> dict[str, str | None]:
         data = asdict(self)
         data["class"] = data.pop("klass")
-        return data
+        # A decoded body may hold NULs (quoted-printable `=00`): no JSON column stores them.
+        return {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in data.items()}
 
 
 @dataclass

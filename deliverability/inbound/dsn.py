@@ -12,6 +12,7 @@ Three sources, best first, merged per address:
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -20,6 +21,11 @@ from email.parser import Parser
 from flufl.bounce import all_failures
 
 from deliverability.inbound.parse import content_type, header, part_text, walk
+
+# flufl.bounce logs every detector it runs at INFO (~15 lines per message read): quiet it unless
+# LOGGING names it (the logger's level is only set when nothing configured it).
+if logging.getLogger("flufl.bounce").level == logging.NOTSET:
+    logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 
 _STATUS_TYPES = {"message/delivery-status", "message/global-delivery-status"}
 _ORIGINAL_TYPES = {

@@ -1,7 +1,8 @@
 """REST API of sending domains (thin: deliverability.services.domains does the work).
 
 /api/v1/domains (list, create, retrieve, delete) and POST /api/v1/domains/{id}/verify (202 with
-the verification job's id).
+the verification job's id); POST /api/v1/domains/{id}/resume lifts automatic protection's hold
+(docs/inbound.md, "Automatic protection").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deliverability.models import DomainRecord, SendingDomain
-from deliverability.services import domains
+from deliverability.services import domains, protection
 from tenants.models import Tenant
 from tenants.permissions import Area
 from tenants.rest.viewsets import TenantScopedViewSet
@@ -53,6 +54,8 @@ class DomainSerializer(serializers.ModelSerializer):
             "dmarc_rua",
             "verified_at",
             "flagged_at",
+            "sending_paused_at",
+            "sending_paused_reason",
             "last_checked_at",
             "next_check_at",
             "created_at",
@@ -112,3 +115,9 @@ class DomainViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScop
         return Response(
             {"job_id": job.pk, "status": domain.status}, status=status.HTTP_202_ACCEPTED
         )
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """Send from the domain again after automatic protection held it (recorded)."""
+        protection.resume_domain(self.principal, self.get_object())
+        return Response(DomainSerializer(self.get_queryset().get(pk=pk)).data)

@@ -177,7 +177,16 @@ def test_a_held_domain_is_stopped_by_the_send_check_until_resumed(
         ctx = checks.Context(cast.tenant, world.campaign, timezone.now())
         passing, stops = checks.run_checks(ctx, [item])
         assert passing == [] and "is paused: held by the test" in stops[0].reason
-        senders.resume_domain(principal(cast), domain)
+    foreign = client_for(cast.outsider, cast.other_tenant, api=True)
+    assert foreign.post(f"/api/v1/domains/{domain.pk}/resume").status_code == 404
+    viewer = client_for(cast.viewer, cast.tenant, api=True)
+    assert viewer.post(f"/api/v1/domains/{domain.pk}/resume").status_code == 403
+    owner = client_for(cast.owner, cast.tenant, api=True)
+    body = owner.get(f"/api/v1/domains/{domain.pk}").json()
+    assert body["sending_paused_reason"] == "held by the test"
+    body = owner.post(f"/api/v1/domains/{domain.pk}/resume").json()
+    assert body["sending_paused_at"] is None
+    with schema_context(cast.tenant.schema_name):
         ctx = checks.Context(cast.tenant, world.campaign, timezone.now())
         stops = checks.run_checks(ctx, [item])[1]
         assert not [s for s in stops if "paused" in s.reason]

@@ -22,8 +22,8 @@ from penguinmails.history.models import Transition
 from penguinmails.models import PlatformDailyStat
 from tenants.models import AuditEvent
 from tests.conftest import Cast, client_for
-from tests.inbound_poll.conftest import World, arf, dsn, schedule_tomorrow, sent_world, verp_of
-from tests.sending.conftest import DOMAIN, Sandbox, drain, principal
+from tests.inbound_poll.conftest import World, arf, dsn, sent_world, verp_of
+from tests.sending.conftest import DOMAIN, Sandbox, principal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,17 +47,6 @@ def _now(world: World) -> tuple[Mailbox, SendingDomain, Campaign, list[Protectio
             SendingDomain.objects.get(name=DOMAIN),
             Campaign.objects.get(pk=world.campaign.pk),
             list(ProtectionEvent.objects.order_by("id")),
-        )
-
-
-def _due_now(world: World) -> None:
-    """Bring the next step's queued messages forward to now (instead of waiting a day)."""
-    schedule_tomorrow(world)
-    with schema_context(world.cast.tenant.schema_name):
-        from django.utils import timezone  # noqa: PLC0415
-
-        Message.objects.filter(campaign=world.campaign, status="queued").update(
-            scheduled_for=timezone.now()
         )
 
 
@@ -98,11 +87,23 @@ def test_it_pauses_mailbox_domain_and_campaign_past_5_percent_bounces(
     recipients = {r for m in mail.outbox for r in m.to}
     assert cast.owner.email in recipients
     assert any("paused" in m.subject for m in mail.outbox)
-    # Nothing more is sent: the next step is held.
-    before = len(sandbox.messages())
-    _due_now(world)
-    drain(cast.tenant)
-    assert len(sandbox.messages()) == before
+    # Nothing more is sent: the send checks hold the campaign's messages.
+    with schema_context(cast.tenant.schema_name):
+        from django.utils import timezone  # noqa: PLC0415
+
+        from campaigns.sending import checks  # noqa: PLC0415
+
+        m = world.messages[50]
+        item = checks.Item(
+            m.pk, m.lead_id, m.step_id, m.variant_id, m.mailbox_id, m.to_email, None, 0,
+            timezone.now(),
+        )  # fmt: skip
+        passing, stops = checks.run_checks(
+            checks.Context(cast.tenant, campaign, timezone.now()), [item]
+        )
+        assert passing == [] and stops[0].check == "campaign_running"
+        held = checks.mailbox_healthy(checks.Context(cast.tenant, campaign, timezone.now()), [item])
+        assert "is paused: Automatically paused" in held[0].reason
     # Resume: recorded, and the old figures do not pause again (the safety net runs too).
     with schema_context(cast.tenant.schema_name):
         resume_mailbox(principal(cast), mailbox)

@@ -1,11 +1,12 @@
 """Inbound messages once read (docs/inbound.md, "Reading mailboxes" and "Actions"): stored once
 per (mailbox, folder, uidvalidity, uid), then classified and acted on once each.
 
-Acting is one transaction per message: the row is locked in `received`, classified
-(deliverability.inbound.classify), `deliverability.signals.inbound_classified` is sent so the
-apps that own the data act (campaigns: suppressions, enrollments, rollups), the complaint is
-counted against the sending mailbox and domain, and the row moves to `processed`. A poller
-killed half-way leaves rows in `received`; the next run acts on them, and on nothing twice.
+Acting is one savepoint per message and one transaction per ACT_CHUNK messages: the row is
+locked in `received`, classified (deliverability.inbound.classify),
+`deliverability.signals.inbound_classified` is sent so the apps that own the data act
+(campaigns: suppressions, enrollments, rollups), the complaint is counted against the sending
+mailbox and domain, and the row moves to `processed`. A poller killed half-way leaves rows in
+`received`; the next run acts on them, and on nothing twice.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tenants.models import Tenant
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+ACT_CHUNK = 50  # messages acted on per transaction (each in its own savepoint)
 _ADDRESS_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
 
 
@@ -90,7 +92,39 @@ def process_pending(tenant: Tenant, mailbox: Mailbox, *, limit: int = 10_000) ->
     """Act on the mailbox's stored messages not yet acted on, oldest first; returns how many."""
     pending = InboundMessage.objects.filter(mailbox=mailbox, status=InboundState.RECEIVED)
     ids = list(pending.order_by("id").values_list("id", flat=True)[:limit])
-    return sum(1 for pk in ids if process_one(tenant, pk))
+    return sum(
+        _process_chunk(tenant, ids[i : i + ACT_CHUNK]) for i in range(0, len(ids), ACT_CHUNK)
+    )
+
+
+def _process_chunk(tenant: Tenant, ids: list[int]) -> int:
+    """Act on up to ACT_CHUNK messages in one transaction: one SELECT locks them all, each is
+    acted on in a savepoint of its own (a message that raises is rolled back alone and counted
+    as a failed attempt after the commit), one commit for all. A chunk whose transaction itself
+    breaks is acted on again one message at a time (process_one)."""
+    failures: list[tuple[int, Exception]] = []
+    done = 0
+    try:
+        with transaction.atomic():
+            rows = list(
+                InboundMessage.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=ids, status=InboundState.RECEIVED)
+                .order_by("id")
+            )
+            for row in rows:
+                try:
+                    with transaction.atomic():
+                        _act(tenant, row)
+                    done += 1
+                except Exception as error:  # noqa: BLE001 - one bad message must not stop the mailbox
+                    log.exception("inbound message %s: acting failed", row.pk)
+                    failures.append((row.pk, error))
+    except Exception:  # noqa: BLE001 - the chunk's own transaction broke: one at a time
+        log.exception("inbound messages %s..%s: chunk failed, one at a time", ids[0], ids[-1])
+        return sum(1 for pk in ids if process_one(tenant, pk))
+    for pk, failure in failures:
+        _failed_attempt(pk, failure)
+    return done
 
 
 def process_one(tenant: Tenant, inbound_id: int) -> bool:

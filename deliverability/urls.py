@@ -30,4 +30,5 @@ urlpatterns = [
     path("domains/<int:domain_id>/status/", views.domain_status, name="domain_status"),
     path("domains/<int:domain_id>/verify/", views.domain_verify, name="domain_verify"),
     path("domains/<int:domain_id>/remove/", views.domain_remove, name="domain_remove"),
+    path("domains/<int:domain_id>/resume/", views.domain_resume, name="domain_resume"),
 ]

@@ -10,7 +10,8 @@ from django.shortcuts import redirect, render
 from django.utils.html import escape
 from django.views.decorators.http import require_POST
 
-from deliverability.models import DomainStatus, SendingDomain
+from deliverability.models import DomainStatus, ProtectedKind, SendingDomain
+from deliverability.services import protection, protection_state, sender_stats
 from deliverability.services.domains import (
     access_domain,
     add_domain,
@@ -92,6 +93,9 @@ def _detail_context(principal: Principal, domain: SendingDomain) -> dict[str, ob
         "job": job,
         # Poll while a check is waiting or running; stop once it has settled.
         "polling": domain.status == DomainStatus.VERIFYING,
+        # Automatic protection (docs/inbound.md): the last 30 days' rates and any flag or hold.
+        "rates": sender_stats.sender_figures("domain", days=30, ids=[domain.pk]).get(domain.pk),
+        "protection": protection_state.states_for(ProtectedKind.DOMAIN, [domain.pk]).get(domain.pk),
     }
 
 
@@ -131,3 +135,13 @@ def domain_remove(request: HttpRequest, domain_id: int) -> HttpResponse:
     remove_domain(principal, domain)
     messages.success(request, f"{domain.name} removed.")
     return redirect("deliverability:domains")
+
+
+@require_POST
+@area_required(Area.DOMAINS, level=Level.WRITE)
+def domain_resume(request: HttpRequest, domain_id: int) -> HttpResponse:
+    """Lift automatic protection's hold (recorded; earlier figures acknowledged)."""
+    principal = principal_of(request)
+    domain = protection.resume_domain(principal, access_domain(principal, domain_id))
+    messages.success(request, f"Sending from {domain.name} resumed.")
+    return redirect("deliverability:domain_detail", domain_id=domain.pk)

@@ -178,6 +178,11 @@ def test_a_held_domain_is_stopped_by_the_send_check_until_resumed(
         ctx = checks.Context(cast.tenant, world.campaign, timezone.now())
         passing, stops = checks.run_checks(ctx, [item])
         assert passing == [] and "is paused: held by the test" in stops[0].reason
+    page = client_for(cast.owner, cast.tenant).get(f"/domains/{domain.pk}/")
+    assert page.status_code == 200 and b"held by the test" in page.content
+    assert b"Resume sending" in page.content
+    stranger = client_for(cast.outsider, cast.tenant).get(f"/domains/{domain.pk}/")
+    assert stranger.status_code != 200 and b"held by the test" not in stranger.content
     foreign = client_for(cast.outsider, cast.other_tenant, api=True)
     assert foreign.post(f"/api/v1/domains/{domain.pk}/resume").status_code == 404
     viewer = client_for(cast.viewer, cast.tenant, api=True)

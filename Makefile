@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## Set up (venv, embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set), migrate,
-## create the demo tenant and run web, worker, beat and the sandbox SMTP and DNS servers.
-## Ports: WEB_PORT (8000), SANDBOX_SMTP_PORT (2525), SANDBOX_DNS_PORT (5353); all logs: VERBOSE=1.
+## create the demo tenant and run web, worker, beat, the sandbox SMTP (delivering into Dovecot),
+## DNS and IMAP (Dovecot: installed with apt-get when root, else it says how; SANDBOX_IMAP=off).
+## Ports: WEB_PORT (8000), SANDBOX_SMTP_PORT (2525), SANDBOX_DNS_PORT (5353),
+## SANDBOX_IMAP_PORT (1143); all logs: VERBOSE=1.
 run: install
 	$(DEVENV) run
 

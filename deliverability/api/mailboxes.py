@@ -20,8 +20,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from deliverability.models import Mailbox, MailboxKind, Security
+from deliverability.models import Mailbox, MailboxKind, ProtectedKind, Security
 from deliverability.services import mailboxes as service
+from deliverability.services import protection_state, sender_stats
 from deliverability.services.allowance import Allowance, allowance_for
 from deliverability.services.mailbox_probe import vet_servers
 from tenants.models import Tenant
@@ -44,6 +45,13 @@ class MailboxSerializer(serializers.ModelSerializer):
         help_text='Why its room is what it is, e.g. "12 of 40 today: day 6 of warm-up" ("" '
         "when no allowance was given)."
     )
+    rates_30d = serializers.SerializerMethodField(
+        help_text="Sent, bounced, complained, replied and their rates over the last 30 UTC days "
+        "(docs/inbound.md, 'Rates')."
+    )
+    protection = serializers.SerializerMethodField(
+        help_text="Automatic protection: {level: ok|flagged|paused, reason}."
+    )
     smtp_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
     imap_security = serializers.CharField(read_only=True, help_text=SECURITY_HELP)
 
@@ -60,6 +68,8 @@ class MailboxSerializer(serializers.ModelSerializer):
             "sent_today",
             "remaining_today",
             "allowance_explanation",
+            "rates_30d",
+            "protection",
             "smtp_host",
             "smtp_port",
             "smtp_security",
@@ -79,6 +89,30 @@ class MailboxSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def _senders(self) -> tuple[dict[Any, Any], dict[int, Any]]:
+        # Once per response (the context is shared by a page's rows): two queries, not 2 per row.
+        if "_senders" not in self.context:
+            self.context["_senders"] = (
+                sender_stats.sender_figures("mailbox", days=30),
+                protection_state.states_for(
+                    ProtectedKind.MAILBOX, list(Mailbox.objects.values_list("pk", flat=True))
+                ),
+            )
+        cached: tuple[dict[Any, Any], dict[int, Any]] = self.context["_senders"]
+        return cached
+
+    def get_rates_30d(self, mailbox: Mailbox) -> dict[str, Any]:
+        figures = self._senders()[0].get(mailbox.pk) or sender_stats.SenderFigures()
+        return figures.as_dict()
+
+    def get_protection(self, mailbox: Mailbox) -> dict[str, str]:
+        state = self._senders()[1].get(mailbox.pk)
+        return (
+            {"level": state.level, "reason": state.reason}
+            if state
+            else {"level": "ok", "reason": ""}
+        )
 
     def _allowance(self) -> Allowance | None:
         return self.context.get("allowance")

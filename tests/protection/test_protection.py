@@ -237,6 +237,9 @@ def test_sender_rates_in_the_api_and_nothing_for_an_outsider(
     body = client.get("/api/v1/stats/senders?by=mailbox&days=7").json()
     row = [r for r in body["senders"] if r["key"] == world.mailbox.pk][0]
     assert (row["sent"], row["bounced"], row["bounce_rate"]) == (4, 1, 0.2)
+    box = client.get(f"/api/v1/mailboxes/{world.mailbox.pk}").json()
+    assert (box["rates_30d"]["bounced"], box["rates_30d"]["bounce_rate"]) == (1, 0.2)
+    assert box["protection"] == {"level": "ok", "reason": ""}
     body = client.get("/api/v1/stats/senders?by=domain").json()
     assert [r["label"] for r in body["senders"]] == [DOMAIN]
     assert client.get("/api/v1/stats/senders?by=planet").status_code == 400

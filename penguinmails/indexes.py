@@ -15,12 +15,19 @@ every tenant schema.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from penguinmails.models import MailboxPoll, RunningCampaign, ScheduledCampaign, WarmupPoolMember
+from penguinmails.models import (
+    MailboxPoll,
+    PlatformDailyStat,
+    RunningCampaign,
+    ScheduledCampaign,
+    WarmupPoolMember,
+)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -212,3 +219,27 @@ __all__ = [
     "unindex_running",
     "unindex_scheduled",
 ]
+
+
+# --- platform-wide daily counts (docs/inbound.md, "Automatic protection") -----------------------
+def bump_platform_daily(day: date, *, sent: int = 0, bounced: int = 0, complained: int = 0) -> None:
+    """Add to the platform's counts of `day`: one upsert that adds (concurrent writers never lose
+    a count), in the caller's transaction."""
+    if not (sent or bounced or complained):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO platform_daily_stats AS s (day, sent, bounced, complained) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (day) DO UPDATE SET "
+            "sent = s.sent + EXCLUDED.sent, bounced = s.bounced + EXCLUDED.bounced, "
+            "complained = s.complained + EXCLUDED.complained",
+            [day, sent, bounced, complained],
+        )
+
+
+def platform_totals(since: date) -> tuple[int, int, int]:
+    """The platform's (sent, bounced, complained) from `since` (a UTC day) to today."""
+    totals = PlatformDailyStat.objects.filter(day__gte=since).aggregate(
+        sent=Sum("sent"), bounced=Sum("bounced"), complained=Sum("complained")
+    )
+    return (totals["sent"] or 0, totals["bounced"] or 0, totals["complained"] or 0)

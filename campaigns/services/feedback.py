@@ -123,9 +123,7 @@ def _event(message: Message, kind: str, at: datetime, reason: str = "") -> None:
 
 
 def _bump(message: Message, counter: str, at: datetime) -> None:
-    stats.bump(
-        [stats.Bump.of(message, at.date(), counter)]
-    )
+    stats.bump([stats.Bump.of(message, at.date(), counter)])
 
 
 def _stop_lead(lead_id: int, reason: str, at: datetime) -> int:

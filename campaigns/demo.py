@@ -52,8 +52,10 @@ from penguinmails.sandbox.rules import RuleStore, make_rule
 from tenants.db import TenantConnection
 from tenants.models import Tenant, User
 from tenants.services.access import active_membership, principal_for_membership
+from warmup.services import pool as warmup_pool
 
 DEMO_DOMAIN = "demo-agency.test"
+DEMO_WARMUP_AGE_DAYS = 45  # the demo mailboxes' warm-up began this long ago
 DEMO_MAILBOXES = (("alex", "Alex from Demo Agency"), ("sam", "Sam from Demo Agency"))
 # The first plan of the ladder with a server of its own.
 DEMO_PLAN = "growth"
@@ -89,6 +91,11 @@ def seed_demo_infrastructure(tenant: Tenant, owner: User, *, say: Callable[[str]
                         display_name=display_name,
                     )  # fmt: skip
         _drive_jobs(tenant, say=say)
+        with schema_context(tenant.schema_name):
+            # A seasoned workspace: its mailboxes' warm-up began weeks ago, so the demo campaign
+            # sends at full volume while warm-up carries on at its maintenance level.
+            for mailbox in Mailbox.objects.all():
+                warmup_pool.season(mailbox, days=DEMO_WARMUP_AGE_DAYS)
 
     with schema_context(tenant.schema_name):
         domain = SendingDomain.objects.get(name=DEMO_DOMAIN)

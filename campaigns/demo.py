@@ -37,7 +37,7 @@ from campaigns.services.templates import create_template
 from deliverability.dns.sandbox import all_tenants_sending_ips, publish_platform_names
 from deliverability.models import Mailbox, MailboxStatus, SendingDomain
 from deliverability.services.domains import add_domain
-from deliverability.services.mailboxes import create_mailbox
+from deliverability.services.mailboxes import attach_sandbox_imap, create_mailbox
 from infrastructure.models import VpsInstance
 from infrastructure.providers.local import publish_reverse_dns
 from infrastructure.services.ips import reverse_dns_names
@@ -315,7 +315,13 @@ def seed_demo_campaign(tenant: Tenant, owner: User, *, say: Callable[[str], None
             principal, campaign, delay_amount=1, delay_unit="hours",
             variants=[(templates[1].pk, 1)],
         )  # fmt: skip
-        seed_sandbox_answers([m.address for m in mailboxes], say=say)
+        logins = seed_sandbox_answers([m.address for m in mailboxes], say=say)
+        for mailbox in mailboxes:
+            # The poller reads what comes back (bounces, the complaint, replies) from Dovecot.
+            attach_sandbox_imap(
+                mailbox, host=settings.SANDBOX_IMAP_HOST, port=settings.SANDBOX_IMAP_PORT,
+                password=logins[mailbox.address],
+            )  # fmt: skip
         campaign_service.start_campaign(principal, campaign)
     say(f"Demo campaign:  {DEMO_CAMPAIGN} (running; {len(DEMO_LEADS)} leads, 2 steps)")
 
@@ -328,10 +334,10 @@ def seed_demo(
     seed_demo_campaign(tenant, owner, say=say)
 
 
-def seed_sandbox_answers(mailboxes: list[str], *, say: Callable[[str], None]) -> None:
+def seed_sandbox_answers(mailboxes: list[str], *, say: Callable[[str], None]) -> dict[str, str]:
     """The demo prospects' answers in the sandbox rule table (SANDBOX_RULES), and the demo
     mailboxes as users of the sandbox Dovecot (SANDBOX_IMAP_DIR), so the answers land in them.
-    A user already there keeps its password."""
+    A user already there keeps its password. Returns each mailbox's Dovecot password."""
     rules = RuleStore(settings.SANDBOX_RULES)
     for address, action in DEMO_ANSWERS:
         rules.set(make_rule(address, action))
@@ -344,3 +350,4 @@ def seed_sandbox_answers(mailboxes: list[str], *, say: Callable[[str], None]) ->
         imap.add_users(missing)
     answers = ", ".join(f"{a.split('@')[0]} {action}" for a, action in DEMO_ANSWERS)
     say(f"Sandbox answers: {answers}")
+    return {address: {**known, **missing}[address] for address in mailboxes}

@@ -24,7 +24,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from campaigns.models import Campaign, CampaignDailyStat, EmailTemplate, Message
 from deliverability.models import Mailbox, MailboxStatus, SendingDomain
 from infrastructure.models import IpAddress, VpsInstance
-from penguinmails.models import RunningCampaign
+from penguinmails.models import MailboxPoll, RunningCampaign
 from penguinmails.queue.producer import enqueue
 from penguinmails.sandbox.dns import ZoneStore, start_sandbox_dns
 from tenants.models import Membership, Tenant
@@ -173,6 +173,13 @@ def test_it_sends_the_demo_campaign_into_the_sandbox_and_tracks_it(
     demo = Tenant.objects.get(slug="demo")
     with schema_context(demo.schema_name):
         assert {m.smtp_port for m in Mailbox.objects.all()} == {sandbox_smtp.port}
+        # The poller reads the demo mailboxes in the sandbox Dovecot (what comes back shows).
+        boxes = list(Mailbox.objects.all())
+        assert {(m.imap_host, m.imap_port, m.imap_username) for m in boxes} == {
+            (settings.SANDBOX_IMAP_HOST, settings.SANDBOX_IMAP_PORT, m.address) for m in boxes
+        }
+        polled = set(MailboxPoll.objects.filter(tenant=demo).values_list("mailbox_id", flat=True))
+        assert polled == {m.pk for m in boxes}
         # The demo's gaps are seconds apart; this test does not wait for them.
         Campaign.objects.filter(name="Demo outreach").update(min_gap_seconds=0, max_gap_seconds=0)
     RunningCampaign.objects.update(next_run_at=timezone.now())

@@ -41,6 +41,7 @@ from deliverability.services.mailboxes.hosted import (
     PROVISION_TASK,
     MailboxProvisionRetry,
     NoMailServer,
+    attach_sandbox_imap,
     create_mailbox,
     delete_mailbox,
     deprovision_mailbox,
@@ -65,6 +66,7 @@ from deliverability.services.mailboxes.validation import (
 )
 
 __all__ = [
+    "attach_sandbox_imap",
     "ConnectionFailed",
     "DEFAULT_DAILY_LIMIT",
     "DEPROVISION_TASK",

@@ -18,7 +18,7 @@ from deliverability.services.mailboxes.access import (
     _tenant_here,
 )
 from deliverability.services.mailboxes.credentials import endpoints
-from deliverability.services.mailboxes.lifecycle import transition_mailbox
+from deliverability.services.mailboxes.lifecycle import sync_poll_index, transition_mailbox
 from deliverability.services.mailboxes.validation import (
     _address,
     _daily_limit,
@@ -253,3 +253,25 @@ def delete_mailbox(principal: Principal, mailbox: Mailbox) -> None:
         indexes.unindex_mailbox(tenant.pk, locked.pk)
         mailbox_moved.send(sender=Mailbox, tenant=tenant, mailbox=locked, deleted=True)
         locked.delete()
+
+
+def attach_sandbox_imap(mailbox: Mailbox, *, host: str, port: int, password: str) -> Mailbox:
+    """Give a mailbox on the sandbox mail server its login on the sandbox Dovecot (the demo
+    workspace, docs/sandbox.md), so the inbound poller reads what comes back to it. The login
+    is the address; loopback, no TLS. Refused for any other mailbox."""
+    with transaction.atomic():
+        locked = Mailbox.objects.select_for_update().get(pk=mailbox.pk)
+        server = _server_by_id(locked.mail_server_id)
+        if server is None or not _is_sandbox(server):
+            raise DomainError("only a mailbox on the sandbox mail server has a sandbox IMAP login")
+        locked.imap_host, locked.imap_port = host, port
+        locked.imap_security = Security.NONE
+        locked.imap_username = locked.address
+        locked.imap_password = password
+        locked.save(
+            update_fields=[
+                "imap_host", "imap_port", "imap_security", "imap_username", "imap_password",
+            ]
+        )  # fmt: skip
+        sync_poll_index(locked)
+    return locked

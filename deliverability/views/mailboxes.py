@@ -12,8 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deliverability.models import MailboxKind, Security, SendingDomain
+from deliverability.models import MailboxKind, ProtectedKind, Security, SendingDomain
 from deliverability.services import mailboxes as service
+from deliverability.services import protection_state, sender_stats
 from deliverability.services.allowance import allowance_for
 from deliverability.services.mailbox_probe import vet_servers
 from infrastructure.services.mailservers import mail_server_for, uses_shared_servers
@@ -77,6 +78,18 @@ class ConnectForm(forms.Form):
         return data
 
 
+def _percents(figures: sender_stats.SenderFigures | None) -> dict[str, str]:
+    """Each rate as "1.25 %" ("-" when its base is 0)."""
+    if figures is None:
+        return {}
+    rates = {
+        "bounce": figures.bounce_rate,
+        "complaint": figures.complaint_rate,
+        "reply": figures.reply_rate,
+    }
+    return {k: "-" if v is None else f"{v * 100:.2f} %" for k, v in rates.items()}
+
+
 def _context(
     principal: Principal,
     *,
@@ -95,6 +108,16 @@ def _context(
         mailbox.room_today = allowance.room(mailbox.pk)  # type: ignore[attr-defined]
         mailbox.room_note = room.note if room else ""  # type: ignore[attr-defined]
         mailbox.room_explanation = room.explanation if room else ""  # type: ignore[attr-defined]
+    # Automatic protection (docs/inbound.md): the last 30 days' rates and any flag or hold, as
+    # the API gives them; two queries for the page, not per row.
+    ids = [m.pk for m in mailboxes]
+    rates = sender_stats.sender_figures("mailbox", days=30, ids=ids) if ids else {}
+    states = protection_state.states_for(ProtectedKind.MAILBOX, ids) if ids else {}
+    for mailbox in mailboxes:
+        figures = rates.get(mailbox.pk)
+        mailbox.rates_30d = figures  # type: ignore[attr-defined]
+        mailbox.rate_pct = _percents(figures)  # type: ignore[attr-defined]
+        mailbox.protection = states.get(mailbox.pk)  # type: ignore[attr-defined]
     return {
         "mailboxes": mailboxes,
         "can_write": principal.allows(Area.MAILBOXES, Level.WRITE),

@@ -45,7 +45,7 @@ from campaigns.models import (
 from campaigns.sending.enrollments import delay_enrollments
 from campaigns.services import stats
 from campaigns.services.campaigns.replies import record_reply
-from campaigns.services.matching import match_message
+from campaigns.services.matching import match_report
 from campaigns.services.suppressions import mark_leads_bounced, suppress_many
 from campaigns.tracking import tokens
 from campaigns.tracking.unsubscribe import unsubscribe_message
@@ -86,17 +86,14 @@ def _match(tenant: Tenant, classification: Any, headers: Any) -> int | None:
         token = _unsubscribe_token(classification.unsubscribe_token)
         if token is not None and token.tenant_id == tenant.pk:
             return int(token.message_pk)
-    for address in [*headers.delivered_to, None][:20]:
-        found = match_message(
-            tenant,
-            verp_rcpt=address,
-            in_reply_to=headers.in_reply_to or None,
-            references=headers.references or None,
-            original_message_id=classification.original_message_id,
-        )
-        if found is not None:
-            return found[1]
-    return None
+    found = match_report(  # one lookup of each kind for every delivered-to address
+        tenant,
+        verp_rcpts=[*headers.delivered_to, None][:20],
+        in_reply_to=headers.in_reply_to or None,
+        references=headers.references or None,
+        original_message_id=classification.original_message_id,
+    )
+    return found[1] if found is not None else None
 
 
 def _unsubscribe_token(text: str) -> tokens.Token | None:

@@ -20,7 +20,7 @@ tenant's message matches nothing. Runs in the hinted tenant's schema (the poller
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 from django.db import connection
@@ -45,27 +45,56 @@ def match_message(
     own_header: str | None = None,
 ) -> tuple[int, int] | None:
     """(tenant_id, message_pk) of the tenant's message the report is about, or None."""
+    del own_header  # compose sets no header of ours: nothing to match (module docstring)
+    return match_report(
+        tenant_hint,
+        verp_rcpts=[verp_rcpt],
+        in_reply_to=in_reply_to,
+        references=references,
+        original_message_id=original_message_id,
+    )
+
+
+def match_report(
+    tenant_hint: Tenant,
+    *,
+    verp_rcpts: Sequence[str | None],
+    in_reply_to: str | None = None,
+    references: str | None = None,
+    original_message_id: str | None = None,
+) -> tuple[int, int] | None:
+    """`match_message` for a report delivered to several addresses, each lookup done once: the
+    same result as calling `match_message` for each address in turn (the headers the same in
+    every call) and taking the first match, i.e. the first address's token, then the headers
+    (sources 2 and 3), then the other addresses' tokens in order. At most two queries: the
+    tokens' message pks (IN), and every candidate Message-ID of the headers (IN)."""
     schema = cast(TenantConnection, connection).schema_name
     if schema != tenant_hint.schema_name:
         raise RuntimeError(f"match_message for {tenant_hint.slug} run in {schema!r}")
-    by_token = _by_token(tenant_hint.pk, verp_rcpt)
-    if by_token is not None:
-        return tenant_hint.pk, by_token
+    tokens = [_token_pk(tenant_hint.pk, address) for address in verp_rcpts]
+    wanted = {pk for pk in tokens if pk is not None}
+    existing: set[int] = set()
+    if wanted:
+        existing = set(Message.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    if tokens and tokens[0] in existing:
+        return tenant_hint.pk, cast(int, tokens[0])
     refs = _ids((references or "")[-_MAX_HEADER:])  # the newest are at the end
-    for group in (_ids(in_reply_to), refs[::-1][:MAX_REFERENCES], _ids(original_message_id)):
-        found = _by_message_id(group)
-        if found is not None:
-            return tenant_hint.pk, found
-    del own_header  # compose sets no header of ours: nothing to match (module docstring)
+    groups = [_ids(in_reply_to), refs[::-1][:MAX_REFERENCES], _ids(original_message_id)]
+    found = _by_message_id(groups)
+    if found is not None:
+        return tenant_hint.pk, found
+    for pk in tokens[1:]:
+        if pk is not None and pk in existing:
+            return tenant_hint.pk, pk
     return None
 
 
-def _by_token(tenant_id: int, address: str | None) -> int | None:
+def _token_pk(tenant_id: int, address: str | None) -> int | None:
+    """The message pk a bounce address names, if it is this tenant's (not yet looked up)."""
     parsed = parse_bounce_address(address or "")
     if parsed is None or parsed[0] != tenant_id:
         return None  # not ours, forged, or another tenant's message
-    pk = parsed[1]
-    return pk if Message.objects.filter(pk=pk).exists() else None
+    return parsed[1]
 
 
 def _ids(value: str | None) -> list[str]:
@@ -78,19 +107,21 @@ def _ids(value: str | None) -> list[str]:
     return found
 
 
-def _by_message_id(candidates: Iterable[str]) -> int | None:
-    """The pk of the first candidate that is one of the tenant's Message-IDs (exact, or in
-    lower case: some servers lower-case what they quote). One query."""
-    ordered = list(dict.fromkeys(candidates))
-    if not ordered:
+def _by_message_id(groups: Sequence[Iterable[str]]) -> int | None:
+    """The pk of the first candidate, group by group, that is one of the tenant's Message-IDs
+    (exact, or in lower case: some servers lower-case what they quote). One query at most."""
+    ordered = [list(dict.fromkeys(group)) for group in groups]
+    flat = [c for group in ordered for c in group]
+    if not flat:
         return None
-    keys = list(dict.fromkeys(ordered + [c.lower() for c in ordered]))
+    keys = list(dict.fromkeys(flat + [c.lower() for c in flat]))
     rows = dict(Message.objects.filter(message_id__in=keys).values_list("message_id", "pk"))
-    for candidate in ordered:
-        pk = rows.get(candidate) or rows.get(candidate.lower())
-        if pk is not None:
-            return pk
+    for group in ordered:
+        for candidate in group:
+            pk = rows.get(candidate) or rows.get(candidate.lower())
+            if pk is not None:
+                return pk
     return None
 
 
-__all__ = ["match_message"]
+__all__ = ["match_message", "match_report"]

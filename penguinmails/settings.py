@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from penguinmails.env import env_bool, env_int, env_list, env_str
 from penguinmails.providers import DnsProviderName
@@ -23,11 +24,25 @@ SITE_SCHEME = env_str("SITE_SCHEME", default="http" if DEBUG else "https")
 SITE_PORT = env_str("SITE_PORT", default="8000" if DEBUG else "")
 # Comma-separated Fernet keys, newest first (MultiFernet): secrets at rest are encrypted with them.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+# Which deployment this is (docs/deployment.md, "Staging"): development (DEBUG), staging or
+# production. Staging runs the production image and settings, with the differences below marked
+# STAGING: no live Stripe key, a short HSTS without preload, `.test` lead addresses accepted.
+ENVIRONMENT = env_str("DJANGO_ENV", default="development" if DEBUG else "production").lower()
+if ENVIRONMENT not in ("development", "staging", "production"):
+    raise ImproperlyConfigured(
+        f"Environment variable DJANGO_ENV must be development, staging or production, "
+        f"got {ENVIRONMENT!r}."
+    )
+STAGING = ENVIRONMENT == "staging"
 
 # --- External services (empty = use the local implementation) ---------------------------------
 HOSTWIND_API_KEY = env_str("HOSTWIND_API_KEY", default="")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", default="")
+if STAGING and STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_")):  # STAGING
+    raise ImproperlyConfigured(
+        "Environment variable STRIPE_SECRET_KEY holds a live key; staging takes test keys only."
+    )
 # Where the stripe package sends API calls: Stripe itself, or the local Stripe (`sandbox stripe`).
 STRIPE_API_BASE = env_str("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_TIMEOUT_SECONDS = float(env_int("STRIPE_TIMEOUT_SECONDS", default=20))
@@ -313,9 +328,11 @@ JOB_RETENTION_COMPLETED_DAYS = env_int("JOB_RETENTION_COMPLETED_DAYS", default=7
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health(/|$)"]
-SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+# STAGING: an hour, this host only, never preloaded (a staging name must not pin the production
+# domain's subdomains to HTTPS in browsers' preload lists).
+SECURE_HSTS_SECONDS = 0 if DEBUG else (3600 if STAGING else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG and not STAGING
+SECURE_HSTS_PRELOAD = not DEBUG and not STAGING
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -386,7 +403,8 @@ INFRA_MAIL_DOMAIN = env_str("INFRA_MAIL_DOMAIN", default="")
 LEAD_IMPORT_BATCH_SIZE = env_int("LEAD_IMPORT_BATCH_SIZE", default=50000)
 # Lead addresses under `.test` (RFC 6761, e.g. the demo's demo-agency.test): accepted where the
 # sandbox captures all mail (DEBUG), refused as special-use names in production.
-ALLOW_TEST_EMAIL_DOMAINS = env_bool("ALLOW_TEST_EMAIL_DOMAINS", default=DEBUG)
+# STAGING accepts them too: its smoke test imports leads at example .test addresses.
+ALLOW_TEST_EMAIL_DOMAINS = env_bool("ALLOW_TEST_EMAIL_DOMAINS", default=DEBUG or STAGING)
 
 # --- DNS (sending domains: records, verification, publishing; see docs/dns.md) ----------------
 # Resolvers verification asks, as host:port (empty = the system resolver). `make run` and tests

@@ -68,6 +68,7 @@ SHARED_APPS = [
     # The one transition log (docs/states.md): in both lists, so the table exists in public and
     # in every tenant schema and each object's history lives beside it.
     "penguinmails.history",
+    "penguinmails.alerts",  # the alert engine (docs/operations.md, "Alerts"): public only
     # Blocklist listings of IPs live in public beside the IPs; scores of mailboxes and domains in
     # the tenant's schema (docs/reputation.md).
     "reputation",
@@ -547,3 +548,18 @@ NETGUARD_IMAP_PORTS = _env_ports("NETGUARD_IMAP_PORTS", "143,993")
 NETGUARD_LOOPBACK_DENIED_PORTS = _env_ports(
     "NETGUARD_LOOPBACK_DENIED_PORTS", "22,53,111,3306,5432,6379,11211,27017"
 )
+
+# --- Alerts (penguinmails/alerts, docs/operations.md "Alerts") --------------------------------
+# A Slack-compatible incoming webhook told of each opened alert (POST {"text": ...}); empty: none.
+ALERTS_WEBHOOK_URL = env_str("ALERTS_WEBHOOK_URL", default="")
+# The seed's four conditions. Error rate: 5xx over all requests in the last N minutes.
+ALERTS_ERROR_RATE_PERCENT = env_int("ALERTS_ERROR_RATE_PERCENT", default=5)
+ALERTS_ERROR_RATE_MINUTES = env_int("ALERTS_ERROR_RATE_MINUTES", default=5)
+ALERTS_ERROR_RATE_MIN_REQUESTS = env_int("ALERTS_ERROR_RATE_MIN_REQUESTS", default=1)
+# Queue backlog: more than N jobs ready and waiting longer than M minutes.
+ALERTS_QUEUE_BACKLOG_JOBS = env_int("ALERTS_QUEUE_BACKLOG_JOBS", default=1000)
+ALERTS_QUEUE_BACKLOG_MINUTES = env_int("ALERTS_QUEUE_BACKLOG_MINUTES", default=10)
+# Slow queries: statements running (or recorded by our wrapper) longer than this.
+ALERTS_SLOW_QUERY_SECONDS = env_int("ALERTS_SLOW_QUERY_SECONDS", default=2)
+# Platform bounce rate (today and yesterday, PlatformDailyStat), above PROTECTION_PLATFORM_MIN_SENDS.
+ALERTS_BOUNCE_RATE_PERCENT = env_int("ALERTS_BOUNCE_RATE_PERCENT", default=15)

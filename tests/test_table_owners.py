@@ -23,6 +23,7 @@ WRITES = frozenset(
 # The core's shared tables: model -> (table, the modules that may write it: a module or package).
 CORE_OWNERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Job": ("jobs", ("penguinmails.queue",)),
+    "Alert": ("alerts", ("penguinmails.alerts",)),
     "RunningCampaign": ("running_campaigns", ("penguinmails.indexes",)),
     "ScheduledCampaign": ("scheduled_campaigns", ("penguinmails.indexes",)),
 }

@@ -47,7 +47,7 @@ imports: install
 	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 typecheck: install
-	$(DEVENV) exec -- $(VENV)/bin/mypy penguinmails tenants billing infrastructure deliverability warmup reputation campaigns
+	$(DEVENV) exec -- $(VENV)/bin/mypy penguinmails tenants webhooks billing infrastructure deliverability warmup reputation campaigns
 
 check: install
 	$(DEVENV) exec -- $(PY) manage.py check

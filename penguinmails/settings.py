@@ -94,6 +94,7 @@ TENANT_APPS = [
     "warmup",  # the warm-up ramp and sends (docs/warmup.md)
     "reputation",  # scores and domain listings (docs/reputation.md)
     "campaigns",  # templates, leads, campaigns (docs/templates.md)
+    "webhooks",  # outgoing webhooks: endpoints, deliveries, attempts (docs/webhooks.md)
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -548,6 +549,43 @@ NETGUARD_IMAP_PORTS = _env_ports("NETGUARD_IMAP_PORTS", "143,993")
 NETGUARD_LOOPBACK_DENIED_PORTS = _env_ports(
     "NETGUARD_LOOPBACK_DENIED_PORTS", "22,53,111,3306,5432,6379,11211,27017"
 )
+
+# --- Alerts (penguinmails/alerts, docs/operations.md "Alerts") --------------------------------
+# A Slack-compatible incoming webhook told of each opened alert (POST {"text": ...}); empty: none.
+ALERTS_WEBHOOK_URL = env_str("ALERTS_WEBHOOK_URL", default="")
+# The seed's four conditions. Error rate: 5xx over all requests in the last N minutes.
+ALERTS_ERROR_RATE_PERCENT = env_int("ALERTS_ERROR_RATE_PERCENT", default=5)
+ALERTS_ERROR_RATE_MINUTES = env_int("ALERTS_ERROR_RATE_MINUTES", default=5)
+ALERTS_ERROR_RATE_MIN_REQUESTS = env_int("ALERTS_ERROR_RATE_MIN_REQUESTS", default=1)
+# Queue backlog: more than N jobs ready and waiting longer than M minutes.
+ALERTS_QUEUE_BACKLOG_JOBS = env_int("ALERTS_QUEUE_BACKLOG_JOBS", default=1000)
+ALERTS_QUEUE_BACKLOG_MINUTES = env_int("ALERTS_QUEUE_BACKLOG_MINUTES", default=10)
+# Slow queries: statements running (or recorded by our wrapper) longer than this.
+ALERTS_SLOW_QUERY_SECONDS = env_int("ALERTS_SLOW_QUERY_SECONDS", default=2)
+# Platform bounce rate (today and yesterday, PlatformDailyStat), above PROTECTION_PLATFORM_MIN_SENDS.
+ALERTS_BOUNCE_RATE_PERCENT = env_int("ALERTS_BOUNCE_RATE_PERCENT", default=15)
+
+
+# --- Outgoing webhooks (webhooks/, docs/webhooks.md) -----------------------------------------
+# Seconds between a delivery's attempts: 8 attempts, the last 24 hours after the first.
+def _env_delays(name: str, default: str) -> list[int]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    values = env_list(name, default=default.split(","))
+    if not values or not all(v.isdigit() for v in values):
+        raise ImproperlyConfigured(f"Environment variable {name} must list whole seconds.")
+    return [int(v) for v in values]
+
+
+WEBHOOK_RETRY_DELAYS = _env_delays("WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000,23100")
+# An endpoint failing without a success for this long, or this many attempts in a row, is
+# disabled and its owners emailed.
+WEBHOOK_DISABLE_AFTER_HOURS = env_int("WEBHOOK_DISABLE_AFTER_HOURS", default=24)
+WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", default=200)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", default=10)
+# How long a process trusts its list of which events have endpoints (the send path asks it
+# per batch); writes in the same process clear it at once.
+WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env_int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=30)
 
 # --- Alerts (penguinmails/alerts, docs/operations.md "Alerts") --------------------------------
 # A Slack-compatible incoming webhook told of each opened alert (POST {"text": ...}); empty: none.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
-    "penguinmails", "tenants", "billing", "infrastructure", "deliverability", "warmup",
-    "reputation", "campaigns",
+    "penguinmails", "tenants", "webhooks", "billing", "infrastructure", "deliverability",
+    "warmup", "reputation", "campaigns",
 )  # fmt: skip
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
-    "penguinmails", "tenants", "billing", "infrastructure", "deliverability", "warmup",
-    "reputation", "campaigns",
+    "penguinmails", "tenants", "webhooks", "billing", "infrastructure", "deliverability",
+    "warmup", "reputation", "campaigns",
 )  # fmt: skip
 WRITES = frozenset(
     {"create", "update", "delete", "update_or_create", "get_or_create", "bulk_create",

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from infrastructure import checks  # noqa: F401  (registers the settings' system checks)
+
 
 class InfrastructureConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"

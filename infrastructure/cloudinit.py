@@ -4,6 +4,11 @@
 writes `/mailu/mailu.env` and `/mailu/docker-compose.yml`, and starts Mailu with its admin API
 enabled (`API=true`, `API_TOKEN`) so the control plane can create domains, DKIM keys and users.
 
+It also hardens the server: an nftables firewall (infrastructure/firewall.py: mail, web and IMAP
+open to the world, SSH and node_exporter to STAFF_NETWORKS only) and node_exporter, which the
+control plane reads for CPU, memory and disk (services.resources). Mailu's antivirus (ClamAV)
+runs when the config says the server has the memory for it (`antivirus=True`).
+
 Both documents are emitted as JSON, which is YAML too (cloud-init and Docker Compose both load
 them with a YAML parser): production then needs no YAML emitter, and every string is quoted
 exactly. Values going into `mailu.env` are validated against strict patterns instead of being
@@ -20,13 +25,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from infrastructure.firewall import NFTABLES_PATH, FirewallError, parse_networks, ruleset
+
 MAILU_ROOT = "/mailu"
 # OpenStack (which Hostwinds' cloud runs on) caps user data at 64 KiB.
 MAX_USER_DATA_BYTES = 65535
 
-# Ports Mailu's front publishes (Mailu's own compose template): web, SMTP, submission(s),
-# POP3(S), IMAP(S), ManageSieve.
-MAILU_PORTS = (80, 443, 25, 465, 587, 110, 995, 143, 993, 4190)
+# Ports Mailu's front publishes: web, SMTP, submission(s), IMAP(S). Mailu's own template also
+# publishes POP3(S) and ManageSieve (110, 995, 4190); the firewall keeps the world to this list,
+# and Docker's published ports bypass the host's input chain, so they are not published at all.
+MAILU_PORTS = (80, 443, 25, 465, 587, 143, 993)
+# Mailu 2024.06's antivirus service (its setup template): ClamAV's own image.
+CLAMAV_IMAGE = "clamav/clamav-debian:1.2.3-45"
+NODE_EXPORTER_PACKAGE = "prometheus-node-exporter"  # Ubuntu's package (universe)
 
 
 class TlsFlavor(enum.StrEnum):
@@ -85,6 +96,10 @@ class MailuConfig:
     # Files for Mailu's postfix /overrides mount (infrastructure/postfix.py: which IP each
     # sending domain leaves from), by name; written to /mailu/overrides/postfix.
     postfix_overrides: dict[str, str] = field(default_factory=dict)
+    # CIDRs allowed to SSH and node_exporter (settings.STAFF_NETWORKS); empty closes both.
+    staff_networks: tuple[str, ...] = ()
+    # Mailu's ClamAV (ANTIVIRUS=clamav): only where the server has the memory for it.
+    antivirus: bool = False
 
     def validated(self) -> MailuConfig:
         """Self, after checking every value; raises ConfigError naming the first bad field."""
@@ -118,6 +133,10 @@ class MailuConfig:
                 ipaddress.ip_network(ip, strict=False)
             except ValueError:
                 raise ConfigError(f"ratelimit_exemptions: {ip!r} is not an address.") from None
+        try:
+            parse_networks(self.staff_networks)
+        except FirewallError as exc:
+            raise ConfigError(str(exc)) from None
         for name in self.postfix_overrides:
             _check("postfix_overrides", name, re.compile(r"^[a-z0-9_]+\.[a-z0-9]+$"), "a file name")
         for key, value in self.extra_env.items():
@@ -165,7 +184,7 @@ def mailu_env(config: MailuConfig) -> dict[str, str]:
         "WEB_ADMIN": "/admin",
         "WEBMAIL": "none",
         "WEBDAV": "none",
-        "ANTIVIRUS": "none",
+        "ANTIVIRUS": "clamav" if config.antivirus else "none",
         "DKIM_SELECTOR": config.dkim_selector.lower(),
         "DMARC_RUA": postmaster,
         "DMARC_RUF": postmaster,
@@ -213,66 +232,93 @@ def compose(config: MailuConfig) -> dict[str, Any]:
 
     # Published on every address: a VPS with secondary IPs receives and submits on all of them.
     ports = [f"{port}:{port}" for port in MAILU_PORTS]
-    return {
-        "services": {
-            "redis": {
-                "image": "redis:alpine",
-                "restart": "always",
-                "volumes": [f"{MAILU_ROOT}/redis:/data"],
-                "depends_on": ["resolver"],
-                "dns": dns,
-            },
-            "resolver": {
-                "image": image.format("unbound"),
-                "restart": "always",
-                "env_file": "mailu.env",
-                "networks": {"default": {"ipv4_address": config.resolver_ip}},
-            },
-            "front": service(
-                "nginx",
-                ports=ports,
-                volumes=[
-                    f"{MAILU_ROOT}/certs:/certs",
-                    f"{MAILU_ROOT}/overrides/nginx:/overrides:ro",
-                ],
-            ),
-            "admin": service(
-                "admin",
-                volumes=[f"{MAILU_ROOT}/data:/data", f"{MAILU_ROOT}/dkim:/dkim"],
-                depends_on=["redis", "resolver"],
-            ),
-            "imap": service(
-                "dovecot",
-                volumes=[
-                    f"{MAILU_ROOT}/mail:/mail",
-                    f"{MAILU_ROOT}/overrides/dovecot:/overrides:ro",
-                ],
-                depends_on=["front", "resolver"],
-            ),
-            "smtp": service(
-                "postfix",
-                volumes=[
-                    f"{MAILU_ROOT}/mailqueue:/queue",
-                    f"{MAILU_ROOT}/overrides/postfix:/overrides:ro",
-                ],
-                depends_on=["front", "resolver"],
-            ),
-            # rspamd also signs outgoing mail in Mailu 2.x; RSPAMD_OVERRIDES turns that off.
-            "antispam": service(
-                "rspamd",
-                hostname="antispam",
-                volumes=[
-                    f"{MAILU_ROOT}/filter:/var/lib/rspamd",
-                    f"{MAILU_ROOT}/overrides/rspamd:/overrides:ro",
-                ],
-                depends_on=["front", "redis", "resolver"],
-            ),
+    services: dict[str, Any] = {
+        "redis": {
+            "image": "redis:alpine",
+            "restart": "always",
+            "volumes": [f"{MAILU_ROOT}/redis:/data"],
+            "depends_on": ["resolver"],
+            "dns": dns,
         },
+        "resolver": {
+            "image": image.format("unbound"),
+            "restart": "always",
+            "env_file": "mailu.env",
+            "networks": {"default": {"ipv4_address": config.resolver_ip}},
+        },
+        "front": service(
+            "nginx",
+            ports=ports,
+            volumes=[
+                f"{MAILU_ROOT}/certs:/certs",
+                f"{MAILU_ROOT}/overrides/nginx:/overrides:ro",
+            ],
+        ),
+        "admin": service(
+            "admin",
+            volumes=[f"{MAILU_ROOT}/data:/data", f"{MAILU_ROOT}/dkim:/dkim"],
+            depends_on=["redis", "resolver"],
+        ),
+        "imap": service(
+            "dovecot",
+            volumes=[
+                f"{MAILU_ROOT}/mail:/mail",
+                f"{MAILU_ROOT}/overrides/dovecot:/overrides:ro",
+            ],
+            depends_on=["front", "resolver"],
+        ),
+        "smtp": service(
+            "postfix",
+            volumes=[
+                f"{MAILU_ROOT}/mailqueue:/queue",
+                f"{MAILU_ROOT}/overrides/postfix:/overrides:ro",
+            ],
+            depends_on=["front", "resolver"],
+        ),
+        # rspamd also signs outgoing mail in Mailu 2.x; RSPAMD_OVERRIDES turns that off.
+        "antispam": service(
+            "rspamd",
+            hostname="antispam",
+            volumes=[
+                f"{MAILU_ROOT}/filter:/var/lib/rspamd",
+                f"{MAILU_ROOT}/overrides/rspamd:/overrides:ro",
+            ],
+            depends_on=["front", "redis", "resolver"],
+        ),
+    }
+    if config.antivirus:
+        services["antivirus"] = _antivirus(dns)
+        services["antispam"]["depends_on"].append("antivirus")
+    return {
+        "services": services,
         "networks": {
             "default": {
                 "driver": "bridge",
                 "ipam": {"driver": "default", "config": [{"subnet": config.subnet}]},
             }
+        },
+    }
+
+
+def _antivirus(dns: list[str]) -> dict[str, Any]:
+    """ClamAV as Mailu 2024.06's template runs it; rspamd reaches it at antivirus:3310 (Mailu's
+    ANTIVIRUS_ADDRESS default). Its signatures (~300 MB, refreshed by freshclam) live under
+    filter/clamav; clamd keeps them in memory, hence the memory floor (ANTIVIRUS_MIN_MEMORY_MB)."""
+    return {
+        "image": CLAMAV_IMAGE,
+        "restart": "always",
+        "volumes": [f"{MAILU_ROOT}/filter/clamav:/var/lib/clamav"],
+        "depends_on": ["resolver"],
+        "dns": dns,
+        "healthcheck": {
+            "test": [
+                "CMD-SHELL",
+                "kill -0 `cat /tmp/clamd.pid` && kill -0 `cat /tmp/freshclam.pid`",
+            ],
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 3,
+            "start_period": "10s",
         },
     }
 
@@ -306,8 +352,23 @@ def build_user_data(config: MailuConfig) -> str:
         "package_update": True,
         # Ubuntu's packages (the configured image is Ubuntu 22.04+): Docker Engine and the
         # Compose v2 plugin, without fetching a script from the internet.
-        "packages": ["docker.io", "docker-compose-v2", "ca-certificates"],
+        # nftables for the firewall; node_exporter for CPU, memory and disk (on :9100, which
+        # the firewall opens to the staff networks only).
+        "packages": [
+            "docker.io",
+            "docker-compose-v2",
+            "ca-certificates",
+            "nftables",
+            NODE_EXPORTER_PACKAGE,
+        ],
         "write_files": [
+            {
+                # Loaded at boot by nftables.service and at once by runcmd below.
+                "path": NFTABLES_PATH,
+                "permissions": "0644",
+                "owner": "root:root",
+                "content": ruleset(config.staff_networks),
+            },
             {
                 "path": f"{MAILU_ROOT}/mailu.env",
                 "permissions": "0600",  # holds SECRET_KEY and API_TOKEN
@@ -340,6 +401,10 @@ def build_user_data(config: MailuConfig) -> str:
             ),
         ],
         "runcmd": [
+            # The firewall first: nothing but mail, web and IMAP is open from here on.
+            ["nft", "-f", NFTABLES_PATH],
+            ["systemctl", "enable", "nftables"],
+            ["systemctl", "enable", "--now", NODE_EXPORTER_PACKAGE],
             ["systemctl", "enable", "--now", "docker"],
             ["mkdir", "-p", *(f"{MAILU_ROOT}/{d}" for d in ("certs", "data", "dkim", "mail"))],
             # env_file paths resolve next to the compose file.

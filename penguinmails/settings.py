@@ -393,6 +393,26 @@ LOCAL_VPS_MAX_SECONDARY_IPS = env_int("LOCAL_VPS_MAX_SECONDARY_IPS", default=4)
 MAILU_VERSION = env_str("MAILU_VERSION", default="2024.06")
 MAILU_DKIM_SELECTOR = env_str("MAILU_DKIM_SELECTOR", default="dkim")
 MAILU_TLS_FLAVOR = env_str("MAILU_TLS_FLAVOR", default="letsencrypt")
+# Hardening and resources (docs/infrastructure.md, "Firewall" and "Resources"). CIDRs that may
+# reach each server's SSH (22) and node_exporter (9100): staff and the control plane's egress
+# addresses (checked at startup). Empty: SSH and the exporter are closed to everyone.
+STAFF_NETWORKS = env_list("STAFF_NETWORKS", default=[])
+# node_exporter's page on a server: {ip} is its main IP, {hostname} its host name.
+NODE_EXPORTER_URL_TEMPLATE = env_str(
+    "NODE_EXPORTER_URL_TEMPLATE", default="http://{ip}:9100/metrics"
+)
+NODE_EXPORTER_TIMEOUT_SECONDS = env_int("NODE_EXPORTER_TIMEOUT_SECONDS", default=5)
+# Each server's resources are read this often (spread over the interval) and kept this long.
+VPS_RESOURCES_INTERVAL_SECONDS = env_int("VPS_RESOURCES_INTERVAL_SECONDS", default=300)
+VPS_RESOURCE_RETENTION_HOURS = env_int("VPS_RESOURCE_RETENTION_HOURS", default=48)
+# Memory of a server by plan size, "size=MB" pairs; Mailu's antivirus (ClamAV, ~1.5 GB resident)
+# runs on servers with at least ANTIVIRUS_MIN_MEMORY_MB, and is off on smaller ones.
+VPS_MEMORY_MB = dict(
+    item.split("=", 1)
+    for item in env_list("VPS_MEMORY_MB", default=["small=2048", "medium=4096", "large=16384"])
+    if "=" in item
+)
+ANTIVIRUS_MIN_MEMORY_MB = env_int("ANTIVIRUS_MIN_MEMORY_MB", default=3072)
 # Where a provisioned server's Mailu admin API answers ({hostname} is the server's mail host).
 MAILU_API_URL_TEMPLATE = env_str("MAILU_API_URL_TEMPLATE", default="https://{hostname}/api/v1")
 # Provisioning: seconds between polls of a server that is not active yet (backs off from this),

@@ -25,6 +25,7 @@ from infrastructure.models import (
 from infrastructure.providers import ProviderError, ServerStatus, VpsProvider, get_vps_provider
 from infrastructure.services.ip_binding import render_for
 from infrastructure.services.states import transition_ip, transition_vps
+from infrastructure.sizes import antivirus_enabled
 from penguinmails.errors import DomainError, IllegalTransition
 from penguinmails.providers import VpsProviderName
 from penguinmails.queue.producer import enqueue
@@ -149,6 +150,8 @@ def user_data_for(vps: VpsInstance) -> str:
             # What the database knows when the order goes out: a new server has no IPs yet (the
             # network step finds them), so its files start empty and the render job fills them.
             postfix_overrides=render_for(vps),
+            staff_networks=tuple(settings.STAFF_NETWORKS),
+            antivirus=antivirus_enabled(vps.size),
         )
     )
 

@@ -111,4 +111,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("reputation.blocklists_domains_due",),
         "options": {"queue": Queue.HIGH.value, "expires": 1800},
     },
+    # Reputation scores (docs/reputation.md): each active tenant's mailboxes, domains and IPs,
+    # once a day near its end, so the day's row holds the whole day's placements.
+    "reputation-scores-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=40, hour=23),
+        "args": ("reputation.scores_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from penguinmails.queue.producer import JobSpec, enqueue_many
 from penguinmails.queue.registry import JobContext, Payload, job_handler
-from reputation.services import blocklists
+from reputation.services import blocklists, scores
 from tenants.models import Tenant, TenantStatus
 
 IPS_DUE_TASK = "reputation.blocklists_ips_due"
@@ -45,3 +45,22 @@ def domains_due(payload: Payload, context: JobContext) -> None:
 @job_handler(CHECK_DOMAINS_TASK, max_attempts=2, priority=120, timeout=600, tenant_scoped=True)
 def check_domains(payload: Payload, context: JobContext) -> None:
     blocklists.check_domains(Tenant.objects.get(pk=context.tenant_id))
+
+
+SCORES_DUE_TASK = "reputation.scores_due"
+SCORE_TENANT_TASK = "reputation.score_tenant"
+
+
+@job_handler(SCORES_DUE_TASK, max_attempts=1, priority=140, timeout=120)
+def scores_due(payload: Payload, context: JobContext) -> None:
+    # Public: one deduplicated scoring job per active tenant (one public read).
+    tenants = Tenant.objects.filter(status=TenantStatus.ACTIVE, is_template=False)
+    enqueue_many(
+        JobSpec(SCORE_TENANT_TASK, {}, tenant=t, idempotency_key=f"rep-score:{t.pk}")
+        for t in tenants.only("id", "schema_name")
+    )
+
+
+@job_handler(SCORE_TENANT_TASK, max_attempts=3, priority=140, timeout=600, tenant_scoped=True)
+def score_tenant(payload: Payload, context: JobContext) -> None:
+    scores.score_tenant(Tenant.objects.get(pk=context.tenant_id))

@@ -129,3 +129,40 @@ class BlocklistCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} next {self.next_check_at:%Y-%m-%d %H:%M}"
+
+
+class ScoreKind(models.TextChoices):
+    MAILBOX = "mailbox", "Mailbox"  # subject_id: deliverability.Mailbox
+    DOMAIN = "domain", "Sending domain"  # subject_id: deliverability.SendingDomain
+    IP = "ip", "IP address"  # subject_id: infrastructure.IpAddress (the tenant's)
+
+
+class ReputationScore(models.Model):
+    """One subject's reputation (0-100) on one UTC day, in the tenant's schema (the public copy
+    is unused), with the parts it is made of (`parts`: a list of {name, value, weight, points,
+    why}, reputation.scoring). Recomputed during the day, one row per subject and day: the
+    history the pages chart. The capacity module reads the latest mailbox score
+    (docs/reputation.md, "Reputation score")."""
+
+    kind = models.CharField(max_length=8, choices=ScoreKind.choices)
+    subject_id = models.BigIntegerField()
+    subject = models.CharField(max_length=320)  # the address, domain name or IP when scored
+    day = models.DateField()
+    score = models.PositiveSmallIntegerField()
+    parts = models.JSONField(default=list)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day", "kind", "score"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject_id", "day"], name="reputation_score_once_a_day"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(score__lte=100), name="reputation_score_0_100"
+            ),
+        ]
+        indexes = [models.Index(fields=["day", "kind"], name="reputation_score_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject} {self.day}: {self.score}"

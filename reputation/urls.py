@@ -8,5 +8,6 @@ from reputation import views
 
 app_name = "reputation"
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.overview, name="overview"),
     path("listings/", views.listings, name="listings"),
 ]

@@ -1,12 +1,15 @@
-"""Dashboard: the workspace's live blocklist listings (which list, since when, where to ask for
-removal). The infrastructure page shows the quarantine reason beside the IP as well."""
+"""Dashboard: the deliverability overview (each mailbox's, domain's and IP's latest reputation
+score, worst first, with the parts it is made of, and the live blocklist listings) and the
+listings page (which list, since when, where to ask for removal). The infrastructure page shows
+the quarantine reason beside the IP as well."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from reputation.services import blocklists
+from reputation import scoring
+from reputation.services import blocklists, scores
 from tenants.permissions import Area
 from tenants.web import area_required, principal_of
 
@@ -18,3 +21,33 @@ def listings(request: HttpRequest) -> HttpResponse:
     urls = blocklists.removal_urls()
     items = [(r, urls.get(r.zone, "")) for r in rows]
     return render(request, "reputation/listings.html", {"items": items})
+
+
+@area_required(Area.WARMUP)
+def overview(request: HttpRequest) -> HttpResponse:
+    """Worst first: what each section shows follows the principal's areas (mailboxes, domains,
+    infrastructure for IPs and their listings)."""
+    principal = principal_of(request)
+    see_ips = principal.allows(Area.INFRASTRUCTURE)
+    found = scores.worst_first(principal.tenant, ips=see_ips)
+    mailboxes = found.mailboxes if principal.allows(Area.MAILBOXES) else []
+    rows = blocklists.tenant_listings(
+        principal.tenant, ips=see_ips, domains=principal.allows(Area.DOMAINS)
+    )
+    urls = blocklists.removal_urls()
+    return render(
+        request,
+        "reputation/overview.html",
+        {
+            "mailboxes": [(row, scoring.allowance_share(row.score)) for row in mailboxes],
+            "domains": found.domains if principal.allows(Area.DOMAINS) else [],
+            "ips": found.ips,
+            "show": {
+                "mailboxes": principal.allows(Area.MAILBOXES),
+                "domains": principal.allows(Area.DOMAINS),
+                "ips": see_ips,
+            },
+            "listings": [(r, urls.get(r.zone, "")) for r in rows],
+            "full_score": scoring.FULL_SCORE,
+        },
+    )

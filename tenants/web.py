@@ -53,6 +53,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Templates", "campaigns:templates", (Area.TEMPLATES,), "Outreach"),
     NavEntry("Mailboxes", "deliverability:mailboxes", (Area.MAILBOXES,), "Deliverability"),
     NavEntry("Domains", "deliverability:domains", (Area.DOMAINS,), "Deliverability"),
+    NavEntry("Reputation", "reputation:overview", (Area.WARMUP,), "Deliverability"),
     NavEntry("Infrastructure", "infrastructure:index", (Area.INFRASTRUCTURE,), "Account"),
     NavEntry("Billing", "billing:index", (Area.BILLING,), "Account"),
     NavEntry("Team", "dashboard:team", (Area.TEAM,), "Account"),

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, re_path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from warmup.api import MailboxWarmupView
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    re_path(
+        r"^mailboxes/(?P<mailbox_id>\d+)/warmup/?$",
+        MailboxWarmupView.as_view(),
+        name="mailbox-warmup",
+    ),
+]

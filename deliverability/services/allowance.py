@@ -7,6 +7,9 @@ A mailbox's room today is the smallest of
   docs/warmup.md "Volume control"): its daily limit less the warm-up sends planned for today and
   not sent yet, and its campaign allowance by warm-up age and health (campaign sends today may
   not pass it); the room carries an explanation ("12 of 40 today: day 6 of warm-up");
+- while a higher app lowers it (the reputation app registers a factor provider,
+  `register_allowance_factor`, docs/reputation.md): a share of the campaign sends it would
+  otherwise allow, with its own words ("reputation 62: allowance x0.6");
 - the plan's daily sends (billing's `daily_send_limit`), shared by all the tenant's mailboxes,
   less what they all sent today.
 
@@ -44,7 +47,7 @@ class MailboxRoom:
     pending: int  # promised by the caller, not counted yet
     active: bool
     full_limit: int = 0  # its own daily limit (daily_limit before warm-up); 0: the same
-    note: str = ""  # why warm-up holds it ("day 6 of warm-up"), "" when it does not
+    note: str = ""  # why it is held ("day 6 of warm-up; reputation 62: allowance x0.6") or ""
 
     @property
     def left(self) -> int:
@@ -142,6 +145,62 @@ def warmup_allowance(
     return held
 
 
+@dataclass(frozen=True)
+class CapacityFactor:
+    """A higher app's cut of a mailbox's campaign allowance today (the reputation monitor's):
+    campaign sends may be `share` (0-1) of what they otherwise could; `note` says why."""
+
+    share: float
+    note: str
+
+    def limit(self, limit: int, warmup_sent: int) -> int:
+        """`limit` (in the counter's terms) with its campaign part cut to `share`."""
+        campaigns = max(0, limit - warmup_sent)
+        return warmup_sent + int(campaigns * max(0.0, min(1.0, self.share)))
+
+
+FactorProvider = Callable[[Collection[int], date], Mapping[int, CapacityFactor]]
+_factor_providers: list[FactorProvider] = []
+
+
+def register_allowance_factor(provider: FactorProvider) -> None:
+    """A higher app registers what it cuts of a set of mailboxes' allowance (AppConfig.ready).
+    Registering the same function twice is a no-op."""
+    if provider not in _factor_providers:
+        _factor_providers.append(provider)
+
+
+def allowance_factors(mailbox_ids: Collection[int], *, today: date) -> dict[int, CapacityFactor]:
+    """Each mailbox's smallest registered factor (only those cut)."""
+    found: dict[int, CapacityFactor] = {}
+    if not mailbox_ids:
+        return found
+    for provider in _factor_providers:
+        for mailbox_id, factor in provider(mailbox_ids, today).items():
+            if mailbox_id not in found or factor.share < found[mailbox_id].share:
+                found[mailbox_id] = factor
+    return found
+
+
+def _room(
+    mailbox_id: int,
+    row: tuple[int, str, int],
+    hold: WarmupHold | None,
+    factor: CapacityFactor | None,
+    pending: int,
+) -> MailboxRoom:
+    own, status, sent = row
+    limit = min(own, hold.limit(own)) if hold else own
+    notes = [hold.note] if hold and hold.note else []
+    if factor is not None:
+        limit = factor.limit(limit, hold.warmup_sent if hold else 0)
+        notes.append(factor.note)
+    return MailboxRoom(
+        mailbox_id, limit, sent, pending, status == MailboxStatus.ACTIVE,
+        full_limit=own, note="; ".join(notes),
+    )  # fmt: skip
+
+
 # What all the tenant's mailboxes sent on a day: the plan's count (`sent_today`, `plan_sent`).
 _SENT_TODAY = (
     "SELECT COALESCE(sum(sent_today), 0) AS total FROM deliverability_mailbox WHERE sent_on = %s"
@@ -189,15 +248,14 @@ def allowance_for(
         )
         rows = cursor.fetchall()
     warm = warmup_allowance(ids, today=today) or {}
+    cuts = allowance_factors(ids, today=today)
     rooms: dict[int, MailboxRoom] = {}
     for _, mailbox_id, limit, status, sent in rows:
         if mailbox_id is None:
             continue
-        own, hold = int(limit), warm.get(mailbox_id)
-        rooms[mailbox_id] = MailboxRoom(
-            mailbox_id, min(own, hold.limit(own)) if hold else own, int(sent),
-            int(pending.get(mailbox_id, 0)), status == MailboxStatus.ACTIVE,
-            full_limit=own, note=hold.note if hold else "",
+        rooms[mailbox_id] = _room(
+            mailbox_id, (int(limit), status, int(sent)), warm.get(mailbox_id),
+            cuts.get(mailbox_id), int(pending.get(mailbox_id, 0)),
         )  # fmt: skip
     return Allowance(
         rooms,
@@ -209,6 +267,9 @@ def allowance_for(
 
 __all__ = [
     "Allowance",
+    "CapacityFactor",
+    "allowance_factors",
+    "register_allowance_factor",
     "MailboxRoom",
     "WarmupHold",
     "age_cap",

@@ -1,5 +1,5 @@
 """Sending domain pages (every write calls a service in deliverability.services.domains); the
-mailbox pages are in views/mailboxes.py. Warm-up has no page until it is built (a later issue)."""
+mailbox pages are in views/mailboxes.py; a mailbox's warm-up page is the warmup app's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_POST
 
 from deliverability.models import DomainStatus, ProtectedKind, SendingDomain
+from deliverability.notices import domain_notices
 from deliverability.services import protection, protection_state, sender_stats
 from deliverability.services.domains import (
     access_domain,
@@ -50,6 +51,8 @@ class DomainForm(forms.Form):
 def _list_context(principal: Principal, form: DomainForm | None = None) -> dict[str, object]:
     return {
         "domains": list(list_domains(principal)),
+        # Other apps' word on the tenant's domains (a domain blocklist listing).
+        "notices": domain_notices(principal.tenant),
         "can_write": principal.allows(Area.DOMAINS, Level.WRITE),
         "form": form or DomainForm(),
     }

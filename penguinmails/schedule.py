@@ -8,6 +8,7 @@ from typing import Any
 
 from celery.schedules import crontab
 
+from penguinmails.env import env_int
 from penguinmails.queue.queues import Queue
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -32,6 +33,22 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 900.0,
         "args": ("infra.discover_awaiting_ips",),
         "options": {"queue": Queue.HIGH.value, "expires": 600},
+    },
+    # Backups (docs/operations.md, "Backups and migrations"): the whole database daily at
+    # BACKUP_HOUR (UTC) with retention, and a verifying restore on the 1st of each month.
+    "backups-daily": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=0, hour=env_int("BACKUP_HOUR", default=3)),
+        "args": ("backups.daily",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
+    "backups-verify-monthly": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(
+            minute=0, hour=(env_int("BACKUP_HOUR", default=3) + 2) % 24, day_of_month=1
+        ),
+        "args": ("backups.verify",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
     },
     # Campaign sending (docs/sending.md): visit tenants with running campaigns (the public index).
     "campaigns-tick": {

@@ -65,6 +65,7 @@ SHARED_APPS = [
     "billing",
     "infrastructure",
     "penguinmails",
+    "penguinmails.backups",  # backup records (docs/operations.md): public only
     # The one transition log (docs/states.md): in both lists, so the table exists in public and
     # in every tenant schema and each object's history lives beside it.
     "penguinmails.history",
@@ -621,3 +622,26 @@ ALERTS_QUEUE_BACKLOG_MINUTES = env_int("ALERTS_QUEUE_BACKLOG_MINUTES", default=1
 ALERTS_SLOW_QUERY_SECONDS = env_int("ALERTS_SLOW_QUERY_SECONDS", default=2)
 # Platform bounce rate (today and yesterday, PlatformDailyStat), above PROTECTION_PLATFORM_MIN_SENDS.
 ALERTS_BOUNCE_RATE_PERCENT = env_int("ALERTS_BOUNCE_RATE_PERCENT", default=15)
+
+# --- Backups (docs/operations.md, "Backups and migrations") ----------------------------------
+# Where encrypted dumps go: "dir" (BACKUP_DIR) or "s3" (any S3-compatible storage, BACKUP_S3_*).
+BACKUP_STORAGE = env_str("BACKUP_STORAGE", default="dir").strip().lower()
+BACKUP_DIR = Path(env_str("BACKUP_DIR", default=str(BASE_DIR / ".local" / "backups")))
+# Where a restore or verify decrypts a dump to (empty: the system's temporary folder).
+BACKUP_WORK_DIR = env_str("BACKUP_WORK_DIR", default="")
+BACKUP_S3_BUCKET = env_str("BACKUP_S3_BUCKET", default="")
+BACKUP_S3_PREFIX = env_str("BACKUP_S3_PREFIX", default="backups")
+BACKUP_S3_ENDPOINT_URL = env_str("BACKUP_S3_ENDPOINT_URL", default="")  # empty: AWS itself
+BACKUP_S3_REGION = env_str("BACKUP_S3_REGION", default="")
+BACKUP_S3_ACCESS_KEY_ID = env_str("BACKUP_S3_ACCESS_KEY_ID", default="")
+BACKUP_S3_SECRET_ACCESS_KEY = env_str("BACKUP_S3_SECRET_ACCESS_KEY", default="")
+# A Fernet-format key (32 url-safe base64 bytes) for backups; empty: the first of
+# FIELD_ENCRYPTION_KEYS. Every key listed in either can decrypt (rotation).
+BACKUP_ENCRYPTION_KEY = env_str("BACKUP_ENCRYPTION_KEY", default="")
+BACKUP_PG_BIN_DIR = env_str("BACKUP_PG_BIN_DIR", default="")  # pg_dump & co (empty: PATH)
+BACKUP_HOUR = env_int("BACKUP_HOUR", default=3)  # UTC hour of the daily backup (beat)
+BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", default=7)
+BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", default=4)
+BACKUP_KEEP_MONTHLY = env_int("BACKUP_KEEP_MONTHLY", default=12)
+# The alert `backup.missed` fires when the newest whole-database backup is older than this.
+BACKUP_MAX_AGE_HOURS = env_int("BACKUP_MAX_AGE_HOURS", default=26)

@@ -1,0 +1,211 @@
+"""Restoring backups: one tenant's schema, the whole database, or a scratch copy to verify.
+
+Restores run pg_restore's SQL through psql in ONE transaction (penguinmails.backups.pg): for a
+tenant, the live schema is renamed aside, the backup's schema created under the real name and the
+old one dropped, so other sessions see the old schema until the commit and then the restored one,
+and a failure anywhere leaves the tenant exactly as it was. Other schemas are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connections, transaction
+from django.utils import timezone
+
+from penguinmails.alerts.services import raise_alert, resolve_alert
+from penguinmails.alerts.severity import Severity
+from penguinmails.backups import pg
+from penguinmails.backups.models import Backup, BackupKind, VerifyStatus
+from penguinmails.backups.services import (
+    Progress,
+    _quiet,
+    fetched,
+    get_backup,
+    latest,
+    tenant_schema,
+)
+from penguinmails.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+VERIFY_RULE = "backup.verify_failed"
+VERIFY_SUBJECT = "backups:verify"
+
+
+def _lines(progress: Progress) -> Any:
+    def on_line(line: str) -> None:
+        if "error" in line.lower() or "processing item" in line or "creating TABLE" in line:
+            progress(f"  {line}")
+
+    return on_line
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def restore_tenant(
+    slug: str, *, backup_id: int | None = None, progress: Progress = _quiet
+) -> Backup:
+    """Put back one tenant's schema as the backup holds it; no other schema changes."""
+    schema, _ = tenant_schema(slug)
+    backup = get_backup(backup_id) if backup_id else latest(kind=BackupKind.TENANT, schema=schema)
+    if schema not in (backup.manifest or {}):
+        raise DomainError(f"Backup #{backup.pk} does not hold schema {schema} (tenant {slug}).")
+    with pg.connect() as conn:
+        exists = schema in pg.schemas(conn)
+    aside = f"{schema}__pre_restore"[:63]
+    before = ["SET LOCAL lock_timeout = '60s'", f"DROP SCHEMA IF EXISTS {_quote(aside)} CASCADE"]
+    if exists:
+        before.append(f"ALTER SCHEMA {_quote(schema)} RENAME TO {_quote(aside)}")
+    after = [f"DROP SCHEMA IF EXISTS {_quote(aside)} CASCADE"]
+    # A tenant's own archive creates its schema; picked out of a whole-database archive
+    # (pg_restore --schema), the schema's own entry is left out, so it is created here.
+    picked = schema if backup.kind == BackupKind.FULL else None
+    if picked:
+        before.append(f"CREATE SCHEMA {_quote(schema)}")
+    with fetched(backup, progress) as archive:
+        progress(f"restoring schema {schema} from backup #{backup.pk} in one transaction")
+        pg.restore_in_one_transaction(
+            archive, before=before, after=after, schema=picked, on_line=_lines(progress)
+        )
+    backup.restored_at = timezone.now()
+    Backup.objects.filter(pk=backup.pk).update(restored_at=backup.restored_at)
+    progress(f"tenant {slug}: schema {schema} restored from backup #{backup.pk}")
+    return backup
+
+
+def restore_database(*, backup_id: int | None = None, progress: Progress = _quiet) -> Backup:
+    """Put back the whole database as a full backup holds it (every schema dropped, then the
+    backup restored, in one transaction). The backup records themselves are kept as they are
+    now, so the history of backups is not rolled back with the data."""
+    backup = get_backup(backup_id) if backup_id else latest(kind=BackupKind.FULL)
+    if backup.kind != BackupKind.FULL:
+        raise DomainError(
+            f"Backup #{backup.pk} holds one tenant's schema; restore it with --tenant."
+        )
+    records: list[dict[str, Any]] = [dict(r) for r in Backup.objects.order_by("pk").values()]
+    with fetched(backup, progress) as archive:
+        with pg.connect() as conn:
+            existing = pg.schemas(conn)
+        before = ["SET LOCAL lock_timeout = '60s'"]
+        before += [f"DROP SCHEMA {_quote(s)} CASCADE" for s in existing]
+        before += ["CREATE SCHEMA public", "ALTER SCHEMA public OWNER TO pg_database_owner",
+                   "GRANT USAGE ON SCHEMA public TO PUBLIC"]  # fmt: skip
+        connections.close_all()  # our own idle connections must not hold the tables
+        progress(f"restoring the whole database from backup #{backup.pk} in one transaction")
+        pg.restore_in_one_transaction(
+            archive, before=before, after=[], schema=None, on_line=_lines(progress)
+        )
+    _put_back_records(records, restored=backup.pk)
+    progress(f"database restored from backup #{backup.pk} ({backup.started_at:%Y-%m-%d %H:%M} UTC)")
+    return get_backup(backup.pk)
+
+
+def _put_back_records(records: list[dict[str, Any]], *, restored: int) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        Backup.objects.all().delete()
+        Backup.objects.bulk_create(
+            [Backup(**{**r, "restored_at": now if r["id"] == restored else r["restored_at"]})
+             for r in records]
+        )  # fmt: skip
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence('public.backups_backup', 'id'), "
+                "GREATEST((SELECT max(id) FROM public.backups_backup), 1))"
+            )
+
+
+@dataclass
+class VerifyResult:
+    backup: Backup
+    ok: bool
+    tables: int = 0
+    rows: int = 0
+    differences: list[str] = field(default_factory=list)
+
+
+def _differences(
+    expected: dict[str, dict[str, int]], found: dict[str, dict[str, int]]
+) -> list[str]:
+    out = []
+    for schema, tables in sorted(expected.items()):
+        for table, rows in sorted(tables.items()):
+            got = found.get(schema, {}).get(table)
+            if got is None:
+                out.append(f"{schema}.{table}: missing (expected {rows} rows)")
+            elif got != rows:
+                out.append(f"{schema}.{table}: {got} rows, expected {rows}")
+    return out
+
+
+def verify_backup(*, backup_id: int | None = None, progress: Progress = _quiet) -> VerifyResult:
+    """Restore the backup (default: the latest whole-database one) into a scratch database,
+    compare every table's rows with the manifest, drop the scratch database. A failure raises
+    the alert `backup.verify_failed`; a pass resolves it."""
+    try:
+        backup = get_backup(backup_id) if backup_id else latest(kind=BackupKind.FULL)
+        result = _verify(backup, progress)
+    except DomainError as exc:
+        _alert(None, [exc.message])
+        raise
+    if result.ok:
+        resolve_alert(VERIFY_RULE, VERIFY_SUBJECT, note=f"backup #{backup.pk} verified")
+    else:
+        _alert(backup, result.differences)
+    return result
+
+
+def _verify(backup: Backup, progress: Progress) -> VerifyResult:
+    base = str(connections["default"].settings_dict["NAME"])
+    scratch = f"{base}_verify_{backup.pk}"[:63]
+    status, detail = VerifyStatus.FAILED, ""
+    try:
+        with fetched(backup, progress) as archive:
+            _scratch(scratch, create=True)
+            progress(f"restoring backup #{backup.pk} into scratch database {scratch}")
+            pg.restore_into(archive, scratch, _lines(progress))
+            with pg.connect(scratch) as conn:
+                only = backup.tenant_schema or None
+                found = pg.count_rows(conn, only)
+        differences = _differences(backup.manifest or {}, found)
+        result = VerifyResult(
+            backup,
+            ok=not differences,
+            tables=sum(len(t) for t in found.values()),
+            rows=sum(sum(t.values()) for t in found.values()),
+            differences=differences,
+        )
+        status = VerifyStatus.PASSED if result.ok else VerifyStatus.FAILED
+        detail = "\n".join(differences) or f"{result.tables} tables, {result.rows} rows match"
+        return result
+    except DomainError as exc:
+        detail = exc.message
+        raise
+    finally:
+        _scratch(scratch, create=False)
+        Backup.objects.filter(pk=backup.pk).update(
+            verify_status=status, verified_at=timezone.now(), verify_detail=detail[:5000]
+        )
+
+
+def _scratch(name: str, *, create: bool) -> None:
+    with pg.connect(autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
+        if create:
+            conn.execute(f"CREATE DATABASE {_quote(name)}")
+
+
+def _alert(backup: Backup | None, problems: list[str]) -> None:
+    what = f"backup #{backup.pk}" if backup else "the latest backup"
+    raise_alert(
+        VERIFY_RULE,
+        VERIFY_SUBJECT,
+        summary=f"Verifying {what} failed: {problems[0] if problems else 'unknown'}",
+        severity=Severity.CRITICAL,
+        detail={"backup": backup.pk if backup else None, "problems": problems[:50]},
+    )

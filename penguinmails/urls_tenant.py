@@ -73,6 +73,7 @@ api_urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("billing.api_urls")),
     path("", include("warmup.api_urls")),
     path("", include("reputation.api_urls")),
+    path("", include("webhooks.api_urls")),
     # [\s\S] matches a path holding an encoded newline too; Django cannot reverse a (?s) flag.
     re_path(r"^[\s\S]*$", not_found),
 ]
@@ -88,5 +89,6 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("warmup/", include("warmup.urls")),
     path("reputation/", include("reputation.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("sandbox/", include("penguinmails.sandbox.urls")),
 ]

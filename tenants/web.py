@@ -58,6 +58,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Billing", "billing:index", (Area.BILLING,), "Account"),
     NavEntry("Team", "dashboard:team", (Area.TEAM,), "Account"),
     NavEntry("Settings", "dashboard:settings", (Area.SETTINGS, Area.API_KEYS), "Account"),
+    NavEntry("Webhooks", "webhooks:index", (Area.SETTINGS,), "Developer"),
     NavEntry("Sandbox mail", "sandbox:messages", (), "Developer", debug_only=True),
 )
 

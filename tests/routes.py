@@ -43,6 +43,7 @@ from reputation.models import Listing
 from tenants.models import Invitation, Membership, Role, Tenant, User
 from tenants.services.access import principal_for_membership
 from tenants.services.apikeys import create_api_key
+from webhooks.models import Attempt, Delivery, Endpoint
 
 TENANT_URLCONF = "penguinmails.urls_tenant"
 API_PREFIX = "/api/v1/"
@@ -339,6 +340,17 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
         suppression = Suppression.objects.create(
             value=f"gone-{tag}@example.com", reason=SuppressionReason.MANUAL
         )
+        # An outgoing webhook endpoint, one delivery and its attempt (written here, not through
+        # the service, which would resolve the URL).
+        endpoint = Endpoint.objects.create(
+            url=f"https://hooks.{tag}.example.com/in", events=["message.sent"], secret=f"whsec_{tag}"
+        )
+        delivery = Delivery.objects.create(
+            endpoint=endpoint, event="message.sent", event_id=f"msg_{tag}",
+            payload={"type": "message.sent", "data": {"to": f"lead-{tag}@example.com"}},
+            status="failed",
+        )  # fmt: skip
+        Attempt.objects.create(delivery=delivery, number=1, status_code=500, response_excerpt=tag)
         lead_import = LeadImport.objects.create(
             file=f"lead-imports/{tag}.csv", original_name=f"{tag}.csv", lead_list=lead_list
         )
@@ -365,6 +377,8 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
         "membership_id": membership.pk,
         "role_id": role.pk,
         "key_id": key.pk,
+        "webhook_id": endpoint.pk,
+        "delivery_id": delivery.pk,
         "slug": tenant.slug,  # the workspace switcher
         # Not objects: a campaign move's verb, a sandbox message's key (the sandbox pages are
         # DEBUG only, 404 here; their per-tenant scoping is tested in tests/ops/test_sandbox.py),
@@ -388,5 +402,6 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
         "suppressions": suppression.pk,
         "messages": message.pk,
         "inbox": inbound.pk,
+        "webhooks": endpoint.pk,
     }
     return Objects(tenant=tenant, tag=tag, kwargs=kwargs, api_ids=api_ids)

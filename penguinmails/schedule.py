@@ -22,6 +22,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 5.0,
         "options": {"queue": Queue.HIGH.value, "expires": 10},
     },
+    # Alerts (docs/operations.md, "Alerts"): every registered rule, once a minute.
+    "alerts-evaluate": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 60.0,
+        "args": ("alerts.evaluate",),
+        "options": {"queue": Queue.HIGH.value, "expires": 55},
+    },
     "prune-completed-jobs": {
         "task": "penguinmails.enqueue_job",
         "schedule": crontab(minute=17, hour=3),

@@ -116,6 +116,7 @@ TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "penguinmails.health.HealthCheckMiddleware",  # answers /health* before tenant lookup
+    "penguinmails.alerts.middleware.AlertCountersMiddleware",  # 5xx and slow-query counts
     "penguinmails.api.middleware.ApiInputMiddleware",  # API: JSON 413 for big bodies, 400 for NUL
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -582,7 +583,7 @@ ALERTS_ERROR_RATE_MIN_REQUESTS = env_int("ALERTS_ERROR_RATE_MIN_REQUESTS", defau
 ALERTS_QUEUE_BACKLOG_JOBS = env_int("ALERTS_QUEUE_BACKLOG_JOBS", default=1000)
 ALERTS_QUEUE_BACKLOG_MINUTES = env_int("ALERTS_QUEUE_BACKLOG_MINUTES", default=10)
 # Slow queries: statements running (or recorded by our wrapper) longer than this.
-ALERTS_SLOW_QUERY_SECONDS = env_int("ALERTS_SLOW_QUERY_SECONDS", default=2)
+ALERTS_SLOW_QUERY_MS = env_int("ALERTS_SLOW_QUERY_MS", default=2000)
 # Platform bounce rate (today and yesterday, PlatformDailyStat), above PROTECTION_PLATFORM_MIN_SENDS.
 ALERTS_BOUNCE_RATE_PERCENT = env_int("ALERTS_BOUNCE_RATE_PERCENT", default=15)
 
@@ -607,21 +608,6 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", default=10)
 # How long a process trusts its list of which events have endpoints (the send path asks it
 # per batch); writes in the same process clear it at once.
 WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env_int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=30)
-
-# --- Alerts (penguinmails/alerts, docs/operations.md "Alerts") --------------------------------
-# A Slack-compatible incoming webhook told of each opened alert (POST {"text": ...}); empty: none.
-ALERTS_WEBHOOK_URL = env_str("ALERTS_WEBHOOK_URL", default="")
-# The seed's four conditions. Error rate: 5xx over all requests in the last N minutes.
-ALERTS_ERROR_RATE_PERCENT = env_int("ALERTS_ERROR_RATE_PERCENT", default=5)
-ALERTS_ERROR_RATE_MINUTES = env_int("ALERTS_ERROR_RATE_MINUTES", default=5)
-ALERTS_ERROR_RATE_MIN_REQUESTS = env_int("ALERTS_ERROR_RATE_MIN_REQUESTS", default=1)
-# Queue backlog: more than N jobs ready and waiting longer than M minutes.
-ALERTS_QUEUE_BACKLOG_JOBS = env_int("ALERTS_QUEUE_BACKLOG_JOBS", default=1000)
-ALERTS_QUEUE_BACKLOG_MINUTES = env_int("ALERTS_QUEUE_BACKLOG_MINUTES", default=10)
-# Slow queries: statements running (or recorded by our wrapper) longer than this.
-ALERTS_SLOW_QUERY_SECONDS = env_int("ALERTS_SLOW_QUERY_SECONDS", default=2)
-# Platform bounce rate (today and yesterday, PlatformDailyStat), above PROTECTION_PLATFORM_MIN_SENDS.
-ALERTS_BOUNCE_RATE_PERCENT = env_int("ALERTS_BOUNCE_RATE_PERCENT", default=15)
 
 # --- Backups (docs/operations.md, "Backups and migrations") ----------------------------------
 # Where encrypted dumps go: "dir" (BACKUP_DIR) or "s3" (any S3-compatible storage, BACKUP_S3_*).

@@ -33,8 +33,9 @@ from tests.conftest import Cast
 
 pytestmark = pytest.mark.django_db
 
-# A rule the tests steer: the subjects it finds now.
+# A rule the tests steer: the subjects it finds now; and one that fails when told to.
 STEERED: set[str] = set()
+BROKEN: list[bool] = []
 
 
 @register_rule("test.steered")
@@ -44,15 +45,19 @@ def steered(now: datetime) -> Iterable[Finding]:
 
 @register_rule("test.broken")
 def broken(now: datetime) -> Iterable[Finding]:
-    raise RuntimeError("this rule is broken")
+    if BROKEN:
+        raise RuntimeError("this rule is broken")
+    return []
 
 
 @pytest.fixture(autouse=True)
 def _reset(settings: Any) -> Iterable[None]:
     STEERED.clear()
+    BROKEN[:] = [True]
     settings.ALERTS_WEBHOOK_URL = ""
     yield
     STEERED.clear()
+    BROKEN.clear()
 
 
 def test_it_opens_one_alert_and_refreshes_it_while_open(
@@ -173,3 +178,18 @@ def test_the_webhook_is_refused_a_loopback_url_without_the_allowance(
     job.refresh_from_db()
     assert job.status == "dead" and "refused" in job.last_error
     assert httpserver.log == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_runs_the_rules_every_minute_through_the_queue(cast: Cast) -> None:
+    from penguinmails.schedule import BEAT_SCHEDULE
+    from penguinmails.tasks import enqueue_job
+
+    entry = BEAT_SCHEDULE["alerts-evaluate"]
+    assert (entry["schedule"], entry["args"]) == (60.0, ("alerts.evaluate",))
+    STEERED.add("from-beat")
+    BROKEN.clear()
+    job_id = enqueue_job("alerts.evaluate")
+    runner.run(job_id, worker_id="test")
+    assert Job.objects.get(pk=job_id).status == "completed"
+    assert Alert.objects.get(rule="test.steered", subject="from-beat").state == AlertState.FIRING

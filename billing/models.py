@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -46,6 +46,17 @@ class Plan(models.Model):
     stripe_price_monthly_id = models.CharField(max_length=255, blank=True, editable=False)
     stripe_price_yearly_id = models.CharField(max_length=255, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Resource thresholds of the plan's servers (infrastructure.services.resources): a VPS over
+    # any of them raises the "infra.vps_resources" alert, which resolves once it is back under.
+    cpu_alert_percent = models.PositiveSmallIntegerField(
+        default=90, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    memory_alert_percent = models.PositiveSmallIntegerField(
+        default=90, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    disk_alert_percent = models.PositiveSmallIntegerField(
+        default=85, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
 
     class Meta:
         ordering = ["sort_order", "pk"]

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import format_html, format_html_join
 
 from infrastructure.models import (
     IpAddress,
@@ -21,8 +22,10 @@ from infrastructure.models import (
     PostfixOverrides,
     SenderIpBinding,
     VpsInstance,
+    VpsResourceSample,
 )
 from infrastructure.providers import ProviderError
+from infrastructure.services import resources
 from infrastructure.services.ips import quarantine_ip, release_ip
 from infrastructure.services.mailservers import (
     register_shared_mail_server,
@@ -36,6 +39,12 @@ from infrastructure.services.provisioning import (
 from penguinmails.errors import DomainError
 from penguinmails.history.admin import HistoryPanel
 from tenants.auth import logged_in_user
+
+
+def _pct(value: float | None, over: bool) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.1f}%" + (" (over)" if over else "")
 
 
 def _each(
@@ -79,10 +88,36 @@ class VpsInstanceAdmin(HistoryPanel, admin.ModelAdmin):
         "step_job_id",
         "created_at",
         "updated_at",
+        "resources",
         "history",
     )
     readonly_fields = fields
     actions = ["retry", "terminate", "discover"]
+
+    @admin.display(description="Resources (newest first)")
+    def resources(self, vps: VpsInstance) -> str:
+        """The plan's thresholds and the recent readings (services.resources)."""
+        limits = resources.thresholds_for(vps.tenant)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{s.taken_at:%Y-%m-%d %H:%M}",
+                    *(_pct(getattr(s, f"{n}_percent"), n in s.over) for n in resources.FIGURES),
+                    s.error or s.get_source_display(),
+                )
+                for s in resources.history(vps, limit=24)
+            ),
+        )
+        return format_html(
+            "<p>Plan thresholds: CPU {}%, memory {}%, disk {}%</p><table><tr><th>At</th>"
+            "<th>CPU</th><th>Memory</th><th>Disk</th><th>Source</th></tr>{}</table>",
+            limits.cpu,
+            limits.memory,
+            limits.disk,
+            rows or format_html("<tr><td colspan=5>{}</td></tr>", "Not read yet."),
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # servers are asked for with `infra provision` / the dashboard
@@ -332,6 +367,49 @@ class SenderIpBindingAdmin(admin.ModelAdmin):
     list_filter = ("pinned",)
     search_fields = ("sender", "ip__address", "tenant__slug")
     fields = ("tenant", "sender", "ip", "pinned", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(VpsResourceSample)
+class VpsResourceSampleAdmin(admin.ModelAdmin):
+    """Servers' CPU, memory and disk readings (services.resources); read-only."""
+
+    list_display = (
+        "vps",
+        "taken_at",
+        "cpu_percent",
+        "memory_percent",
+        "disk_percent",
+        "over",
+        "source",
+        "error",
+    )
+    list_filter = ("source",)
+    search_fields = ("vps__name", "vps__hostname", "vps__tenant__slug")
+    date_hierarchy = "taken_at"
+    fields = (
+        "vps",
+        "taken_at",
+        "source",
+        "error",
+        "cpu_percent",
+        "memory_percent",
+        "disk_percent",
+        "memory_total_bytes",
+        "disk_total_bytes",
+        "disk_mountpoint",
+        "cpu_count",
+        "over",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,7 +1,8 @@
 """REST API of the tenant's infrastructure (thin: infrastructure.services does the work).
 
 GET /api/v1/infrastructure: servers, IPs, mail servers and monthly cost (never a secret);
-GET /api/v1/infrastructure/{id}: one server; POST /api/v1/infrastructure/provision: 202 with the
+GET /api/v1/infrastructure/{id}: one server, with its CPU, memory and disk (`resources`: newest
+reading, the plan's thresholds, recent history); POST /api/v1/infrastructure/provision: 202 with the
 servers asked for (their steps run as jobs).
 """
 
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 
 from infrastructure.models import VpsInstance
 from infrastructure.services import overview as reads
+from infrastructure.services import resources
 from infrastructure.services.provisioning import provision_for
 from penguinmails import states
 from tenants.permissions import Area
@@ -50,6 +52,12 @@ class InfrastructureViewSet(TenantScopedViewSet):
         vps: VpsInstance = self.get_object()
         data: dict[str, Any] = reads.vps_summary(vps)
         data["ips"] = [reads.ip_summary(ip) for ip in vps.ips.all()]
+        # CPU, memory and disk: the newest reading, the plan's thresholds, the recent history.
+        data["resources"] = resources.resources_summary(
+            resources.latest_samples([vps.pk]).get(vps.pk),
+            resources.thresholds_for(self.tenant),
+            resources.history(vps),
+        )
         data["transitions"] = [
             {"from": t.from_status, "to": t.to_status, "reason": t.reason, "at": t.at.isoformat()}
             for t in states.history(vps)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from infrastructure.models import VpsStatus
 from infrastructure.postfix import RENDER_TASK
-from infrastructure.services import ip_binding
+from infrastructure.services import ip_binding, resources
 from infrastructure.services import provisioning as p
 from penguinmails.queue.registry import JobContext, Payload, job_handler
 from tenants.models import Tenant
@@ -59,3 +59,17 @@ def render_postfix_overrides(payload: Payload, context: JobContext) -> None:
     """Enqueued by every change of a sending domain or IP: bindings brought up to date and each
     server's Postfix overrides rendered and stored (services.ip_binding)."""
     ip_binding.render_and_store(Tenant.objects.get(pk=context.tenant_id))
+
+
+@job_handler(resources.DUE_TASK, priority=150, max_attempts=1, timeout=120)
+def resources_due(payload: Payload, context: JobContext) -> None:
+    """Beat enqueues this every VPS_RESOURCES_INTERVAL_SECONDS: one read per active server,
+    spread over the interval."""
+    resources.schedule_collection()
+
+
+@job_handler(resources.COLLECT_TASK, priority=150, max_attempts=1, timeout=60)
+def collect_resources(payload: Payload, context: JobContext) -> None:
+    """Read one server's CPU, memory and disk; store it; raise or resolve its alert. One try:
+    the next interval's read is the retry."""
+    resources.collect(int(payload["vps_id"]))

@@ -331,3 +331,43 @@ class PostfixOverrides(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vps} ({self.digest})"
+
+
+class ResourceSource(models.TextChoices):
+    PROVIDER = "provider", "Provider API"
+    NODE_EXPORTER = "node_exporter", "node_exporter"
+
+
+class VpsResourceSample(models.Model):
+    """One reading of a server's CPU, memory and disk (services.resources, every few minutes),
+    with the plan's thresholds it passed; a short history is kept (VPS_RESOURCE_RETENTION_HOURS).
+    A failed reading is kept too (`error`), so the page says why figures are missing."""
+
+    vps = models.ForeignKey(VpsInstance, on_delete=models.CASCADE, related_name="resource_samples")
+    taken_at = models.DateTimeField()
+    source = models.CharField(max_length=16, choices=ResourceSource.choices)
+    error = models.CharField(max_length=500, blank=True)
+    cpu_percent = models.FloatField(null=True, blank=True)
+    memory_percent = models.FloatField(null=True, blank=True)
+    disk_percent = models.FloatField(null=True, blank=True)
+    memory_total_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_total_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_mountpoint = models.CharField(max_length=255, blank=True)
+    cpu_count = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Cumulative counters since boot: the next reading's CPU percentage is taken against them.
+    cpu_busy_seconds = models.FloatField(null=True, blank=True)
+    cpu_total_seconds = models.FloatField(null=True, blank=True)
+    # The figures over the plan's thresholds at the time ("cpu", "memory", "disk").
+    over = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["vps_id", "-taken_at", "-id"]
+        verbose_name = "VPS resource sample"
+        indexes = [models.Index(fields=["vps", "-taken_at"], name="infra_sample_vps_taken")]
+
+    def __str__(self) -> str:
+        return f"{self.vps} at {self.taken_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.error

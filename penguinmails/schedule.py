@@ -9,6 +9,7 @@ from typing import Any
 from celery.schedules import crontab
 
 from penguinmails.env import env_int
+from penguinmails.env import env_int
 from penguinmails.queue.queues import Queue
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -40,6 +41,15 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 900.0,
         "args": ("infra.discover_awaiting_ips",),
         "options": {"queue": Queue.HIGH.value, "expires": 600},
+    },
+    # Servers' CPU, memory and disk against their plan's thresholds (docs/infrastructure.md,
+    # "Resources"): one read per active server, spread over the interval. Read from the
+    # environment here: beat loads this module before Django's settings.
+    "vps-resources-due": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": float(env_int("VPS_RESOURCES_INTERVAL_SECONDS", default=300)),
+        "args": ("infra.resources_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 120},
     },
     # Backups (docs/operations.md, "Backups and migrations"): the whole database daily at
     # BACKUP_HOUR (UTC) with retention, and a verifying restore on the 1st of each month.

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from infrastructure.providers.base import (
     NotSupported,
     ProviderError,
+    ResourceFigures,
     ServerInfo,
     ServerNotFound,
     ServerRef,
@@ -27,6 +28,7 @@ __all__ = [
     "LocalProvider",
     "NotSupported",
     "ProviderError",
+    "ResourceFigures",
     "ServerInfo",
     "ServerNotFound",
     "ServerRef",

@@ -53,6 +53,26 @@ class ServerInfo:
     details: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ResourceFigures:
+    """CPU, memory and disk use of one server now: percentages 0-100, None when not known.
+
+    `cpu_busy_seconds`/`cpu_total_seconds` are cumulative counters (node_exporter's
+    node_cpu_seconds_total summed over CPUs): a CPU percentage needs two readings, so the
+    caller computes it against the previous sample's counters when the source gives none.
+    """
+
+    cpu_percent: float | None
+    memory_percent: float | None
+    disk_percent: float | None
+    memory_total_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    disk_mountpoint: str = ""
+    cpu_count: int | None = None
+    cpu_busy_seconds: float | None = None
+    cpu_total_seconds: float | None = None
+
+
 class ProviderError(Exception):
     """A provider call failed. `permanent` says whether retrying the same call can help."""
 
@@ -130,6 +150,21 @@ class VpsProvider(Protocol):
         """Point the PTR record of `ip` (one of the server's addresses) at `hostname`."""
         ...
 
+    def stop_server(self, server_id: str) -> None:
+        """Shut the server down (billing suspension): kept with its addresses, nothing deleted.
+        Stopping a stopped server succeeds."""
+        ...
+
+    def start_server(self, server_id: str) -> None:
+        """Boot a stopped server again. Starting a running server succeeds."""
+        ...
+
     def terminate_server(self, server_id: str) -> None:
         """Delete the server. Terminating a server that is already gone succeeds."""
+        ...
+
+    def server_resources(self, server_id: str) -> ResourceFigures:
+        """CPU, memory and disk use now, when the provider's API reports them. Raises
+        NotSupported when it does not: the caller reads node_exporter on the server instead
+        (infrastructure.services.resources)."""
         ...

@@ -31,6 +31,7 @@ import httpx
 from infrastructure.providers.base import (
     NotSupported,
     ProviderError,
+    ResourceFigures,
     ServerInfo,
     ServerNotFound,
     ServerRef,
@@ -326,6 +327,13 @@ class HostwindsProvider:
         # `rdns` is the current parameter; `rdata` is deprecated.
         self.call("set_rdns", serviceid=server_id, ip=ip, rdns=hostname)
 
+    def stop_server(self, server_id: str) -> None:
+        # `shutdown` (serviceid): "...has been shut down!" (../shared/reference/external-apis.md).
+        self.call("shutdown", serviceid=server_id)
+
+    def start_server(self, server_id: str) -> None:
+        self.call("boot", serviceid=server_id)
+
     def terminate_server(self, server_id: str) -> None:
         try:
             self.call("terminate", serviceid=server_id)
@@ -334,6 +342,15 @@ class HostwindsProvider:
             if _INVALID_SERVICE_ID in exc.message:
                 return
             raise
+
+    def server_resources(self, server_id: str) -> ResourceFigures:
+        # The API lists `get_server_charts` (serviceid, period) but documents no response
+        # format (../shared/reference/external-apis.md §1.4): nothing to parse safely, so the
+        # figures come from node_exporter on the server (docs/infrastructure.md).
+        raise NotSupported(
+            "Hostwinds documents no response format for get_server_charts: resources are read "
+            "from node_exporter on the server."
+        )
 
     # --- helpers -----------------------------------------------------------------------------
 

@@ -25,7 +25,9 @@ from typing import TypedDict
 import dns.reversename
 
 from infrastructure.providers.base import (
+    NotSupported,
     ProviderError,
+    ResourceFigures,
     ServerInfo,
     ServerNotFound,
     ServerRef,
@@ -187,6 +189,16 @@ class LocalProvider:
                     return server["ptr"][ip]
         return None
 
+    def stop_server(self, server_id: str) -> None:
+        with self._state() as state:
+            _live(state, server_id)["status"] = str(ServerStatus.STOPPED)
+
+    def start_server(self, server_id: str) -> None:
+        with self._state() as state:
+            server = _live(state, server_id)
+            if server["status"] == ServerStatus.STOPPED:
+                server["status"] = str(ServerStatus.ACTIVE)
+
     def terminate_server(self, server_id: str) -> None:
         names: dict[str, str] = {}
         with self._state() as state:
@@ -197,6 +209,11 @@ class LocalProvider:
                 names = dict(server["ptr"])
         if self.zones is not None and names:
             unpublish_reverse_dns(self.zones, names)
+
+    def server_resources(self, server_id: str) -> ResourceFigures:
+        # A record has no CPU: node_exporter at the server's (loopback) address is read instead,
+        # so a node_exporter running on this machine gives `make run` real figures.
+        raise NotSupported("The local provider keeps records only: read node_exporter.")
 
 
 # --- reverse DNS in the sandbox zone ------------------------------------------------------------

@@ -5,7 +5,7 @@ No secrets here: tokens stay on the models and are never put in an overview.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infrastructure.models import (
@@ -15,8 +15,10 @@ from infrastructure.models import (
     MailServer,
     MailServerStatus,
     VpsInstance,
+    VpsResourceSample,
     VpsStatus,
 )
+from infrastructure.services import resources
 from tenants.models import Tenant
 
 # Rows that no longer cost anything (kept for history).
@@ -29,6 +31,18 @@ class Overview:
     servers: list[VpsInstance]
     ips: list[IpAddress]
     mail_servers: list[MailServer]
+    # The newest resource reading of each server, and the plan's thresholds they are held to.
+    samples: dict[int, VpsResourceSample] = field(default_factory=dict)
+    thresholds: resources.Thresholds | None = None
+
+    @property
+    def resource_rows(self) -> list[tuple[VpsInstance, VpsResourceSample | None]]:
+        """(server, its newest reading) for the servers that are read (active ones) or were."""
+        return [
+            (v, self.samples.get(v.pk))
+            for v in self.servers
+            if v.status in resources.MONITORED or v.pk in self.samples
+        ]
 
     @property
     def in_progress(self) -> bool:
@@ -50,7 +64,14 @@ def overview(tenant: Tenant, *, include_gone: bool = False) -> Overview:
         servers = servers.exclude(status__in=_GONE_VPS)
         ips = ips.exclude(status__in=_GONE_IP)
         mail = mail.exclude(status=MailServerStatus.RETIRED)
-    return Overview(list(servers), list(ips), list(mail))
+    server_list = list(servers)
+    return Overview(
+        server_list,
+        list(ips),
+        list(mail),
+        samples=resources.latest_samples(v.pk for v in server_list),
+        thresholds=resources.thresholds_for(tenant),
+    )
 
 
 def vps_summary(vps: VpsInstance) -> dict[str, Any]:
@@ -103,8 +124,14 @@ def mail_server_summary(server: MailServer) -> dict[str, Any]:
 
 
 def as_dict(view: Overview) -> dict[str, Any]:
+    thresholds = view.thresholds or resources.Thresholds(0, 0, 0)
+    servers = []
+    for v in view.servers:
+        row = vps_summary(v)
+        row["resources"] = resources.resources_summary(view.samples.get(v.pk), thresholds)
+        servers.append(row)
     return {
-        "servers": [vps_summary(v) for v in view.servers],
+        "servers": servers,
         "ips": [ip_summary(ip) for ip in view.ips],
         "mail_servers": [mail_server_summary(m) for m in view.mail_servers],
         "in_progress": view.in_progress,

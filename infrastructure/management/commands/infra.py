@@ -8,6 +8,8 @@
     infra deprovision SLUG [--wait]
     infra shared add|list|retire       the platform's shared mail servers (_infra_shared.py)
     infra postfix show|bind            which IP each sender leaves from (_infra_postfix.py)
+    infra resources [SLUG] [--json]    CPU, memory and disk against the plan's thresholds
+                                       (_infra_resources.py)
 Bad arguments and refused operations exit non-zero with the reason.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from infrastructure.management.commands import _infra_postfix, _infra_shared
+from infrastructure.management.commands import _infra_postfix, _infra_resources, _infra_shared
 from infrastructure.models import VpsInstance, VpsStatus
 from infrastructure.services import overview as reads
 from infrastructure.services.ips import find_ip, migrate_ip, quarantine_ip
@@ -73,6 +75,7 @@ class Command(BaseCommand):
         migrate.add_argument("--to", dest="to_ip", required=True, metavar="IP")
         _infra_shared.add_arguments(sub)
         _infra_postfix.add_arguments(sub)
+        _infra_resources.add_arguments(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -82,6 +85,7 @@ class Command(BaseCommand):
             "ip": self.ip,
             "shared": lambda opts: _infra_shared.handle(opts, self.stdout),
             "postfix": lambda opts: _infra_postfix.handle(opts, self.stdout),
+            "resources": lambda opts: _infra_resources.handle(opts, self.stdout),
         }
         try:
             handlers[options["subcommand"]](options)

@@ -12,6 +12,7 @@ class CampaignsConfig(AppConfig):
         # Imported here: these modules read models, which exist only once apps are loaded.
         from campaigns import lifecycles  # noqa: F401 - declares (registers) the state machines
         from campaigns.demo import seed_demo
+        from campaigns.demo_pool import seed_demo_pool
         from campaigns.home_panels import home_context
         from campaigns.services.feedback import on_inbound_classified
         from campaigns.services.inbox import unread_total
@@ -32,6 +33,8 @@ class CampaignsConfig(AppConfig):
         scope.register_token_verifier(unsubscribe_tenant)
         # `tenants demo` (make run) asks us to seed the demo workspace.
         signals.demo_workspace_ready.connect(seed_demo, dispatch_uid="campaigns.demo")
+        # ... and its warm-up partners, once the demo's mailboxes exist (docs/sandbox.md).
+        signals.demo_workspace_ready.connect(seed_demo_pool, dispatch_uid="campaigns.demo_pool")
         # Mail read from the mailboxes (deliverability's poller): we act on what we own.
         inbound_classified.connect(on_inbound_classified, dispatch_uid="campaigns.feedback")
         # Automatic protection judges what each counted bounce or complaint touched.

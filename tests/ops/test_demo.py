@@ -47,6 +47,7 @@ def offline(settings: SettingsWrapper, tmp_path: Path) -> None:
     # A transactional test's flush empties the tenant table but leaves the schema behind.
     with connection.cursor() as cursor:
         cursor.execute('DROP SCHEMA IF EXISTS "t_demo" CASCADE')
+        cursor.execute('DROP SCHEMA IF EXISTS "t_warmpool" CASCADE')  # its warm-up partners
     settings.DEBUG = True
     port = _free_port()
     settings.SANDBOX_DNS_PORT = port

@@ -5,8 +5,12 @@ the ports Mailu publishes, and Mailu's antivirus on plans whose server has the m
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
+import socket
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -208,3 +212,108 @@ def test_bad_settings_fail_the_system_checks(settings: Any) -> None:
     settings.VPS_MEMORY_MB = {"small": "two gigs"}
     with pytest.raises(SystemCheckError, match="VPS_MEMORY_MB"):
         call_command("check")
+
+
+# --- the firewall at work: packets between two network namespaces -----------------------------
+
+PROBED = (22, 25, 80, 110, 143, 443, 465, 587, 993, 995, 4190, 9100)
+LISTEN = """
+import socket, sys, time
+socks = []
+for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+    for port in {ports}:
+        s = socket.socket(family)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((host, port))
+        s.listen()
+        socks.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+PROBE = """
+import json, socket, sys
+out = {{}}
+for src, dst, family in {pairs}:
+    for port in {ports}:
+        s = socket.socket(family)
+        s.settimeout(0.4)
+        s.bind((src, 0))
+        try:
+            s.connect((dst, port))
+            out[f"{{src}} {{port}}"] = True
+        except OSError:
+            out[f"{{src}} {{port}}"] = False
+        s.close()
+print(json.dumps(out))
+"""
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+
+def _can_make_namespaces() -> bool:
+    if not _nft_checks() or shutil.which("ip") is None:
+        return False
+    name = f"pmfw-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, timeout=10)
+    if made.returncode != 0:
+        return False
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+    return True
+
+
+@pytest.mark.skipif(not _can_make_namespaces(), reason="cannot create network namespaces here")
+def test_packets_from_outside_reach_only_mail_web_and_imap_and_staff_also_ssh_and_exporter(
+    tmp_path: Path,
+) -> None:
+    """A server namespace with the generated firewall and listeners on every port Mailu and the
+    host could offer; a client namespace connects from a staff address and from another one,
+    over IPv4 and IPv6."""
+    tag = f"{os.getpid() % 100000}{secrets.randbelow(1000)}"
+    server, client = f"pmfw-s{tag}", f"pmfw-c{tag}"
+    rules = tmp_path / "rules.nft"
+    rules.write_text(ruleset(["10.77.0.2/32", "fd77::2/128"]))
+    _ip("netns", "add", server)
+    try:
+        _ip("netns", "add", client)
+        _ip("link", "add", f"v0{tag}", "netns", server, "type", "veth", "peer", "name",
+            f"v1{tag}", "netns", client)  # fmt: skip
+        for ns, dev, addrs in (
+            (server, f"v0{tag}", ("10.77.0.1/24", "fd77::1/64")),
+            (client, f"v1{tag}", ("10.77.0.2/24", "10.77.0.3/24", "fd77::2/64", "fd77::3/64")),
+        ):
+            for addr in addrs:
+                _ip("-n", ns, "addr", "add", addr, "dev", dev, *(["nodad"] if ":" in addr else []))
+            _ip("-n", ns, "link", "set", dev, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("netns", "exec", server, "nft", "-f", str(rules))
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", server, sys.executable, "-c", LISTEN.format(ports=PROBED)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+            pairs = [
+                (src, "10.77.0.1", int(socket.AF_INET)) for src in ("10.77.0.2", "10.77.0.3")
+            ] + [(src, "fd77::1", int(socket.AF_INET6)) for src in ("fd77::2", "fd77::3")]
+            probe = subprocess.run(
+                ["ip", "netns", "exec", client, sys.executable, "-c",
+                 PROBE.format(pairs=pairs, ports=PROBED)],
+                capture_output=True, text=True, timeout=120, check=True,
+            )  # fmt: skip
+        finally:
+            listener.communicate("", timeout=10)
+    finally:
+        for ns in (server, client):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+    reached = json.loads(probe.stdout)
+    public = {25, 80, 143, 443, 465, 587, 993}
+    for src, staff in (("10.77.0.2", True), ("10.77.0.3", False), ("fd77::2", True),
+                       ("fd77::3", False)):  # fmt: skip
+        opened = {port for port in PROBED if reached[f"{src} {port}"]}
+        assert opened == (public | {22, 9100} if staff else public), (src, sorted(opened))

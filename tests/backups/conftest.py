@@ -39,9 +39,7 @@ def add_leads(schema: str, *emails: str) -> None:
 
 def lead_emails(schema: str, prefix: str) -> set[str]:
     with schema_context(schema):
-        return set(
-            Lead.objects.filter(email__startswith=prefix).values_list("email", flat=True)
-        )
+        return set(Lead.objects.filter(email__startswith=prefix).values_list("email", flat=True))
 
 
 def table_exists(schema: str, table: str) -> bool:

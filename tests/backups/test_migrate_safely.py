@@ -30,7 +30,9 @@ def _sql(statement: str) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def test_a_failing_migration_restores_the_database(cast: Cast, subprocess_env: dict[str, str]) -> None:
+def test_a_failing_migration_restores_the_database(
+    cast: Cast, subprocess_env: dict[str, str]
+) -> None:
     _sql("CREATE TABLE public.o3_marker (v text)")
     try:
         _sql("INSERT INTO public.o3_marker VALUES ('written before')")

@@ -106,7 +106,9 @@ def schedule_collection(now: dt.datetime | None = None) -> int:
 
 
 def exporter_url(vps: VpsInstance) -> str:
-    return settings.NODE_EXPORTER_URL_TEMPLATE.format(ip=vps.main_ip or "", hostname=vps.hostname)
+    ip = vps.main_ip or ""
+    host = f"[{ip}]" if ":" in ip else ip  # an IPv6 address is bracketed in a URL
+    return settings.NODE_EXPORTER_URL_TEMPLATE.format(ip=host, hostname=vps.hostname)
 
 
 def _figures_of(sample: VpsResourceSample | None) -> ResourceFigures | None:

@@ -221,6 +221,16 @@ def test_a_failed_reading_is_kept_with_its_reason(cast: Cast, exporter: Exporter
     assert exporter_port_closed is not None and "unreachable" in exporter_port_closed.error
 
 
+def test_the_exporter_url_follows_the_template(cast: Cast, settings: Any) -> None:
+    settings.NODE_EXPORTER_URL_TEMPLATE = "http://{ip}:9100/metrics"
+    v4 = active_vps(cast.tenant, "acme-u4", ip="203.0.113.7")
+    v6 = active_vps(cast.tenant, "acme-u6", ip="2001:db8::7")
+    assert resources.exporter_url(v4) == "http://203.0.113.7:9100/metrics"
+    assert resources.exporter_url(v6) == "http://[2001:db8::7]:9100/metrics"
+    settings.NODE_EXPORTER_URL_TEMPLATE = "https://{hostname}:9443/metrics"
+    assert resources.exporter_url(v4) == "https://acme-u4.mail.test:9443/metrics"
+
+
 def test_servers_not_active_are_not_read(cast: Cast, exporter: Exporter) -> None:
     vps = active_vps(cast.tenant, "acme-r4")
     VpsInstance.objects.filter(pk=vps.pk).update(status=VpsStatus.SUSPENDED)

@@ -26,6 +26,7 @@ CORE_OWNERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Alert": ("alerts", ("penguinmails.alerts",)),
     "RunningCampaign": ("running_campaigns", ("penguinmails.indexes",)),
     "ScheduledCampaign": ("scheduled_campaigns", ("penguinmails.indexes",)),
+    "Backup": ("backups_backup", ("penguinmails.backups",)),
 }
 
 

@@ -12,7 +12,10 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from billing import admin_stripe  # noqa: F401  (registers Stripe's records)
+from billing import (
+    admin_dunning,  # noqa: F401  (registers the dunning ladder)
+    admin_stripe,  # noqa: F401  (registers Stripe's records)
+)
 from billing.models import Plan, TenantPlan
 from billing.services.plans import change_plan, check_plan_change
 from penguinmails.errors import DomainError

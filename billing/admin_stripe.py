@@ -10,7 +10,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern, path
 
+from billing.admin_margins import margins_view
 from billing.models import Payment, StripeEvent, Subscription
 from billing.services.stripe_events import replay
 from tenants.auth import logged_in_user
@@ -50,6 +52,11 @@ class PaymentAdmin(_ReadOnly):
     list_filter = ("status", "currency")
     search_fields = ("stripe_invoice_id", "stripe_charge_id", "tenant__slug")
     list_select_related = ("tenant",)
+
+    def get_urls(self) -> list[URLPattern]:
+        # The margins page (billing.admin_margins) beside the payments it is made of.
+        view = self.admin_site.admin_view(margins_view)
+        return [path("margins/", view, name="billing_margins"), *super().get_urls()]
 
 
 @admin.register(StripeEvent)

@@ -11,6 +11,9 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: the subscribers read models, which exist only once apps are loaded.
         from billing import subscribers
+        from billing.services import dunning
 
         # Plan features and limits answer tenants' events (API access, member seats).
         subscribers.connect()
+        # The dunning ladder holds an overdue tenant's sending (tenants' send check).
+        dunning.connect()

@@ -265,3 +265,86 @@ STRIPE_EVENT_MACHINE = StateMachine(
     },
     quiet=frozenset({(_E.RECEIVED, _E.PROCESSED)}),
 )
+
+
+class DunningStage(models.TextChoices):
+    """Where a tenant is on the ladder after a failed payment (docs/billing.md, "Dunning")."""
+
+    CLEAR = "clear", "Paid up"
+    GRACE = "grace", "Grace period (still sending)"
+    SENDING_PAUSED = "sending_paused", "Sending paused"
+    SUSPENDED = "suspended", "Infrastructure suspended"
+
+
+class Dunning(models.Model):
+    """A tenant's place on the dunning ladder: day 0 is when its subscription went past due;
+    `billing.dunning_advance` (daily) moves it on, a payment brings it back to clear."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="dunning"
+    )
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=20, choices=DunningStage.choices, default=DunningStage.CLEAR, db_index=True
+    )
+    # Each round of the ladder (a failed payment after a clear) counts one more.
+    round = models.PositiveIntegerField(default=0)
+    since = models.DateTimeField(null=True, blank=True, help_text="Day 0: the payment failed.")
+    last_email_day = models.SmallIntegerField(default=-1)
+    # What the apps above billing stopped, handed back to them on restore (only those).
+    stopped = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {self.status}"
+
+
+_D = DunningStage
+DUNNING_MACHINE = StateMachine(
+    Dunning,
+    {
+        _D.CLEAR: {_D.GRACE},
+        _D.GRACE: {_D.SENDING_PAUSED, _D.CLEAR},
+        _D.SENDING_PAUSED: {_D.SUSPENDED, _D.CLEAR},
+        _D.SUSPENDED: {_D.CLEAR},
+    },
+)
+
+
+class DunningStepKind(models.TextChoices):
+    PAST_DUE = "past_due", "Payment failed: grace period started"
+    EMAIL = "email", "Reminder emailed"
+    ACTION_REQUIRED = "action_required", "The bank asks to authenticate the payment"
+    SENDING_PAUSED = "sending_paused", "Campaign sending paused"
+    SUSPENDED = "suspended", "Servers suspended (stopped, IPs kept)"
+    RESTORED = "restored", "Paid: everything restored"
+    HOOK_FAILED = "hook_failed", "A step could not be completed (retried)"
+
+
+class DunningStep(models.Model):
+    """One step of a tenant's dunning, shown on its billing page and in the admin."""
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="dunning_steps"
+    )
+    round = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=DunningStepKind.choices)
+    day = models.SmallIntegerField(default=0)
+    summary = models.CharField(max_length=500)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "round", "kind", "day"],
+                condition=~models.Q(kind="hook_failed"),
+                name="billing_dunning_step_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} day {self.day}: {self.kind}"

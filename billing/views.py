@@ -6,17 +6,27 @@ without Stripe the owner's or admin's free choice of plan. Every write calls a b
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from billing.entitlements import plan_for
-from billing.models import BillingInterval, Payment, Plan
+from billing.models import (
+    BillingInterval,
+    Dunning,
+    DunningStage,
+    DunningStep,
+    Payment,
+    PaymentStatus,
+    Plan,
+)
 from billing.services.plans import choose_plan, over_limits, self_serve_available, usage_for
 from billing.services.stripe_billing import live_subscription, portal_url, start_checkout
 from billing.services.stripe_client import configured, user_facing
 from penguinmails.errors import Conflict, ValidationFailed
+from tenants.models import Tenant
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal
 from tenants.web import area_required, principal_of
@@ -42,6 +52,25 @@ class CheckoutForm(ChoosePlanForm):
     )
 
 
+def dunning_context(tenant: Tenant) -> dict[str, object]:
+    """The ladder's stage, its steps and the invoice to pay (billing page)."""
+    dunning = Dunning.objects.filter(tenant=tenant).exclude(status=DunningStage.CLEAR).first()
+    overdue = (
+        Payment.objects.filter(
+            tenant=tenant, status__in=(PaymentStatus.FAILED, PaymentStatus.ACTION_REQUIRED)
+        ).first()
+        if dunning
+        else None
+    )
+    return {
+        "dunning": dunning,
+        "dunning_steps": list(DunningStep.objects.filter(tenant=tenant)[:20]),
+        "overdue": overdue,
+        "grace_days": settings.BILLING_GRACE_DAYS,
+        "suspend_days": settings.BILLING_SUSPEND_DAYS,
+    }
+
+
 def _context(
     principal: Principal,
     form: ChoosePlanForm | None = None,
@@ -62,6 +91,7 @@ def _context(
         "stripe": stripe_on,
         "subscription": live_subscription(tenant) if stripe_on else None,
         "payments": Payment.objects.filter(tenant=tenant)[:24],
+        **dunning_context(tenant),
         "form": form or ChoosePlanForm(plans=plans, initial={"plan": plan.slug}),
         "checkout_form": checkout_form or CheckoutForm(plans=plans, initial={"plan": plan.slug}),
     }

@@ -40,3 +40,14 @@ class CampaignsConfig(AppConfig):
         # Automatic protection judges what each counted bounce or complaint touched.
         if after_bump not in AFTER_BUMP:
             AFTER_BUMP.append(after_bump)
+        # Dunning (billing): running campaigns pause when an overdue payment's grace period
+        # ends, and the same ones resume once it is paid.
+        from billing.dunning_hooks import Level, register_dunning_hook
+        from campaigns.services.billing_pause import pause_for_billing, resume_after_billing
+
+        register_dunning_hook(
+            "campaigns.running",
+            Level.SENDING,
+            stop=pause_for_billing,
+            restart=resume_after_billing,
+        )

@@ -18,3 +18,19 @@ class InfrastructureConfig(AppConfig):
 
         register_usage_counter(Resource.DEDICATED_IPS, usage.dedicated_ips_in_use)
         register_usage_counter(SERVERS, usage.servers_in_use)
+        # Margins: billing reads our cost records through its registry.
+        from billing.costs import register_allocation_cost, register_cost_source
+        from infrastructure.services import costs
+
+        register_cost_source("infrastructure", costs.tenant_costs)
+        register_allocation_cost(costs.allocation_cost)
+        # Dunning: an overdue tenant's servers are stopped, and started again once it pays.
+        from billing.dunning_hooks import Level, register_dunning_hook
+        from infrastructure.services import suspension
+
+        register_dunning_hook(
+            "infrastructure.servers",
+            Level.INFRASTRUCTURE,
+            stop=suspension.suspend_servers,
+            restart=suspension.resume_servers,
+        )

@@ -110,6 +110,22 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("billing.reconcile",),
         "options": {"queue": Queue.HIGH.value, "expires": 3600},
     },
+    # Dunning (docs/billing.md): move overdue tenants along the ladder (reminders, pause,
+    # suspension) and retry restores that failed.
+    "billing-dunning": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=10, hour=6),
+        "args": ("billing.dunning_advance",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
+    # Margins (docs/billing.md): alert staff about tenants costing more than they pay, or under
+    # BILLING_MARGIN_FLOOR, on the last complete month.
+    "billing-margins": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": crontab(minute=20, hour=6),
+        "args": ("billing.margins_check",),
+        "options": {"queue": Queue.HIGH.value, "expires": 3600},
+    },
     # Warm-up (docs/warmup.md): pair the pool for tomorrow at noon UTC (every timezone's
     # working day of tomorrow is still ahead), and send the due warm-up messages.
     "warmup-plan-day": {

@@ -48,6 +48,11 @@ STRIPE_API_BASE = env_str("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_TIMEOUT_SECONDS = float(env_int("STRIPE_TIMEOUT_SECONDS", default=20))
 STRIPE_CURRENCY = env_str("STRIPE_CURRENCY", default="usd")
 SANDBOX_STRIPE_PORT = env_int("SANDBOX_STRIPE_PORT", default=8420)
+# Dunning (docs/billing.md): days of sending after a failed payment, then days until the servers
+# are suspended (counted from the failure); staff are alerted under this margin (percent).
+BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", default=7)
+BILLING_SUSPEND_DAYS = env_int("BILLING_SUSPEND_DAYS", default=30)
+BILLING_MARGIN_FLOOR = env_int("BILLING_MARGIN_FLOOR", default=20)
 LOOP_API_KEY = env_str("LOOP_API_KEY", default="")
 LOOP_API_URL = env_str("LOOP_API_URL", default="https://app.loops.so/api/v1")
 # name=transactionalId pairs, e.g. "verify_email=clx..,password_reset=clx..,invitation=clx.."
@@ -57,6 +62,7 @@ LOOP_TRANSACTIONAL_IDS = dict(
 LOOP_TIMEOUT_SECONDS = float(env_int("LOOP_TIMEOUT_SECONDS", default=10))
 LOOP_RETRY_BACKOFF_MS = env_int("LOOP_RETRY_BACKOFF_MS", default=500)
 POSTHOG_API_KEY = env_str("POSTHOG_API_KEY", default="")
+POSTHOG_HOST = env_str("POSTHOG_HOST", default="https://us.i.posthog.com")
 
 # --- Applications ---------------------------------------------------------------------------
 SHARED_APPS = [
@@ -143,6 +149,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.workspace",
+                "billing.context_processors.billing_banner",
             ],
         },
     },

@@ -18,6 +18,7 @@ from billing.entitlements import lock_usage, members_in_use, plan_for
 from billing.limits import Resource
 from billing.models import Plan, TenantPlan
 from billing.usage import SERVERS, counted_usage
+from penguinmails.analytics_events import capture
 from penguinmails.errors import Conflict, NotFound, ValidationFailed
 from tenants.models import Tenant, User
 from tenants.permissions import Area, Level
@@ -134,6 +135,7 @@ def change_plan(tenant: Tenant, *, plan: Plan, actor: User | None) -> TenantPlan
         from_plan=current.slug,
         to_plan=plan.slug,
     )
+    capture("plan changed", tenant, {"from_plan": current.slug, "to_plan": plan.slug})
     return assignment
 
 

@@ -31,7 +31,9 @@ from billing.models import (
     SubscriptionStatus,
     TenantPlan,
 )
+from billing.services import dunning
 from billing.services.stripe_client import client
+from penguinmails.analytics_events import capture
 from penguinmails.errors import DomainError
 from penguinmails.states import note, transition
 from tenants.models import Tenant
@@ -143,15 +145,21 @@ def apply_subscription(
         if sub.status != status and SUBSCRIPTION_MACHINE.allows(sub.status, status):
             transition(sub, status, reason=f"Stripe: {source}")
     follow_plan(sub.tenant)
+    dunning.on_subscription(sub)  # past due: the ladder starts; paid again: restored
     return sub
 
 
+# An unpaid subscription keeps its plan: the dunning ladder (billing.services.dunning), not the
+# plan, decides what an overdue tenant may still do.
+PLAN_KEPT = (*LIVE_SUBSCRIPTION, SubscriptionStatus.UNPAID)
+
+
 def follow_plan(tenant: Tenant) -> None:
-    """The tenant's plan follows its live subscription (trialing, active, past_due). With none
-    left the tenant is back on the default plan; a tenant that never subscribed keeps whatever
-    staff gave it."""
+    """The tenant's plan follows its live or unpaid subscription (trialing, active, past_due,
+    unpaid). With none left (canceled) the tenant is back on the default plan; a tenant that
+    never subscribed keeps whatever staff gave it."""
     live = (
-        Subscription.objects.filter(tenant=tenant, status__in=LIVE_SUBSCRIPTION)
+        Subscription.objects.filter(tenant=tenant, status__in=PLAN_KEPT)
         .select_related("plan")
         .order_by("-created_at", "-pk")
         .first()
@@ -169,6 +177,9 @@ def follow_plan(tenant: Tenant) -> None:
 
 
 def _audit(tenant: Tenant, from_plan: str, to_plan: str) -> None:
+    if to_plan:
+        event = "plan changed" if from_plan else "plan chosen"
+        capture(event, tenant, {"from_plan": from_plan or "default", "to_plan": to_plan})
     audit.record(
         "billing.plan_changed",
         tenant=tenant,
@@ -236,6 +247,8 @@ def record_invoice(inv: dict[str, Any], *, event_type: str) -> Payment:
             transition(payment, target, reason=reason, paid_at=paid_at or timezone.now())
         else:
             transition(payment, target, reason=reason)
+        if target == PaymentStatus.ACTION_REQUIRED:
+            dunning.note_action_required(payment)
     return payment
 
 

@@ -19,6 +19,8 @@ KINDS: dict[str, frozenset[str]] = {
     "invitation": frozenset({"invite_url", "tenant_name", "inviter_name", "role_name"}),
     # Automatic protection and the platform bounce alert (docs/inbound.md).
     "protection": frozenset({"headline", "tenant_name", "what", "label", "reason", "advice"}),
+    # Dunning after a failed payment (docs/billing.md, "Dunning").
+    "billing_dunning": frozenset({"headline", "tenant_name", "body", "action_url"}),
     # The alert engine's staff email on open (docs/operations.md, "Alerts").
     "alert": frozenset({"headline", "rule", "subject", "severity", "summary", "tenant_name"}),
 }

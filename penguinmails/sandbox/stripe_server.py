@@ -36,6 +36,8 @@ from localstripe import server as ls_server
 from localstripe.errors import UserError
 from localstripe.webhooks import register_webhook, schedule_webhook
 
+from penguinmails.sandbox import stripe_invoices
+
 # localstripe persists its store to /tmp/localstripe.pickle on every write; keep it in memory.
 ls.store.dump_to_disk = lambda: None  # type: ignore[method-assign]
 ls.store.try_load_from_disk = lambda: None  # type: ignore[method-assign]
@@ -261,6 +263,13 @@ def build_app(*, base_url: Callable[[], str]) -> web.Application:
     r.add_post("/v1/billing_portal/sessions", create_portal)
     r.add_post("/_config/data/clear", _clear)
     _add_pages(app)
+    stripe_invoices.install(
+        app,
+        base_url=base_url,
+        page=PAGE,
+        cards={"ok": TEST_CARD, "fail": DECLINED_CARD},
+        portal=lambda session_id: _get(PortalSession, session_id),
+    )
     for route in ls_server.app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
@@ -273,7 +282,7 @@ def build_app(*, base_url: Callable[[], str]) -> web.Application:
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The API needs a secret key (localstripe's check); the pay and portal pages, like
     Stripe's hosted pages, are reached by their unguessable session URL alone."""
-    if request.path.startswith(("/pay/", "/portal/")):
+    if request.path.startswith(("/pay/", "/portal/", "/invoice/")):
         return await handler(request)
     return await ls_server.auth_middleware(request, handler)
 
@@ -371,7 +380,8 @@ def _add_pages(app: web.Application) -> None:
         rows = "".join(
             f"<li>{html.escape(s.id)}: {html.escape(s.status)} "
             f'<form method="post" style="display:inline"><button name="cancel" '
-            f'value="{html.escape(s.id)}">Cancel subscription</button></form></li>'
+            f'value="{html.escape(s.id)}">Cancel subscription</button></form> '
+            f"{stripe_invoices.renew_buttons(session.id, s.id)}</li>"
             for s in subs
         )
         body = (

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -147,25 +149,54 @@ def real_tenants() -> QuerySet[Tenant]:
     return Tenant.objects.exclude(is_template=True).exclude(schema_name="public")
 
 
+@dataclass(frozen=True)
+class HoldSource:
+    """A reason from an app above tenants to hold a tenant's sending (billing's dunning):
+    `condition()` is a boolean expression on Tenant rows, evaluated in sending_holds' query."""
+
+    name: str
+    condition: Callable[[], Any]
+    reason: str
+
+
+_HOLD_SOURCES: dict[str, HoldSource] = {}
+
+
+def register_sending_hold(name: str, condition: Callable[[], Any], reason: str) -> None:
+    """Hold the sending of every tenant for which `condition()` is true (registered at start-up
+    by the apps above, which tenants cannot import)."""
+    _HOLD_SOURCES[name] = HoldSource(name, condition, reason)
+
+
 def sending_holds(tenant_ids: Iterable[int]) -> dict[int, str]:
     """The tenants among `tenant_ids` that may not send mail now, each with why (one query).
 
     Staff suspension stops sending, not only writes: the send pipeline and the campaign
     scheduler ask here rather than reading the tenants table themselves. A tenant that no longer
-    exists is held too (nothing should send for it)."""
+    exists is held too (nothing should send for it). The registered hold sources (billing's
+    overdue payment) are columns of the same query."""
     wanted = set(tenant_ids)
     if not wanted:
         return {}
+    sources = list(_HOLD_SOURCES.values())
+    extra = {f"_hold_{i}": source.condition() for i, source in enumerate(sources)}
     rows = {
-        pk: (status, why)
-        for pk, status, why in Tenant.objects.filter(pk__in=wanted)
-        .values_list("pk", "status", "suspended_reason")
+        row["pk"]: row
+        for row in Tenant.objects.filter(pk__in=wanted)
+        .annotate(**extra)
+        .values("pk", "status", "suspended_reason", *extra)
         .order_by()
     }
     holds = {pk: "The workspace no longer exists." for pk in wanted - rows.keys()}
-    for pk, (status, why) in rows.items():
-        if status == TenantStatus.SUSPENDED:
+    for pk, row in rows.items():
+        why = row["suspended_reason"]
+        if row["status"] == TenantStatus.SUSPENDED:
             holds[pk] = "The workspace is suspended" + (f": {why}" if why else ".")
+            continue
+        for i, source in enumerate(sources):
+            if row[f"_hold_{i}"]:
+                holds[pk] = source.reason
+                break
     return holds
 
 

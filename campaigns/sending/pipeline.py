@@ -32,6 +32,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns import webhook_events
 from campaigns.lifecycles import MESSAGE_STATES
 from campaigns.models import (
     LEAD_FIELDS,
@@ -430,6 +431,7 @@ class _Sender:
             elif r.status == S.FAILED:
                 increments.append(Bump(c, i.step_id, i.variant_id, day, "failed"))
                 stop.append((c, i.lead_id, f"Step failed: {r.reason}"))
+        recorded: set[int] = set()  # the messages this job moved (webhooks: only those)
         with transaction.atomic():
             for part in chunks(rows, 1000):
                 body, params = values(
@@ -457,6 +459,7 @@ class _Sender:
                     [S.QUEUED.value, now, *params, S.SENDING.value, self.job_id],
                 )
                 _log_outcomes(moved, self.job_id)
+                recorded.update(row[0] for row in moved)
             bump(increments)
             advance_enrollments(advance)
             stop_enrollments(stop)
@@ -464,6 +467,7 @@ class _Sender:
                 _suppress_bounced(bounced, now)
             if sends:
                 record_sends(sends, at=now)  # the mailboxes' daily counts: deliverability's
+            webhook_events.send_outcomes(c, results, recorded, now)
 
 
 def _log_outcomes(moved: Sequence[tuple[int, str, str]], job_id: int) -> None:

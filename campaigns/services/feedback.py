@@ -32,6 +32,7 @@ from dateutil import parser as dateparser  # type: ignore[import-untyped]
 from django.conf import settings
 from django.utils import timezone
 
+from campaigns import webhook_events
 from campaigns.models import (
     Campaign,
     CampaignLead,
@@ -78,6 +79,7 @@ def on_inbound_classified(
         "auto_reply": _auto_reply,
     }.get(kind)
     action = act(message, classification, at) if act else "nothing to do"
+    webhook_events.inbound(kind, message, at, action)
     return {"message_id": message.pk, "mailbox_id": message.mailbox_id, "action": action}
 
 

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django_tenants.utils import schema_context
 
+from campaigns import webhook_events
 from campaigns.models import EventKind, Message, MessageEvent
 from campaigns.services import stats
 from campaigns.tracking import buffer, machine
@@ -209,6 +210,7 @@ def _write_tenant(events: list[Event]) -> tuple[int, int]:
             tally.first_click = _min(tally.first_click, event.at)
             tally.first_open = _min(tally.first_open, event.at)
     MessageEvent.objects.bulk_create(new_events, batch_size=1000)
+    webhook_events.tracking(new_events)
     bumps = _update_messages(tallies, rows)
     stats.bump(bumps)
     return len(new_events), dropped

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from campaigns import webhook_events
 from campaigns.models import (
     CampaignLead,
     EnrollmentStatus,
@@ -98,6 +99,7 @@ def unsubscribe_message(
                 )
             ]
         )
+        webhook_events.unsubscribed(message_pk, row, email, when, source)
     return True
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils.timezone import now
 
+from campaigns import webhook_events
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.sending.dispatch import request_schedule
 from campaigns.sending.enrollments import enrol
@@ -93,6 +94,8 @@ def transition_to(
             from_status=before,
             to_status=target,
         )
+        if target == CampaignStatus.COMPLETED:
+            webhook_events.campaign_completed(locked, reason)
     return locked
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns import webhook_events
 from campaigns.imports import (
     UnusableFile,
     check_text,
@@ -117,3 +118,4 @@ def _finish(tenant: Tenant, lead_import: LeadImport, status: str, message: str) 
                 failed=lead_import.failed,
                 error=message,
             )
+            webhook_events.import_finished(lead_import)

@@ -81,7 +81,8 @@ SHARED_APPS = [
     "reputation",
     "django.contrib.contenttypes",
     "django.contrib.auth",
-    "django.contrib.admin",
+    # django.contrib.admin with our site: staff writes audited (tenants/adminsite.py).
+    "tenants.adminconfig.StaffAdminConfig",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",

@@ -7,9 +7,6 @@ from django.urls import include, path
 
 from billing.webhooks import stripe_webhook
 
-admin.site.site_header = "PenguinMails staff"
-admin.site.site_title = "PenguinMails staff"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/stripe/", stripe_webhook, name="stripe-webhook"),

@@ -25,6 +25,7 @@ from infrastructure.api import InfrastructureViewSet
 from penguinmails.api import schema as _schema  # noqa: F401  (registers the bearer scheme)
 from penguinmails.api.errors import not_found
 from tenants.api import ApiKeyViewSet, MemberViewSet, MeView, RoleViewSet
+from tenants.api_audit import AuditEventViewSet
 
 
 class Router(SimpleRouter):
@@ -40,6 +41,7 @@ router = Router()
 router.register("members", MemberViewSet, basename="member")
 router.register("roles", RoleViewSet, basename="role")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("audit", AuditEventViewSet, basename="audit")
 router.register("domains", DomainViewSet, basename="domain")
 router.register("mailboxes", MailboxViewSet, basename="mailbox")
 router.register("infrastructure", InfrastructureViewSet, basename="infrastructure")

@@ -271,21 +271,66 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class AuditSource(models.TextChoices):
+    """Where an audited action came from; the tenant's log marks the staff ones."""
+
+    APP = "app", "Workspace"  # a service write: dashboard, API, command, job
+    ADMIN = "admin", "Platform staff (admin)"  # an add, change, delete or action in the admin
+    SUPPORT = "support", "Platform staff (support access)"  # a read-only look into the tenant
+
+
+class AppendOnly(Exception):
+    """An audit row was to be changed or deleted: the log only grows."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """No set-based update or delete: PostgreSQL refuses them too (migration 0003's trigger)."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnly("Audit events are never updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("Audit events are never deleted.")
+
+
 class AuditEvent(models.Model):
-    """What happened, who did it, in which tenant: one row per named service write."""
+    """What happened, who did it, in which tenant: one row per named service write, per staff
+    change in the admin and per support look. Append-only: saved once, never changed or deleted
+    (the model, its queryset and a database trigger refuse; the admin is read-only)."""
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
     )
+    # SET_NULL when a user is deleted (the only update the trigger lets through); the address
+    # stays in actor_email so the log still says who.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_email = models.CharField(max_length=254, blank=True, default="")
+    source = models.CharField(
+        max_length=10, choices=AuditSource.choices, default=AuditSource.APP, db_index=True
     )
     action = models.CharField(max_length=100, db_index=True)
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="audit_tenant_recent")]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnly("Audit events are never updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("Audit events are never deleted.")
+
+    @property
+    def by_staff(self) -> bool:
+        return self.source != AuditSource.APP

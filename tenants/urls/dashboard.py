@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tenants.views import dashboard, team
+from tenants.views import audit, dashboard, team
 
 app_name = "dashboard"
 urlpatterns = [
@@ -32,6 +32,7 @@ urlpatterns = [
     path("team/roles/new/", team.role_create, name="role_create"),
     path("team/roles/<int:role_id>/edit/", team.role_edit, name="role_edit"),
     path("team/roles/<int:role_id>/delete/", team.role_delete, name="role_delete"),
+    path("audit/", audit.audit_log, name="audit"),
     path("settings/", dashboard.settings_page, name="settings"),
     path("settings/rename/", dashboard.rename, name="rename"),
     path("settings/api-keys/new/", dashboard.api_key_create, name="api_key_create"),

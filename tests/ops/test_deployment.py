@@ -145,8 +145,8 @@ def test_its_health_checks_hit_health_endpoints_that_answer() -> None:
     assert "/health/queue" in services["worker"]["healthcheck"]["test"][-1]
 
 
-def workflow() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+def workflow() -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
     return loaded
 
 
@@ -182,8 +182,6 @@ def test_its_workflow_tests_builds_stages_smokes_then_promotes() -> None:
 
 
 def test_the_command_the_workflow_promotes_with_exists() -> None:
-    if not list(ROOT.glob("*/management/commands/migrate_safely.py")):
-        pytest.skip("manage.py migrate_safely (issue 15 item 6) has not landed yet")
     assert "migrate_safely" in get_commands()
 
 

@@ -18,6 +18,11 @@ class InfrastructureConfig(AppConfig):
 
         register_usage_counter(Resource.DEDICATED_IPS, usage.dedicated_ips_in_use)
         register_usage_counter(SERVERS, usage.servers_in_use)
+        # /health/email probes every active mail server.
+        from infrastructure.health import active_mail_servers
+        from penguinmails.health import register_mail_servers
+
+        register_mail_servers(active_mail_servers)
         # Margins: billing reads our cost records through its registry.
         from billing.costs import register_allocation_cost, register_cost_source
         from infrastructure.services import costs

@@ -14,3 +14,7 @@ class PenguinmailsConfig(AppConfig):
         # Every app's job handlers, found at start-up (each app's `jobs` module registers its
         # own), so a worker knows them all before its first message.
         registry.autodiscover()
+        # Every SQL statement of every process is timed for /metrics (penguinmails.metrics).
+        from penguinmails.metrics import db as metrics_db
+
+        metrics_db.install()

@@ -11,8 +11,9 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import beat_init, worker_init, worker_ready, worker_shutdown
 
+from penguinmails.metrics.instruments import start_process
 from penguinmails.queue import live
 from penguinmails.schedule import BEAT_SCHEDULE
 
@@ -24,6 +25,20 @@ app.conf.beat_schedule = BEAT_SCHEDULE
 app.autodiscover_tasks()
 
 PRESENCE_INTERVAL = 10.0
+
+
+@worker_init.connect
+def _start_worker_metrics(**_: Any) -> None:
+    """Before the pool forks: its processes count into files named `worker-...` in
+    PROMETHEUS_MULTIPROC_DIR, and a previous run's are cleared (penguinmails.metrics)."""
+    start_process("worker")
+
+
+@beat_init.connect
+def _start_beat_metrics(**_: Any) -> None:
+    start_process("beat")
+
+
 _presence_stop = threading.Event()
 
 

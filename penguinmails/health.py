@@ -3,24 +3,42 @@
 Answered by a middleware placed before tenant routing, so they work on any host and still answer
 (503) when the database that routing needs is down. JSON with status and latency; 200 when
 healthy, 503 when not.
+
+Every endpoint answers within HEALTH_TIMEOUT_MS or fails: its probes run in a small thread pool
+against that deadline, and a probe still running then is reported failed ("no answer within").
+Each probe also carries its own timeout (socket and Redis timeouts, PostgreSQL's
+statement_timeout), so a hung dependency does not keep a thread for long. Probes that read
+PostgreSQL do it on the pool thread's own connection, closed after each probe.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import smtplib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from enum import StrEnum
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 
-from penguinmails.queue.health import queue_metrics
+from penguinmails import heartbeat
+from penguinmails.models import READY_STATUSES, JobStatus
+from penguinmails.probes import bounded_queries, redis_client
 
 Check = Callable[[], dict[str, Any]]
+# (check name, host, port) of each SMTP server /health/email probes besides EMAIL_HOST.
+MailServerSource = Callable[[], Iterable[tuple[str, str, int]]]
+
+# Seed alert condition, kept on /health/queue: more than 1,000 jobs waiting for over 10 minutes.
+BACKLOG_ALERT_JOBS = 1000
+BACKLOG_ALERT_AGE = dt.timedelta(minutes=10)
 
 
 class Health(StrEnum):
@@ -28,6 +46,22 @@ class Health(StrEnum):
 
     OK = "ok"
     FAIL = "fail"
+
+
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
+_mail_server_sources: list[MailServerSource] = []
+_sources_lock = threading.Lock()
+
+
+def register_mail_servers(source: MailServerSource) -> None:
+    """The infrastructure app names the active mail servers at start-up (its AppConfig.ready)."""
+    with _sources_lock:
+        if source not in _mail_server_sources:
+            _mail_server_sources.append(source)
+
+
+def budget_seconds() -> float:
+    return settings.HEALTH_TIMEOUT_MS / 1000
 
 
 def _timed(check: Check) -> dict[str, Any]:
@@ -42,26 +76,34 @@ def _timed(check: Check) -> dict[str, Any]:
     return result
 
 
-def check_db() -> dict[str, Any]:
-    try:
-        connection.ensure_connection()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    finally:
-        # A failed check must not leave a broken connection for the next request.
-        if connection.connection is not None and not connection.is_usable():
+def _on_own_connection(check: Check) -> Check:
+    """For a pool thread: run `check` on this thread's connection and close it afterwards (no
+    connection is left open per thread, and a broken one never outlives its probe)."""
+
+    def probe() -> dict[str, Any]:
+        try:
+            return check()
+        finally:
             connection.close()
+
+    return probe
+
+
+# --- the probes -------------------------------------------------------------------------------
+def _statement_ms() -> int:
+    return max(settings.HEALTH_TIMEOUT_MS - 10, 10)
+
+
+def check_db() -> dict[str, Any]:
+    with bounded_queries(_statement_ms()), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
     return {}
-
-
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def check_redis() -> dict[str, Any]:
     """Redis answers (throttle counters, cache, Celery broker, live job status)."""
-    client = redis_client()
+    client = redis_client(budget_seconds())
     try:
         client.ping()
     finally:
@@ -69,45 +111,145 @@ def check_redis() -> dict[str, Any]:
     return {}
 
 
-def check_queue() -> dict[str, Any]:
-    client = redis_client()
+def check_beat() -> dict[str, Any]:
+    client = redis_client(budget_seconds())
     try:
-        client.ping()
-        detail: dict[str, Any] = {"broker": "ok"}
-        extra = _queue_metrics()
-        if extra is not None:
-            detail.update(extra)
-        return detail
+        last = heartbeat.last_beat(client)
     finally:
         client.close()
+    limit = settings.HEALTH_BEAT_STALE_SECONDS
+    if last is None:
+        return {"ok": False, "error": "beat has never sent its heartbeat"}
+    age = round(time.time() - last, 1)
+    detail: dict[str, Any] = {"heartbeat_age_s": age}
+    if age > limit:
+        detail.update(ok=False, error=f"beat's heartbeat is {age:.0f}s old (limit {limit}s)")
+    return detail
 
 
-def _queue_metrics() -> dict[str, Any] | None:
-    """Job-queue figures (penguinmails.queue)."""
-    return queue_metrics()
+_JOBS_SQL = """
+    SELECT
+      (SELECT min(run_at) FROM jobs WHERE status IN (%s, %s) AND run_at <= %s),
+      (SELECT min(run_at) FROM jobs WHERE status = %s),
+      EXISTS (SELECT 1 FROM jobs WHERE status = %s),
+      GREATEST((SELECT max(finished_at) FROM jobs WHERE status = %s),
+               (SELECT max(finished_at) FROM jobs WHERE status = %s)),
+      (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status IN (%s, %s, %s) AND run_at < %s
+                             LIMIT %s) AS backlog)
+"""
 
 
-def check_email() -> dict[str, Any]:
-    with smtplib.SMTP(settings.EMAIL_HOST, settings.EMAIL_PORT, timeout=3) as smtp:
-        code, _ = smtp.noop()
-    return {"ok": code == 250, "smtp": f"{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"}
+def check_jobs() -> dict[str, Any]:
+    """Fails when due jobs have waited HEALTH_QUEUE_STALL_SECONDS while no job ran or finished
+    (workers or the migrator stalled), and on the seed's backlog condition."""
+    now = timezone.now()
+    stall = dt.timedelta(seconds=settings.HEALTH_QUEUE_STALL_SECONDS)
+    ready = [s.value for s in READY_STATUSES]
+    params: list[str | int | dt.datetime] = [
+        *ready, now, JobStatus.ENQUEUED.value, JobStatus.RUNNING.value,
+        JobStatus.COMPLETED.value, JobStatus.DEAD.value,
+        *ready, JobStatus.ENQUEUED.value, now - BACKLOG_ALERT_AGE, BACKLOG_ALERT_JOBS + 1,
+    ]  # fmt: skip
+    with bounded_queries(_statement_ms()), connection.cursor() as cursor:
+        cursor.execute(_JOBS_SQL, params)
+        oldest_ready, oldest_enqueued, running, last_finished, backlog = cursor.fetchone()
+    waiting_since = min((t for t in (oldest_ready, oldest_enqueued) if t), default=None)
+    detail: dict[str, Any] = {
+        "oldest_waiting_age_s": round((now - waiting_since).total_seconds(), 1)
+        if waiting_since
+        else 0.0,
+        "last_finished_age_s": round((now - last_finished).total_seconds(), 1)
+        if last_finished
+        else None,
+        "running": bool(running),
+        "waiting_over_10_min": backlog,
+    }
+    idle = not running and (last_finished is None or now - last_finished > stall)
+    if waiting_since is not None and now - waiting_since > stall and idle:
+        detail.update(
+            ok=False,
+            error=f"jobs have waited {detail['oldest_waiting_age_s']:.0f}s and none ran or "
+            f"finished in the last {stall.total_seconds():.0f}s: workers or beat stalled",
+        )
+    elif backlog > BACKLOG_ALERT_JOBS:
+        detail.update(ok=False, error=f"over {BACKLOG_ALERT_JOBS} jobs waiting over 10 minutes")
+    return detail
 
 
-CHECKS: dict[str, dict[str, Check]] = {
-    "/health/db": {"db": check_db},
-    "/health/queue": {"queue": check_queue},
-    "/health/email": {"email": check_email},
-}
+def smtp_probe(host: str, port: int) -> Check:
+    def check() -> dict[str, Any]:
+        with smtplib.SMTP(host, port, timeout=budget_seconds()) as smtp:
+            code, _ = smtp.ehlo()
+            smtp.close()  # no QUIT round trip: the answer is in
+        detail: dict[str, Any] = {"smtp": f"{host}:{port}"}
+        if code != 250:
+            detail.update(ok=False, error=f"EHLO answered {code}")
+        return detail
+
+    return check
+
+
+def mail_server_checks() -> dict[str, Check]:
+    """The transactional mail host, then each active mail server once per (host, port)."""
+    checks: dict[str, Check] = {"email": smtp_probe(settings.EMAIL_HOST, settings.EMAIL_PORT)}
+    seen = {(settings.EMAIL_HOST, settings.EMAIL_PORT)}
+    for source in list(_mail_server_sources):
+        for name, host, port in source():
+            if (host, port) not in seen:
+                seen.add((host, port))
+                checks[f"mail:{name}"] = smtp_probe(host, port)
+    return checks
+
+
+# --- running them against the deadline --------------------------------------------------------
+def _run_all(checks: dict[str, Check], deadline: float) -> dict[str, dict[str, Any]]:
+    futures: dict[str, Future[dict[str, Any]]] = {
+        name: _pool.submit(_timed, check) for name, check in checks.items()
+    }
+    wait_for(futures.values(), timeout=max(deadline - time.monotonic(), 0))
+    results = {}
+    for name, future in futures.items():
+        if future.done():
+            results[name] = future.result()
+        else:
+            future.cancel()
+            results[name] = {
+                "status": Health.FAIL,
+                "error": f"no answer within {settings.HEALTH_TIMEOUT_MS} ms",
+                "latency_ms": float(settings.HEALTH_TIMEOUT_MS),
+            }
+    return results
+
+
+def _email_checks(deadline: float) -> dict[str, dict[str, Any]]:
+    listing = _pool.submit(_on_own_connection(mail_server_checks))
+    try:
+        checks = listing.result(timeout=max(deadline - time.monotonic(), 0))
+    except Exception as exc:  # noqa: BLE001 - the listing failing is itself the answer
+        listing.cancel()
+        error = "no answer within the deadline" if not listing.done() else f"{exc}"
+        return {"mail_servers": {"status": Health.FAIL, "error": error[:300], "latency_ms": 0.0}}
+    return _run_all(checks, deadline)
+
+
+def checks_for(path: str) -> dict[str, Check]:
+    if path == "/health":
+        # Liveness plus the two stores every request needs.
+        return {"db": _on_own_connection(check_db), "redis": check_redis}
+    if path == "/health/db":
+        return {"db": _on_own_connection(check_db)}
+    if path == "/health/queue":
+        return {"broker": check_redis, "jobs": _on_own_connection(check_jobs), "beat": check_beat}
+    raise KeyError(path)
 
 
 def run_checks(path: str) -> tuple[int, dict[str, Any]]:
     started = time.perf_counter()
-    if path == "/health":
-        # Liveness plus the two stores every request needs.
-        checks = {"db": check_db, "redis": check_redis}
+    deadline = time.monotonic() + budget_seconds()
+    if path == "/health/email":
+        results = _email_checks(deadline)
     else:
-        checks = CHECKS[path]
-    results = {name: _timed(check) for name, check in checks.items()}
+        results = _run_all(checks_for(path), deadline)
     healthy = all(r["status"] == Health.OK for r in results.values())
     body = {
         "status": Health.OK if healthy else Health.FAIL,
@@ -133,4 +275,4 @@ class HealthCheckMiddleware:
         return response
 
 
-__all__ = ["HealthCheckMiddleware", "run_checks"]
+__all__ = ["HealthCheckMiddleware", "register_mail_servers", "run_checks"]

@@ -222,18 +222,21 @@ __all__ = [
 
 
 # --- platform-wide daily counts (docs/inbound.md, "Automatic protection") -----------------------
-def bump_platform_daily(day: date, *, sent: int = 0, bounced: int = 0, complained: int = 0) -> None:
+def bump_platform_daily(
+    day: date, *, sent: int = 0, bounced: int = 0, complained: int = 0, replied: int = 0
+) -> None:
     """Add to the platform's counts of `day`: one upsert that adds (concurrent writers never lose
     a count), in the caller's transaction."""
-    if not (sent or bounced or complained):
+    if not (sent or bounced or complained or replied):
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO platform_daily_stats AS s (day, sent, bounced, complained) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (day) DO UPDATE SET "
+            "INSERT INTO platform_daily_stats AS s (day, sent, bounced, complained, replied) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (day) DO UPDATE SET "
             "sent = s.sent + EXCLUDED.sent, bounced = s.bounced + EXCLUDED.bounced, "
-            "complained = s.complained + EXCLUDED.complained",
-            [day, sent, bounced, complained],
+            "complained = s.complained + EXCLUDED.complained, "
+            "replied = s.replied + EXCLUDED.replied",
+            [day, sent, bounced, complained, replied],
         )
 
 

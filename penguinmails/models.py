@@ -255,14 +255,16 @@ class WarmupPoolMember(models.Model):
 
 
 class PlatformDailyStat(models.Model):
-    """Platform-wide send, bounce and complaint counts per UTC day (public schema), bumped beside
-    each tenant's own rollups, so the seed's "bounce rate > 15 %" staff alert is one row read,
-    never a loop over tenant schemas. Written only through `penguinmails.indexes`."""
+    """Platform-wide send, bounce, complaint and reply counts per UTC day (public schema), bumped
+    beside each tenant's own rollups, so the seed's "bounce rate > 15 %" staff alert is one row
+    read, never a loop over tenant schemas, and /metrics's message counters are one sum. Written
+    only through `penguinmails.indexes`."""
 
     day = models.DateField(unique=True)
     sent = models.PositiveBigIntegerField(default=0)
     bounced = models.PositiveBigIntegerField(default=0)
     complained = models.PositiveBigIntegerField(default=0)
+    replied = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         db_table = "platform_daily_stats"

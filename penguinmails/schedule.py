@@ -18,6 +18,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 1.0,
         "options": {"queue": Queue.HIGH.value, "expires": 5},
     },
+    # /health/queue fails when this heartbeat is stale (penguinmails.heartbeat).
+    "beat-heartbeat": {
+        "task": "penguinmails.beat_heartbeat",
+        "schedule": 10.0,
+        "options": {"queue": Queue.HIGH.value, "expires": 10},
+    },
     "reap-expired-jobs": {
         "task": "penguinmails.reap_jobs",
         "schedule": 5.0,

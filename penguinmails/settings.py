@@ -122,6 +122,7 @@ SHOW_PUBLIC_IF_NO_TENANT_FOUND = False
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    "penguinmails.metrics.middleware.MetricsMiddleware",  # /metrics; times every request below
     "penguinmails.health.HealthCheckMiddleware",  # answers /health* before tenant lookup
     "penguinmails.alerts.middleware.AlertCountersMiddleware",  # 5xx and slow-query counts
     "penguinmails.api.middleware.ApiInputMiddleware",  # API: JSON 413 for big bodies, 400 for NUL
@@ -335,6 +336,21 @@ JOB_ENQUEUED_LEASE_SECONDS = env_int("JOB_ENQUEUED_LEASE_SECONDS", default=300)
 JOB_RUNNING_LEASE_SECONDS = env_int("JOB_RUNNING_LEASE_SECONDS", default=60)
 JOB_RETRY_BASE_SECONDS = env_int("JOB_RETRY_BASE_MS", default=2000) / 1000
 JOB_RETENTION_COMPLETED_DAYS = env_int("JOB_RETENTION_COMPLETED_DAYS", default=7)
+
+# --- Metrics and health (docs/operations.md, "Metrics and health") ----------------------------
+# /metrics answers only a bearer of this token (404 while unset), from these networks (CIDRs;
+# empty: any). Processes count into files under PROMETHEUS_MULTIPROC_DIR (read by prometheus-client
+# itself at import; one directory per host, shared by web, worker and beat).
+METRICS_TOKEN = env_str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", default=[])
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", default="")
+METRICS_QUERY_TIMEOUT_MS = env_int("METRICS_QUERY_TIMEOUT_MS", default=2000)
+# Every health endpoint answers within this (its probes run against this deadline) or fails.
+HEALTH_TIMEOUT_MS = env_int("HEALTH_TIMEOUT_MS", default=80)
+# /health/queue fails when due jobs have waited this long while no job started or finished.
+HEALTH_QUEUE_STALL_SECONDS = env_int("HEALTH_QUEUE_STALL_SECONDS", default=120)
+# ... and when beat's heartbeat (written every 10 s through the high queue) is older than this.
+HEALTH_BEAT_STALE_SECONDS = env_int("HEALTH_BEAT_STALE_SECONDS", default=60)
 
 # --- Security (production values; `manage.py check --deploy` is clean with DEBUG=false) -------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -7,7 +7,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from penguinmails.queue import migrator, reaper, runner
+from penguinmails import heartbeat
+from penguinmails.queue import live, migrator, reaper, runner
 from penguinmails.queue.producer import enqueue
 from penguinmails.queue.publisher import RUN_JOB
 
@@ -34,6 +35,12 @@ def reap_jobs() -> int:
 def enqueue_job(task: str, payload: dict[str, Any] | None = None) -> int:
     """Periodic jobs: beat enqueues them as jobs, keyed so a slow one is never doubled."""
     return enqueue(task, payload or {}, idempotency_key=f"periodic:{task}").pk
+
+
+@shared_task(name="penguinmails.beat_heartbeat", ignore_result=True)
+def beat_heartbeat() -> float:
+    """Beat's heartbeat for /health/queue (penguinmails.heartbeat)."""
+    return heartbeat.beat(live.client())
 
 
 @shared_task(name="penguinmails.noop", ignore_result=True)

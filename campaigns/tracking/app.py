@@ -31,6 +31,7 @@ from django.template.loader import render_to_string
 
 from campaigns.tracking import buffer, links, tokens
 from campaigns.tracking.unsubscribe import UnknownMessage, unsubscribe
+from penguinmails import metrics
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def _record(
         buffer.push(event)
     except redis.RedisError as exc:
         log.warning("tracking: %s event for message %s lost: %s", kind, token.message_pk, exc)
+        return
+    metrics.count_tracking_event(kind.value)
 
 
 def _page(
@@ -201,6 +204,7 @@ def unsubscribe_page(environ: Environ, start_response: StartResponse, raw: str) 
                          {"action": action})  # fmt: skip
     finally:
         _tidy_connections()
+    metrics.count_tracking_event(tokens.TokenKind.UNSUBSCRIBE.value)
     return _page(start_response, "200 OK", "tracking/unsubscribed.html", {})
 
 

@@ -142,7 +142,11 @@ def add(increments: Iterable[SenderBump]) -> int:
         cursor.execute(sql, values)
     for day, counts in platform.items():
         indexes.bump_platform_daily(
-            day, sent=counts["sent"], bounced=counts["bounced"], complained=counts["complained"]
+            day,
+            sent=counts["sent"],
+            bounced=counts["bounced"],
+            complained=counts["complained"],
+            replied=counts["replied"],
         )
     return len(placeholders)
 

@@ -23,6 +23,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from django_tenants.utils import get_tenant_model, schema_context
 
+from penguinmails import metrics
 from penguinmails.db import TenantConnection
 from penguinmails.models import CLAIMABLE_STATUSES, Job, JobStatus
 from penguinmails.queue import live
@@ -58,11 +59,24 @@ def run(job_id: int, *, worker_id: str) -> Outcome:
         job.pk, status=JobStatus.RUNNING, worker=worker_id, started=_iso(job.started_at)
     )
     _leases.track(job.pk, worker_id)
+    started = time.perf_counter()
+    outcome = "error"  # _run_claimed records every handler failure: this is our own failing
     try:
-        return _run_claimed(job, worker_id)
+        outcome = _run_claimed(job, worker_id).value
+        return Outcome(outcome)
     finally:
         _leases.untrack(job.pk)
         _use_public()
+        metrics.record_job(_task_label(job.task), outcome, time.perf_counter() - started)
+
+
+def _task_label(task: str) -> str:
+    """The metrics label of a task: its name when registered, so a row naming garbage cannot
+    grow the label set."""
+    try:
+        return get_handler(task).name
+    except UnknownHandler:
+        return "<unknown>"
 
 
 # The worker's two bookkeeping writes are single statements in autocommit: no BEGIN/COMMIT round

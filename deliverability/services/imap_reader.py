@@ -33,11 +33,14 @@ from deliverability.services.mailbox_probe import ProbeResult, StepFailed, close
 from deliverability.services.mailboxes.credentials import endpoints
 from deliverability.services.mailboxes.lifecycle import POLLED_STATUSES, transition_mailbox
 from penguinmails import indexes
+from penguinmails.alerts import raise_alert, resolve_alert
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.queue.producer import JobSpec, enqueue, enqueue_many
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
+# The alert engine's rule for a mailbox the poller cannot log in to (resolved at the next login).
+LOGIN_ALERT = "mailbox.login_failing"
 
 POLL_TASK = "inbound.poll"
 POLL_DUE_TASK = "inbound.poll_due"
@@ -146,6 +149,7 @@ def _read(tenant: Tenant, mailbox: Mailbox, budget: int, report: PollReport) -> 
     except StepFailed as failed:
         report.failed = _login_failed(tenant, mailbox, failed.result)
         return
+    resolve_alert(LOGIN_ALERT, _alert_subject(tenant, mailbox), note="IMAP login succeeded")
     try:
         report.folders = tuple(_folders(client))
         for folder in report.folders:
@@ -175,8 +179,19 @@ def _login_failed(tenant: Tenant, mailbox: Mailbox, result: ProbeResult) -> str:
         if locked.status == MailboxStatus.ACTIVE:
             transition_mailbox(locked, MailboxStatus.FAILING, reason=reason)
         indexes.set_next_poll(tenant.pk, mailbox.pk, at=_after(delay), failures=failures)
+        raise_alert(
+            LOGIN_ALERT,
+            _alert_subject(tenant, mailbox),
+            summary=f"Mailbox {mailbox.address} cannot log in: {reason}",
+            detail={"mailbox_id": mailbox.pk, "step": str(result.step), "failures": failures},
+            tenant_schema=tenant.schema_name,
+        )
     log.warning("inbound poll of %s: %s (retry in %ss)", mailbox.address, reason, delay)
     return reason
+
+
+def _alert_subject(tenant: Tenant, mailbox: Mailbox) -> str:
+    return f"mailbox:{tenant.schema_name}:{mailbox.pk}"
 
 
 # --- IMAP --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def text_of(alert: Alert) -> str:
     return f"[{alert.severity.upper()}] {alert.rule} {alert.subject}{where}: {alert.summary}"
 
 
-def announce(alert: Alert) -> None:
+def announce(alert: Alert, *, email_staff: bool = True) -> None:
     """In the opening transaction: emails go out after commit, the webhook job commits with it."""
     variables = {
         "headline": f"PenguinMails alert: {alert.rule}",
@@ -46,7 +46,7 @@ def announce(alert: Alert) -> None:
         "summary": alert.summary,
         "tenant_name": alert.tenant_schema or "(platform)",
     }
-    for to in staff_emails():
+    for to in staff_emails() if email_staff else []:
         send_transactional(
             "alert", to=to, variables=variables, idempotency_key=f"alert-{alert.pk}-{to}"
         )

@@ -44,9 +44,12 @@ def raise_alert(
     detail: dict[str, Any] | None = None,
     tenant_schema: str | None = None,
     now: datetime | None = None,
+    email_staff: bool = True,
 ) -> Alert:
     """Open the one open alert of (rule, subject), or refresh it if it is open already. Staff
-    (email, webhook) are told on open only, after commit."""
+    (email, webhook) are told on open only, after commit. `email_staff=False` when the caller
+    emails staff itself with its own message (blocklist listings): the webhook and the banners
+    still tell."""
     now = now or timezone.now()
     severity = Severity(severity)
     detail = dict(detail or {})
@@ -71,7 +74,7 @@ def raise_alert(
             alert = _open_rows(rule, subject).select_for_update().get()
             return _refresh(alert, summary=summary, severity=severity, detail=detail, now=now)
         states.note(alert, reason=f"opened: {summary}"[:1000])
-        channels.announce(alert)
+        channels.announce(alert, email_staff=email_staff)
     return alert
 
 

@@ -11,12 +11,15 @@ from django.db import transaction
 
 from infrastructure.models import IP_SENDING, IpAddress, IpRole
 from infrastructure.services.ips import migrate_ip, quarantine_ip
+from penguinmails.alerts import Severity, raise_alert, resolve_alert
 from penguinmails.errors import DomainError
 from reputation.models import Blocklist, Listing
 from tenants.models import Membership, Tenant, User
 from tenants.permissions import BuiltinRole
 
 log = logging.getLogger(__name__)
+
+ALERT_RULE = "blocklist.listed"
 
 
 def quarantine_reason(new: list[Listing], zones: dict[str, Blocklist]) -> str:
@@ -66,6 +69,10 @@ def _staff() -> list[str]:
     return sorted(set(rows) | set(settings.BLOCKLIST_STAFF_EMAILS))
 
 
+def _names(new: list[Listing]) -> list[str]:
+    return sorted({x.list_name for x in new})
+
+
 def _lines(new: list[Listing], zones: dict[str, Blocklist]) -> list[str]:
     lines = []
     for listing in new:
@@ -101,11 +108,28 @@ def notify_listed(
         ]
     else:
         body += ["", "Nothing was moved; mail from this domain may land in spam meanwhile."]
-    subject_line = (
-        f"[PenguinMails] {subject} is blocklisted ({', '.join(sorted({x.list_name for x in new}))})"
-    )
+    subject_line = f"[PenguinMails] {subject} is blocklisted ({', '.join(_names(new))})"
     _send_after_commit(subject_line, "\n".join(body), _owners(tenant))
     _send_after_commit(f"[staff] {subject_line} for {tenant.slug}", "\n".join(body), _staff())
+    # The alert engine (webhook, admin and dashboard banners); staff have their email above.
+    said = f"{what[:1].upper()}{what[1:]} {subject}"
+    raise_alert(
+        ALERT_RULE,
+        f"{new[0].kind}:{subject}",
+        summary=f"{said} is blocklisted ({', '.join(_names(new))}).",
+        severity=Severity.CRITICAL if new[0].kind == "ip" else Severity.WARNING,
+        detail={
+            "lists": [x.zone for x in new],
+            "moved_to": str(moved_to.address) if moved_to else None,
+        },
+        tenant_schema=tenant.schema_name,
+        email_staff=False,
+    )
+
+
+def listing_cleared(kind: str, subject: str) -> None:
+    """No list names the subject any more: its alert resolves."""
+    resolve_alert(ALERT_RULE, f"{kind}:{subject}", note="delisted from every blocklist")
 
 
 def notify_delisted(ip: IpAddress) -> None:

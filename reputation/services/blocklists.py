@@ -242,6 +242,13 @@ def _record(
         check.refresh_from_db()
         if new and callable(on_new):
             on_new(check, subject_id, tenant, new, zones)
+        elif (
+            live
+            and not Listing.objects.filter(
+                kind=kind, subject=subject, status=ListingStatus.LISTED
+            ).exists()
+        ):
+            blocklist_alerts.listing_cleared(kind, subject)
     return check
 
 

@@ -13,7 +13,7 @@ verdicts; an IP's PTR) and live blocklist listings. The arithmetic is `reputatio
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -133,7 +133,10 @@ def _evidence(
     facts: _Facts,
     figures: SenderFigures | None,
     mailbox_ids: Collection[int],
-    **extra: object,
+    *,
+    dns: dict[str, bool] | None = None,
+    ptr: bool | None = None,
+    listings: Sequence[scoring.Listed] = (),
 ) -> scoring.Evidence:
     placed: Counter[str] = Counter()
     for pk in mailbox_ids:
@@ -145,7 +148,9 @@ def _evidence(
         sent=figures.sent,
         bounced=figures.bounced,
         complained=figures.complained,
-        **extra,  # type: ignore[arg-type]
+        dns=dns,
+        ptr=ptr,
+        listings=listings,
     )
 
 

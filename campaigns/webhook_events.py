@@ -66,11 +66,11 @@ def _outcome(status: str, result: _Result, at: dt.datetime) -> dict[str, Any]:
 
 def tracking(events: Iterable[MessageEvent]) -> None:
     """message.opened and message.clicked, one per recorded open or click (machine ones say so)."""
-    wanted = {
+    names: dict[str, str] = {
         EventKind.OPEN: Event.MESSAGE_OPENED,
         EventKind.CLICK: Event.MESSAGE_CLICKED,
     }
-    wanted = {kind: name for kind, name in wanted.items() if has_subscribers(name)}
+    wanted = {kind: name for kind, name in names.items() if has_subscribers(name)}
     if not wanted:
         return
     by_event: dict[str, list[Mapping[str, Any]]] = {}

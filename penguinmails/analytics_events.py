@@ -76,6 +76,10 @@ def _clean(properties: Mapping[str, Any] | None) -> dict[str, Any]:
     return clean
 
 
+def analytics_enabled() -> bool:
+    return bool(settings.POSTHOG_API_KEY)
+
+
 def capture(event: str, tenant: _Tenant, properties: Mapping[str, Any] | None = None) -> None:
     """Send `event` for `tenant` after commit; nothing without POSTHOG_API_KEY."""
     if not settings.POSTHOG_API_KEY:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from deliverability.models import DOMAIN_STATES, DomainStatus, SendingDomain
 from penguinmails import states
+from penguinmails.analytics_events import analytics_enabled, capture
+from tenants.models import Tenant
 
 
 def can_move(from_: str, to: str) -> bool:
@@ -28,4 +31,16 @@ def transition(
             fields["verified_at"] = now
     elif to == DomainStatus.FAILING:
         fields["flagged_at"] = now
-    return states.transition(domain, to, reason=reason[:500], actor=job_id, **fields)
+    moved = states.transition(domain, to, reason=reason[:500], actor=job_id, **fields)
+    if "verified_at" in fields:
+        _verified_first_time()
+    return moved
+
+
+def _verified_first_time() -> None:
+    """Product analytics: a workspace's sending domain verified for the first time."""
+    if not analytics_enabled():
+        return
+    tenant = Tenant.objects.filter(schema_name=connection.schema_name).first()
+    if tenant is not None:
+        capture("domain verified", tenant)

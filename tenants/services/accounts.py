@@ -20,6 +20,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django_tenants.utils import schema_context
 from email_validator import EmailNotValidError, validate_email
 
+from penguinmails.analytics_events import capture
 from penguinmails.errors import Conflict, DomainError, ValidationFailed
 from penguinmails.mail import send_transactional
 from tenants.models import Membership, Tenant, User
@@ -124,6 +125,7 @@ def sign_up(
                     fields["workspace_name"] = fields.pop("name")
                 raise ValidationFailed(exc.message, fields=fields) from exc
             audit.record("user.signed_up", tenant=tenant, actor=user, slug=slug)
+            capture("signed up", tenant)
             _send_verification(user)
     except IntegrityError as exc:
         # Another signup took the email or the address between our checks and our insert:

@@ -14,6 +14,7 @@ from campaigns.sending.enrollments import enrol
 from campaigns.services.campaigns.access import _actor, _fail, _in_schema, _lock_draft
 from campaigns.services.stats.windows import acknowledge_campaign
 from penguinmails import indexes, states
+from penguinmails.analytics_events import capture
 from penguinmails.errors import IllegalTransition, NotFound
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -94,6 +95,8 @@ def transition_to(
             from_status=before,
             to_status=target,
         )
+        if action == "start":
+            capture("campaign started", principal.tenant, {"campaign_id": locked.pk})
         if target == CampaignStatus.COMPLETED:
             webhook_events.campaign_completed(locked, reason)
     return locked

@@ -29,6 +29,7 @@ from deliverability.services.mailboxes.validation import (
     _require_capacity,
     _security,
 )
+from penguinmails.analytics_events import capture
 from penguinmails.errors import DomainError
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
@@ -146,6 +147,7 @@ def connect_mailbox(
             mailbox_id=mailbox.pk,
             kind=kind,
         )
+        capture("mailbox connected", tenant, {"kind": kind, "hosted": False})
     return mailbox
 
 

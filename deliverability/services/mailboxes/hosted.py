@@ -36,6 +36,7 @@ from infrastructure.services.mailservers import (
     uses_shared_servers,
 )
 from penguinmails import indexes, states
+from penguinmails.analytics_events import capture
 from penguinmails.crypto import SecretUnavailable
 from penguinmails.errors import DomainError
 from penguinmails.queue.producer import enqueue
@@ -154,6 +155,7 @@ def create_mailbox(
             mailbox_id=mailbox.pk,
             mail_server_id=server.pk,
         )
+        capture("mailbox connected", tenant, {"kind": str(mailbox.kind), "hosted": True})
         enqueue(
             PROVISION_TASK,
             {"mailbox_id": mailbox.pk},

@@ -12,13 +12,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections, transaction
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from penguinmails.alerts.services import raise_alert, resolve_alert
 from penguinmails.alerts.severity import Severity
 from penguinmails.backups import pg
-from penguinmails.backups.models import Backup, BackupKind, VerifyStatus
+from penguinmails.backups.models import Backup, BackupKind, BackupStatus, VerifyStatus
 from penguinmails.backups.services import (
     Progress,
     _quiet,
@@ -78,16 +79,30 @@ def restore_tenant(
     return backup
 
 
-def restore_database(*, backup_id: int | None = None, progress: Progress = _quiet) -> Backup:
+def restore_database(
+    *, backup_id: int | None = None, path: str = "", progress: Progress = _quiet
+) -> Backup:
     """Put back the whole database as a full backup holds it (every schema dropped, then the
     backup restored, in one transaction). The backup records themselves are kept as they are
-    now, so the history of backups is not rolled back with the data."""
-    backup = get_backup(backup_id) if backup_id else latest(kind=BackupKind.FULL)
+    now, so the history of backups is not rolled back with the data.
+
+    `path` names a file in the configured storage instead of a record: for a new, empty
+    database (disaster recovery), where the records are inside the backup itself."""
+    if path:
+        backup = Backup(
+            kind=BackupKind.FULL,
+            status=BackupStatus.COMPLETED,
+            storage=settings.BACKUP_STORAGE,
+            path=path,
+            started_at=timezone.now(),
+        )
+    else:
+        backup = get_backup(backup_id) if backup_id else latest(kind=BackupKind.FULL)
     if backup.kind != BackupKind.FULL:
         raise DomainError(
             f"Backup #{backup.pk} holds one tenant's schema; restore it with --tenant."
         )
-    records: list[dict[str, Any]] = [dict(r) for r in Backup.objects.order_by("pk").values()]
+    records = _records()
     with fetched(backup, progress) as archive:
         with pg.connect() as conn:
             existing = pg.schemas(conn)
@@ -100,12 +115,24 @@ def restore_database(*, backup_id: int | None = None, progress: Progress = _quie
         pg.restore_in_one_transaction(
             archive, before=before, after=[], schema=None, on_line=_lines(progress)
         )
-    _put_back_records(records, restored=backup.pk)
+    if records:  # none (a new or empty database): the records in the backup stand
+        _put_back_records(records, restored=backup.pk)
+    if backup.pk is None:
+        progress(f"database restored from {path}")
+        return backup
     progress(f"database restored from backup #{backup.pk} ({backup.started_at:%Y-%m-%d %H:%M} UTC)")
     return get_backup(backup.pk)
 
 
-def _put_back_records(records: list[dict[str, Any]], *, restored: int) -> None:
+def _records() -> list[dict[str, Any]] | None:
+    """The backup records as they are now; None on a database without the table (empty)."""
+    try:
+        return [dict(r) for r in Backup.objects.order_by("pk").values()]
+    except DatabaseError:
+        return None
+
+
+def _put_back_records(records: list[dict[str, Any]], *, restored: int | None) -> None:
     now = timezone.now()
     with transaction.atomic():
         Backup.objects.all().delete()

@@ -144,3 +144,21 @@ def test_bad_input_exits_non_zero_saying_why(cast: Cast, backup_dir: Path) -> No
         run("backup", "restore", "--tenant", "acme", "--backup", str(globex_backup.pk))
     with pytest.raises(CommandError, match="one tenant's schema; restore it with --tenant"):
         run("backup", "restore", "--yes", "--backup", str(globex_backup.pk))
+
+
+def test_whole_database_restore_by_path_without_a_record(cast: Cast, backup_dir: Path) -> None:
+    acme = cast.tenant.schema_name
+    add_leads(acme, "r4-a@example.com")
+    run("backup", "create")
+    key = Backup.objects.get().path
+    # As on a new server: no record of the backup, and the data has moved on since.
+    Backup.objects.all().delete()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DELETE FROM "{acme}".campaigns_lead')  # noqa: S608 - our schema
+        cursor.execute("CREATE TABLE public.r4_after_backup (id int)")
+
+    out, _ = run("backup", "restore", "--yes", "--path", key)
+    assert f"database restored from {key}" in out
+    assert lead_emails(acme, "r4-") == {"r4-a@example.com"}
+    assert not table_exists("public", "r4_after_backup")
+    assert list(Backup.objects.values_list("path", "status")) == [("", BackupStatus.RUNNING)]

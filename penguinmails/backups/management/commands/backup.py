@@ -34,6 +34,12 @@ class Command(BaseCommand):
         restore.add_argument(
             "--yes", action="store_true", help="required to restore the WHOLE database"
         )
+        restore.add_argument(
+            "--path",
+            metavar="KEY",
+            help="whole database from this file of the backup storage (no record needed: "
+            "for an empty database)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -84,6 +90,8 @@ class Command(BaseCommand):
 
     def do_restore(self, options: dict[str, Any]) -> None:
         if options["tenant"]:
+            if options["path"]:
+                raise CommandError("--path restores the whole database; it takes no --tenant")
             backup = restore_tenant(
                 options["tenant"], backup_id=options["backup"], progress=self._progress
             )
@@ -95,8 +103,14 @@ class Command(BaseCommand):
                 "stop the web, worker and beat processes and run it again with --yes "
                 "(docs/runbooks/database-restore.md)"
             )
-        backup = restore_database(backup_id=options["backup"], progress=self._progress)
-        self.stdout.write(f"database restored from backup #{backup.pk}")
+        if options["path"] and options["backup"]:
+            raise CommandError("give either --backup or --path, not both")
+        backup = restore_database(
+            backup_id=options["backup"], path=options["path"] or "", progress=self._progress
+        )
+        self.stdout.write(
+            f"database restored from {f'backup #{backup.pk}' if backup.pk else backup.path}"
+        )
 
 
 def _row(b: Backup) -> dict[str, Any]:

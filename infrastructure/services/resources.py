@@ -31,7 +31,7 @@ from infrastructure.providers import (
     ResourceFigures,
     get_vps_provider,
 )
-from penguinmails.alerts import Severity, raise_alert, resolve_alert
+from penguinmails.alerts import Severity, open_alerts, raise_alert, resolve_alert
 from penguinmails.queue.producer import JobSpec, enqueue_many
 from tenants.models import Tenant
 
@@ -84,12 +84,20 @@ def spread_offset(vps_id: int, interval: int) -> int:
 
 def schedule_collection(now: dt.datetime | None = None) -> int:
     """One collection job per active server, each at its offset into the interval; a server
-    whose previous job is still waiting keeps that one (idempotency key). Returns how many."""
+    whose previous job is still waiting keeps that one (idempotency key). Returns how many.
+
+    The alert of a server that is no longer read (suspended, failed, terminated) resolves here:
+    nothing would ever clear it otherwise."""
     now = now or timezone.now()
     interval = settings.VPS_RESOURCES_INTERVAL_SECONDS
-    ids = list(
-        VpsInstance.objects.filter(status__in=MONITORED).order_by("id").values_list("id", flat=True)
+    servers = dict(
+        VpsInstance.objects.filter(status__in=MONITORED).order_by("id").values_list("id", "name")
     )
+    ids = list(servers)
+    watched = {f"vps:{name}" for name in servers.values()}
+    for subject in open_alerts().filter(rule=ALERT_RULE).values_list("subject", flat=True):
+        if subject not in watched:
+            resolve_alert(ALERT_RULE, subject, note="The server is no longer active.", now=now)
     enqueue_many(
         JobSpec(
             COLLECT_TASK,

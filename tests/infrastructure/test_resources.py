@@ -327,6 +327,20 @@ def test_beat_enqueues_one_spread_read_per_active_server_and_the_jobs_read_them(
     assert not VpsResourceSample.objects.filter(vps=gone).exists()
 
 
+def test_the_alert_of_a_server_no_longer_active_resolves(cast: Cast, exporter: Exporter) -> None:
+    thresholds("growth", 90, 80, 85)
+    set_plan(cast.tenant, "growth")
+    kept, stopped = active_vps(cast.tenant, "acme-k1"), active_vps(cast.tenant, "acme-k2")
+    exporter.page = exporter_page(mem_available=0.2 * GB)
+    resources.collect(kept.pk)
+    resources.collect(stopped.pk)
+    assert open_alert(kept) is not None and open_alert(stopped) is not None
+    VpsInstance.objects.filter(pk=stopped.pk).update(status=VpsStatus.SUSPENDED)
+    resources.schedule_collection()
+    assert open_alert(stopped) is None
+    assert open_alert(kept) is not None  # still active, still over: left to its next reading
+
+
 def test_the_due_job_is_scheduled_by_beat() -> None:
     from penguinmails.schedule import BEAT_SCHEDULE
 

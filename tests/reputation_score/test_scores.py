@@ -204,6 +204,7 @@ def test_the_api_lists_scores_worst_first_and_nothing_of_another_tenant(cast: Ca
 
 def test_the_overview_page_is_worst_first_and_in_the_nav(cast: Cast) -> None:
     _setup(cast)
+    make_ip(cast.tenant, "127.0.0.62")
     scores.score_tenant(cast.tenant)
     page = client_for(cast.owner, cast.tenant).get("/reputation/")
     assert page.status_code == 200
@@ -216,3 +217,9 @@ def test_the_overview_page_is_worst_first_and_in_the_nav(cast: Cast) -> None:
     assert client_for(cast.outsider, cast.tenant).get("/reputation/").status_code in (302, 403, 404)
     blind, _ = custom_member(cast.tenant, "blind2@acme.test", mailboxes="read")
     assert client_for(blind, cast.tenant).get("/reputation/").status_code == 403
+    # Each section follows its area: IPs need Infrastructure.
+    assert 'data-subject="127.0.0.62"' in html
+    no_infra, _ = custom_member(cast.tenant, "noinfra@acme.test", warmup="read", mailboxes="read")
+    partial = client_for(no_infra, cast.tenant).get("/reputation/").content.decode()
+    assert "anna@scored.test" in partial and "127.0.0.62" not in partial
+    assert 'id="overview-domains"' not in partial

@@ -19,7 +19,7 @@ from tests.api.conftest import assert_error, key_client
 from tests.conftest import PASSWORD, Cast, client_for
 from tests.dashboard.helpers import custom_member
 from tests.reputation_score.conftest import make_domain, make_mailbox, place
-from warmup.models import WarmupPlan, WarmupStatus
+from warmup.models import WarmupMessage, WarmupPlan, WarmupStatus
 from warmup.services import pool
 
 
@@ -36,6 +36,9 @@ def _warming(cast: Cast, address: str = "dora@faces.test", *, day: int = 6) -> M
 
 def test_the_page_shows_status_day_sends_placement_and_score(cast: Cast) -> None:
     mailbox = _warming(cast)
+    with schema_context(cast.tenant.schema_name):
+        WarmupMessage.objects.filter(mailbox=mailbox, placed_at__gte=timezone.now() - timedelta(
+            hours=1)).update(sent_at=timezone.now())  # fmt: skip
     scores.score_tenant(cast.tenant, day=timezone.now().date() - timedelta(days=1))
     scores.score_tenant(cast.tenant)
     page = client_for(cast.owner, cast.tenant).get(f"/warmup/mailboxes/{mailbox.pk}/")
@@ -43,6 +46,7 @@ def test_the_page_shows_status_day_sends_placement_and_score(cast: Cast) -> None
     html = page.content.decode()
     assert 'data-warmup-status="warming"' in html and "Day 6</strong>" in html
     assert "<dd data-placement-30d>11 / 5</dd>" in html
+    assert "<dd data-sent-today>10</dd>" in html
     chart = html[html.index('id="placement-chart"') :]
     chart = chart[: chart.index("</figure>")]
     assert "<svg" in chart and "<script" not in chart
@@ -52,6 +56,21 @@ def test_the_page_shows_status_day_sends_placement_and_score(cast: Cast) -> None
     # The mailboxes page links to it.
     listing = client_for(cast.owner, cast.tenant).get("/mailboxes/").content.decode()
     assert f'href="/warmup/mailboxes/{mailbox.pk}/"' in listing
+
+
+def test_a_mailbox_out_of_the_pool_says_so_and_can_join(cast: Cast) -> None:
+    with schema_context(cast.tenant.schema_name):
+        mailbox = make_mailbox("finn@faces.test")
+    url = f"/warmup/mailboxes/{mailbox.pk}/"
+    owner = client_for(cast.owner, cast.tenant)
+    page = owner.get(url).content.decode()
+    assert 'data-warmup-status="off"' in page and 'data-score="none"' in page
+    # Saving with the box unchecked keeps it out; checked, it joins.
+    form = {"enabled": "false", "target": "40", "timezone": "UTC"}
+    assert owner.post(f"{url}settings/", form).status_code == 302
+    assert not WarmupPoolMember.objects.filter(tenant=cast.tenant, mailbox_id=mailbox.pk).exists()
+    assert owner.post(f"{url}settings/", {**form, "enabled": "true"}).status_code == 302
+    assert WarmupPoolMember.objects.filter(tenant=cast.tenant, mailbox_id=mailbox.pk).exists()
 
 
 def test_an_outsider_and_a_role_without_warm_up_see_nothing(cast: Cast) -> None:

@@ -370,11 +370,14 @@ def test_the_api_and_the_page_show_the_figures_to_the_tenant_only(
         assert [s["resources"]["latest"]["disk_percent"] for s in listed] == [25.0]
         page = client_for(user, cast.tenant).get("/infrastructure/").content.decode()
         assert 'id="server-resources"' in page and "87.5%" in page and "over" in page
+        # The tenant-level alert shows as the dashboard's banner.
+        assert 'data-alert="infra.vps_resources"' in page and "acme-r8.mail.test" in page
     outsider_api = client_for(cast.outsider, cast.other_tenant, api=True)
     assert_error(outsider_api.get(f"/api/v1/infrastructure/{vps.pk}"), 404)
     assert outsider_api.get("/api/v1/infrastructure").json()["servers"] == []
     page = client_for(cast.outsider, cast.other_tenant).get("/infrastructure/").content.decode()
     assert "acme-r8" not in page and "87.5%" not in page
+    assert 'data-alert="infra.vps_resources"' not in page
     # The outsider cannot reach acme's host at all.
     assert client_for(cast.outsider, cast.tenant).get("/infrastructure/").status_code in (
         302,

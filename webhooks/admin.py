@@ -1,3 +1,3 @@
-"""Staff: the webhook tables live in tenant schemas, which the public admin does not read
-(docs/webhooks.md); nothing is registered here until the admin can look into a tenant's schema
-(issue 15 item 8). `manage.py` in a tenant's schema_context shows them meanwhile."""
+"""Staff: the webhook tables live in tenant schemas, which the public admin's model pages do not
+read. Staff see a tenant's endpoints and recent deliveries read-only, each look audited, through
+support access on the tenant's admin page (the panels are in webhooks/support.py)."""

@@ -75,7 +75,9 @@ def test_a_look_shows_the_tenants_data_read_only_and_is_in_its_log(
     cast: Cast, admin_client: Client, staff: User, acme_data: None
 ) -> None:
     panels = list(available_panels())
-    assert panels == ["domains", "mailboxes", "campaigns", "leads", "messages"]
+    assert panels == [
+        "domains", "mailboxes", "campaigns", "leads", "messages", "webhooks", "webhook_deliveries",
+    ]  # fmt: skip
     response = admin_client.post(url(cast), {"reason": REASON, "panels": panels})
     assert response.status_code == 200
     body = response.content.decode()
@@ -98,6 +100,8 @@ def test_a_look_shows_the_tenants_data_read_only_and_is_in_its_log(
             "Campaigns",
             "Leads (counts)",
             "Recent messages",
+            "Webhook endpoints",
+            "Recent webhook deliveries",
         ],
     }
     owner_page = client_for(cast.owner, cast.tenant).get("/audit/")

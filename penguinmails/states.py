@@ -197,6 +197,38 @@ def _move_rows(
     return moved
 
 
+def transition_each(
+    moves: Sequence[tuple[M, dict[str, Any]]], to: str, *, reason: str = "", actor: Any = None
+) -> int:
+    """Move several objects of one model to `to`, each with fields of its own, in one UPDATE
+    (bulk_update). For set-based code that holds the rows' locks (select_for_update in the same
+    transaction), so each is still in the status it was read in. Returns how many moved."""
+    if not moves:
+        return 0
+    model = type(moves[0][0])
+    machine = machine_for(model)
+    check_move(machine, {str(getattr(obj, machine.field)) for obj, _ in moves}, to)
+    now = timezone.now()
+    names: set[str] = {machine.field}
+    if _has_field(model, "updated_at"):
+        names.add("updated_at")
+    logged = []
+    for obj, fields in moves:
+        current = str(getattr(obj, machine.field))
+        if machine.logs(current, to):
+            logged.append((int(obj.pk), current))
+        for name, value in {**fields, machine.field: to}.items():
+            setattr(obj, name, value)
+            names.add(name)
+        if "updated_at" in names and "updated_at" not in fields:
+            obj.updated_at = now  # type: ignore[attr-defined]
+    with transaction.atomic():
+        model._default_manager.bulk_update([obj for obj, _ in moves], sorted(names))
+        if logged:
+            log_moves(machine, logged, to, reason=reason, actor=actor)
+    return len(moves)
+
+
 def note(obj: models.Model, *, reason: str, actor: Any = None) -> None:
     """Log an event in the object's history that is not a move (its creation): from = to."""
     machine = machine_for(obj)

@@ -29,7 +29,7 @@ from deliverability.inbound import classify
 from deliverability.inbound.classify import Classification, Kind
 from deliverability.models import InboundMessage, InboundState, Mailbox, SendingDomain
 from deliverability.signals import inbound_classified
-from penguinmails import states
+from penguinmails import batching, states
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -111,14 +111,17 @@ def _process_chunk(tenant: Tenant, ids: list[int]) -> int:
                 .filter(pk__in=ids, status=InboundState.RECEIVED)
                 .order_by("id")
             )
-            for row in rows:
-                try:
-                    with transaction.atomic():
-                        _act(tenant, row)
-                    done += 1
-                except Exception as error:  # noqa: BLE001 - one bad message must not stop the mailbox
-                    log.exception("inbound message %s: acting failed", row.pk)
-                    failures.append((row.pk, error))
+            # The rollup increments of the chunk's actions are written once, at its end
+            # (penguinmails.batching); a message rolled back drops its own.
+            with batching.batch() as pending:
+                for row in rows:
+                    try:
+                        with pending.unit(), transaction.atomic():
+                            _act(tenant, row)
+                        done += 1
+                    except Exception as error:  # noqa: BLE001 - one bad message must not stop the mailbox
+                        log.exception("inbound message %s: acting failed", row.pk)
+                        failures.append((row.pk, error))
     except Exception:  # noqa: BLE001 - the chunk's own transaction broke: one at a time
         log.exception("inbound messages %s..%s: chunk failed, one at a time", ids[0], ids[-1])
         return sum(1 for pk in ids if process_one(tenant, pk))
@@ -165,10 +168,7 @@ def _act(tenant: Tenant, row: InboundMessage) -> None:
     if verdict.kind == Kind.COMPLAINT and outcome.get("message_id"):
         record_complaint(int(outcome.get("mailbox_id") or row.mailbox_id))
     first = verdict.recipients[0] if verdict.recipients else None
-    states.transition(
-        row,
-        InboundState.PROCESSED,
-        reason=str(outcome.get("action", ""))[:500],
+    fields = dict(
         **_verdict_fields(verdict, headers),
         status_code=(first.status or "")[:16] if first else "",
         bounce_class=(first.klass or "")[:8] if first else "",
@@ -177,6 +177,14 @@ def _act(tenant: Tenant, row: InboundMessage) -> None:
         action=str(outcome.get("action", "nothing to do"))[:200],
         processed_at=timezone.now(),
     )
+    # In a chunk, the rows are marked processed together at its end (one UPDATE; a message
+    # rolled back to its savepoint drops its own); alone, now.
+    if not batching.defer(_mark_processed, [(row, fields)]):
+        _mark_processed([(row, fields)])
+
+
+def _mark_processed(moves: list[tuple[InboundMessage, dict[str, Any]]]) -> None:
+    states.transition_each(moves, InboundState.PROCESSED)
 
 
 def _verdict_fields(verdict: Classification, headers: Headers) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from django.db import connection
 
 from deliverability.services.sender_stats import COUNTERS as SENDER_COUNTERS
 from deliverability.services.sender_stats import SenderBump, add
+from penguinmails import batching
 
 COUNTERS = (
     "sent",
@@ -68,12 +69,20 @@ AFTER_BUMP: list[Callable[[list[Bump]], None]] = []
 
 def bump(increments: Iterable[Bump]) -> int:
     """Add every increment, in the caller's transaction and the current tenant schema. Returns
-    the number of rollup rows touched."""
-    rows: dict[tuple[int, int, int, dt.date], Counter[str]] = {}
+    the number of rollup rows touched: 0 when a batch is open (penguinmails.batching), which
+    writes them all at its end, in one statement."""
     increments = list(increments)
     for inc in increments:
         if inc.counter not in COUNTERS:
             raise ValueError(f"unknown counter {inc.counter!r}")
+    if batching.defer(_write, increments):
+        return 0
+    return _write(increments)
+
+
+def _write(increments: list[Bump]) -> int:
+    rows: dict[tuple[int, int, int, dt.date], Counter[str]] = {}
+    for inc in increments:
         if inc.by:
             key = (inc.campaign_id, inc.step_id, inc.variant_id, inc.day)
             rows.setdefault(key, Counter())[inc.counter] += inc.by

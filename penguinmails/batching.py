@@ -1,0 +1,78 @@
+"""Writes gathered over a batch of units of work and written once, at the batch's end.
+
+A writer whose work adds up (rollup increments: `campaigns.services.stats.bump`) asks `defer`
+whether a batch is open; when one is, its items are kept and written by the writer's own flush
+function once, at the end of the batch, in the batch's transaction. The inbound poller acts on a
+chunk of messages in one transaction, one savepoint each (deliverability.services.inbound_store):
+it opens a batch around the chunk, so fifty messages cost one rollup upsert and one protection
+judgement instead of fifty. A unit of work that fails and is rolled back to its savepoint drops
+what it deferred (`unit`), so the counts stay those of the work that was committed.
+
+Outside a batch nothing changes: `defer` returns False and the writer writes at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+Flush = Callable[[list[Any]], object]
+
+
+class Batch:
+    """The deferred items of one batch, per flush function, in the order they were deferred."""
+
+    def __init__(self) -> None:
+        self._items: dict[Flush, list[Any]] = {}
+
+    def add(self, flush: Flush, items: Iterable[Any]) -> None:
+        self._items.setdefault(flush, []).extend(items)
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """One unit of work: what it defers is dropped again if it raises."""
+        marks = {flush: len(items) for flush, items in self._items.items()}
+        try:
+            yield
+        except BaseException:
+            for flush in list(self._items):
+                del self._items[flush][marks.get(flush, 0) :]
+            raise
+
+    def flush(self) -> None:
+        """Write everything deferred, each writer once, in the order writers first deferred."""
+        pending, self._items = self._items, {}
+        for flush, items in pending.items():
+            if items:
+                flush(items)
+
+
+_current: ContextVar[Batch | None] = ContextVar("penguinmails_batch", default=None)
+
+
+@contextmanager
+def batch() -> Iterator[Batch]:
+    """Open a batch; on a normal exit its writes are flushed (inside the caller's transaction,
+    which the caller keeps open around this block). On an exception nothing is written."""
+    current = Batch()
+    token = _current.set(current)
+    try:
+        yield current
+        _current.reset(token)
+        token = None
+        current.flush()
+    finally:
+        if token is not None:
+            _current.reset(token)
+
+
+def defer(flush: Flush, items: Iterable[Any]) -> bool:
+    """Keep `items` for `flush` at the end of the open batch; False (nothing kept) when no batch
+    is open, and the caller writes them now."""
+    current = _current.get()
+    if current is None:
+        return False
+    current.add(flush, items)
+    return True

@@ -60,12 +60,9 @@ def batch() -> Iterator[Batch]:
     token = _current.set(current)
     try:
         yield current
-        _current.reset(token)
-        token = None
-        current.flush()
     finally:
-        if token is not None:
-            _current.reset(token)
+        _current.reset(token)
+    current.flush()  # after the reset: a writer's flush writes at once, never defers again
 
 
 def defer(flush: Flush, items: Iterable[Any]) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
+from django.core.checks import Warning as CheckWarning
 
 from infrastructure.firewall import FirewallError, parse_networks
 
@@ -15,8 +16,9 @@ from infrastructure.firewall import FirewallError, parse_networks
 def hardening_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     try:
-        parse_networks(settings.STAFF_NETWORKS)
+        has_networks = bool(parse_networks(settings.STAFF_NETWORKS))
     except FirewallError as exc:
+        has_networks = True  # bad, reported below: not also "empty"
         errors.append(
             Error(
                 str(exc),
@@ -38,6 +40,18 @@ def hardening_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             Error(
                 "NODE_EXPORTER_URL_TEMPLATE must contain {ip} or {hostname}.",
                 id="infrastructure.E003",
+            )
+        )
+    real_servers = settings.VPS_PROVIDER == "hostwinds" or (
+        not settings.VPS_PROVIDER and settings.HOSTWIND_API_KEY
+    )
+    if real_servers and not has_networks:
+        errors.append(
+            CheckWarning(
+                "STAFF_NETWORKS is empty: new servers' firewalls close SSH and node_exporter to "
+                "everyone, so their CPU, memory and disk cannot be read.",
+                hint="List staff networks and the workers' egress addresses.",
+                id="infrastructure.W001",
             )
         )
     return errors

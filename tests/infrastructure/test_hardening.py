@@ -214,6 +214,17 @@ def test_bad_settings_fail_the_system_checks(settings: Any) -> None:
         call_command("check")
 
 
+def test_real_servers_without_staff_networks_are_warned_about(settings: Any) -> None:
+    from django.core.checks import run_checks
+
+    settings.VPS_PROVIDER, settings.STAFF_NETWORKS = "hostwinds", []
+    assert "infrastructure.W001" in {m.id for m in run_checks()}
+    settings.STAFF_NETWORKS = ["198.51.100.0/24"]
+    assert "infrastructure.W001" not in {m.id for m in run_checks()}
+    settings.VPS_PROVIDER, settings.STAFF_NETWORKS = "local", []
+    assert "infrastructure.W001" not in {m.id for m in run_checks()}
+
+
 # --- the firewall at work: packets between two network namespaces -----------------------------
 
 PROBED = (22, 25, 80, 110, 143, 443, 465, 587, 993, 995, 4190, 9100)

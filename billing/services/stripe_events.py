@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import (
+    Payment,
     PaymentStatus,
     StripeEvent,
     StripeEventStatus,
@@ -24,6 +25,7 @@ from billing.models import (
 )
 from billing.services import stripe_sync
 from billing.services.stripe_client import TRANSIENT, client
+from penguinmails.alerts import Severity, raise_alert, resolve_alert
 from penguinmails.errors import DomainError, ValidationFailed
 from penguinmails.queue.producer import enqueue
 from penguinmails.states import transition
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_TASK = "billing.stripe_event"
 RECONCILE_TASK = "billing.reconcile"
+PAYMENT_ALERT = "billing.payment_failed"
 TOLERANCE_SECONDS = 300
 
 HANDLED = frozenset(
@@ -154,7 +157,26 @@ def _subscription(obj: dict[str, Any], kind: str, at: dt.datetime) -> None:
 
 
 def _invoice(obj: dict[str, Any], kind: str, at: dt.datetime) -> None:
-    stripe_sync.sync_invoice(str(obj["id"]), event_type=kind, fallback=obj)
+    payment = stripe_sync.sync_invoice(str(obj["id"]), event_type=kind, fallback=obj)
+    _alert(payment, kind)
+
+
+def _alert(payment: Payment, kind: str) -> None:
+    """A failed payment opens the alert engine's billing.payment_failed for its invoice (staff,
+    the tenant's dashboard banner); the invoice paid resolves it."""
+    subject = f"invoice:{payment.stripe_invoice_id}"
+    if kind == "invoice.payment_failed":
+        raise_alert(
+            PAYMENT_ALERT,
+            subject,
+            summary=f"A payment of {payment.amount} {payment.currency.upper()} failed: "
+            "update the card in Billing to keep the plan.",
+            severity=Severity.CRITICAL,
+            detail={"payment_id": payment.pk, "invoice": payment.stripe_invoice_id},
+            tenant_schema=payment.tenant.schema_name,
+        )
+    elif kind == "invoice.paid":
+        resolve_alert(PAYMENT_ALERT, subject, note="invoice.paid")
 
 
 def _refund(obj: dict[str, Any], kind: str, at: dt.datetime) -> None:

@@ -25,7 +25,9 @@ def _check(address: str, capture: Any) -> None:
 
 
 def test_a_listing_opens_the_alert_and_delisting_resolves_it(
-    cast: Cast, dnsbl: SandboxDnsServer, django_capture_on_commit_callbacks: Any  # noqa: F811
+    cast: Cast,
+    dnsbl: SandboxDnsServer,
+    django_capture_on_commit_callbacks: Any,  # noqa: F811
 ) -> None:
     make_ip(cast.tenant, "127.0.0.75")
     stage_blocklisting(dnsbl.store, "127.0.0.75", zone="bl.spamcop.net")

@@ -41,7 +41,7 @@ RUN DEBUG=false SECRET_KEY=collectstatic-only \
     DATABASE_URL=postgres://unused@localhost/unused REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput \
  && test -f staticfiles/staticfiles.json \
- && install -d -o app -g app /app/media /app/.local \
+ && install -d -o app -g app /app/media /app/.local /app/.local/metrics \
  && chown -R app:app /app/staticfiles
 
 USER app

@@ -394,6 +394,16 @@ def _announce_when_up(port: int, text: str) -> None:
         return
 
 
+def clear_metrics(env: dict[str, str]) -> Path:
+    """/metrics adds up web, worker and beat through files in PROMETHEUS_MULTIPROC_DIR
+    (penguinmails.metrics; .local/metrics unless set): emptied of the last run's files."""
+    path = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(LOCAL / "metrics")))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return path
+
+
 def run(env: dict[str, str]) -> int:
     # One web port for runserver (Procfile.dev), links across hosts and the banner.
     env["WEB_PORT"] = str(web_port(env))
@@ -424,6 +434,7 @@ def run(env: dict[str, str]) -> int:
         "\n  Ctrl-C stops it all."
     )
     threading.Thread(target=_announce_when_up, args=(web_port(env), text), daemon=True).start()
+    clear_metrics(env)
     honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
     log(f"starting {', '.join(names)}")
     try:

@@ -16,6 +16,7 @@ from tests.conftest import Cast, client_for
 from tests.domains.conftest import dns_server  # noqa: F401  (fixture)
 from tests.webhooks.conftest import Receiver, make_endpoint, run_deliveries
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
+from webhooks.services import delivery as delivery_svc
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -185,3 +186,27 @@ def test_a_name_that_resolves_elsewhere_at_delivery_is_refused_before_connecting
     assert attempt.status_code is None
     assert attempt.error.startswith("Refused") and "public internet address" in attempt.error
     assert delivery.status == DeliveryStatus.PENDING  # retried later, per the schedule
+
+
+def test_the_owner_changes_disables_enables_and_deletes_an_endpoint(
+    cast: Cast, receiver: Receiver
+) -> None:
+    api = client_for(cast.owner, cast.tenant, api=True)
+    pk = api.post(API, body(receiver.url), format="json").json()["id"]
+    changed = api.patch(f"{API}/{pk}", {"events": ["lead.unsubscribed"], "enabled": False},
+                        format="json")  # fmt: skip
+    assert changed.status_code == 200, changed.content
+    assert (changed.json()["events"], changed.json()["status"]) == (
+        ["lead.unsubscribed"],
+        "disabled",
+    )
+    assert changed.json()["disabled_reason"] == "Disabled by hand."
+    assert_error(api.post(f"{API}/{pk}/test"), 409)  # disabled: nothing is sent
+    with schema_context(cast.tenant.schema_name):
+        assert delivery_svc.emit("lead.unsubscribed", {"lead_id": 1}) == []
+    enabled = api.patch(f"{API}/{pk}", {"enabled": True}, format="json").json()
+    assert (enabled["status"], enabled["disabled_reason"]) == ("enabled", "")
+    with schema_context(cast.tenant.schema_name):
+        assert len(delivery_svc.emit("lead.unsubscribed", {"lead_id": 1})) == 1
+    assert api.delete(f"{API}/{pk}").status_code == 204
+    assert_error(api.get(f"{API}/{pk}"), 404)

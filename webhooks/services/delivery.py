@@ -32,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from penguinmails import netguard, states
+from penguinmails.crypto import SecretUnavailable
 from penguinmails.db import TenantConnection
 from penguinmails.errors import Conflict
 from penguinmails.http import pinned_transport
@@ -176,7 +177,12 @@ def attempt(delivery_id: int, *, now: dt.datetime | None = None) -> Attempt | No
         states.transition(delivery, DeliveryStatus.FAILED, reason="endpoint disabled",
                           last_error="The endpoint is disabled.", completed_at=now)  # fmt: skip
         return None
-    outcome = _post(endpoint.url, endpoint.secret.reveal(), delivery)
+    try:
+        outcome = _post(endpoint.url, endpoint.secret.reveal(), delivery)
+    except SecretUnavailable:
+        # The key that encrypted it is gone: an attempt that failed, retried and logged like
+        # any other, so the owner sees why (rotate the secret or restore the key).
+        outcome = Outcome(error="The signing secret cannot be decrypted (FIELD_ENCRYPTION_KEYS).")
     with transaction.atomic():
         logged = Attempt.objects.create(
             delivery=delivery,

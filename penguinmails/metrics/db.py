@@ -29,9 +29,11 @@ def timed_execute(execute: Any, sql: str, params: Any, many: bool, context: Any)
 
 
 def _on_connection(sender: Any, connection: BaseDatabaseWrapper, **_: Any) -> None:
-    # The signal fires on every (re)connection of the same wrapper: wrap once.
+    # The signal fires on every (re)connection of the same wrapper: wrap once. First in the list:
+    # `with connection.execute_wrapper(w):` pops the last entry on exit, which must stay theirs
+    # even when the connection was (re)made inside their block.
     if timed_execute not in connection.execute_wrappers:
-        connection.execute_wrappers.append(timed_execute)
+        connection.execute_wrappers.insert(0, timed_execute)
 
 
 def install() -> None:

@@ -8,8 +8,11 @@ Two processes counted together (real Celery workers): tests/queue/test_metrics_w
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +20,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from campaigns.tracking import buffer, links
 from penguinmails import indexes
+from penguinmails.metrics.db import timed_execute
 from penguinmails.queue import live
 from penguinmails.queue.producer import enqueue
 from tests.conftest import Cast, host_of
@@ -98,6 +102,24 @@ def test_it_refuses_a_right_token_from_outside_the_allowed_networks(
     for address, status in [("192.0.2.10", 403), ("10.1.2.3", 200), ("2001:db8::5", 200)]:
         client = Client(REMOTE_ADDR=address, HTTP_AUTHORIZATION=f"Bearer {token}")
         assert client.get("/metrics").status_code == status
+
+
+def test_it_refuses_to_start_with_a_malformed_network(settings: SettingsWrapper) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8", "not-a-network"]
+    with pytest.raises(ImproperlyConfigured, match="METRICS_ALLOWED_NETWORKS"):
+        Client().get("/metrics")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_wrapper_of_others_comes_off_even_when_the_connection_is_made_inside_it() -> None:
+    def blocker(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        raise AssertionError("no queries here")
+
+    connection.execute_wrappers.remove(timed_execute)  # as on a wrapper that never connected
+    with connection.execute_wrapper(blocker):
+        connection.close()
+        connection.ensure_connection()  # connection_created: the timer joins, under theirs
+    assert connection.execute_wrappers == [timed_execute]
 
 
 @pytest.mark.django_db

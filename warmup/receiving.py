@@ -81,11 +81,16 @@ def receive_key(tenant_id: int, mailbox_id: int, message_id: str) -> str:
     return f"warmup-receive:{tenant_id}:{mailbox_id}:{message_id}"[:255]
 
 
+def looks_tagged(raw: bytes) -> bool:
+    """The poller's cheap first test (no database): a warm-up tag's shape in the header."""
+    head_end = raw.find(b"\r\n\r\n")
+    header = raw[: head_end if head_end > 0 else _HEAD_BYTES]
+    return bool(_TAGGED.search(header[:_HEAD_BYTES]))
+
+
 def intercept(fetched: Fetched) -> bool:
     """The inbound poller's hook: True (taken, never stored) for warm-up mail."""
-    head_end = fetched.raw.find(b"\r\n\r\n")
-    header = fetched.raw[: head_end if head_end > 0 else _HEAD_BYTES]
-    if not _TAGGED.search(header[:_HEAD_BYTES]):
+    if not looks_tagged(fetched.raw):
         return False
     head = _head(fetched.raw)
     if tag.find(head) is None:
@@ -119,7 +124,7 @@ def _recognise_sender(head: Message) -> int | None:
 
 def connect() -> None:
     """Register the poller's interceptor and the sandbox's recogniser (WarmupConfig.ready())."""
-    register_interceptor(intercept)
+    register_interceptor(intercept, wants=looks_tagged)
     register_recogniser(_recognise_sender)
 
 

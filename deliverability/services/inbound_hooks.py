@@ -43,23 +43,27 @@ class Fetched:
 
 
 Interceptor = Callable[[Fetched], bool]  # True: the message is taken, not stored
+Prefilter = Callable[[bytes], bool]  # False: surely not the interceptor's (no database, no writes)
 
-_interceptors: list[Interceptor] = []
+_interceptors: list[tuple[Interceptor, Prefilter | None]] = []
 
 
-def register_interceptor(interceptor: Interceptor) -> None:
-    """Offer every fetched message to `interceptor` (once per process; repeats are ignored)."""
-    if interceptor not in _interceptors:
-        _interceptors.append(interceptor)
+def register_interceptor(interceptor: Interceptor, *, wants: Prefilter | None = None) -> None:
+    """Offer every fetched message to `interceptor` (once per process; repeats are ignored).
+    `wants`, given, is asked first with the raw bytes: a cheap test without the database (a
+    header pattern), so the messages it turns down cost no savepoint."""
+    if all(known is not interceptor for known, _ in _interceptors):
+        _interceptors.append((interceptor, wants))
 
 
 def unregister_interceptor(interceptor: Interceptor) -> None:
-    if interceptor in _interceptors:
-        _interceptors.remove(interceptor)
+    _interceptors[:] = [(i, w) for i, w in _interceptors if i is not interceptor]
 
 
 def _taken(message: Fetched) -> bool:
-    for interceptor in _interceptors:
+    for interceptor, wants in _interceptors:
+        if wants is not None and not wants(message.raw):
+            continue
         try:
             with transaction.atomic():  # a savepoint: a failing interceptor leaves no writes
                 if interceptor(message):

@@ -3,10 +3,13 @@ the ladder writes these; a payment, not staff, moves a tenant back to clear)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from billing.admin_stripe import _ReadOnly
 from billing.models import Dunning, DunningStep
+from billing.services.dunning import escalate
 
 
 @admin.register(Dunning)
@@ -16,6 +19,12 @@ class DunningAdmin(_ReadOnly):
     search_fields = ("tenant__slug", "tenant__name")
     list_select_related = ("tenant",)
     readonly_fields = ("tenant", "subscription", "status", "round", "since", "stopped")
+    actions = ["escalate_now"]
+
+    @admin.action(description="Escalate: take the next step now (pause sending / stop servers)")
+    def escalate_now(self, request: HttpRequest, queryset: QuerySet[Dunning]) -> None:
+        reached = [f"{d.tenant.slug}: {escalate(d.tenant)}" for d in queryset]
+        self.message_user(request, "; ".join(reached) or "Nothing selected.", messages.SUCCESS)
 
 
 @admin.register(DunningStep)

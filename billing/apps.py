@@ -17,3 +17,8 @@ class BillingConfig(AppConfig):
         subscribers.connect()
         # The dunning ladder holds an overdue tenant's sending (tenants' send check).
         dunning.connect()
+        # `make run`'s local Stripe starts empty: plans synced to it, stale references dropped.
+        from billing.services.stripe_local import prepare_local_stripe
+        from penguinmails.sandbox.stripe_ready import on_ready
+
+        on_ready(prepare_local_stripe)

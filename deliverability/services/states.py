@@ -41,6 +41,7 @@ def _verified_first_time() -> None:
     """Product analytics: a workspace's sending domain verified for the first time."""
     if not analytics_enabled():
         return
-    tenant = Tenant.objects.filter(schema_name=connection.schema_name).first()
+    schema = getattr(connection, "schema_name", "")  # django-tenants' wrapper sets it
+    tenant = Tenant.objects.filter(schema_name=schema).first() if schema else None
     if tenant is not None:
         capture("domain verified", tenant)

@@ -37,6 +37,7 @@ from localstripe.errors import UserError
 from localstripe.webhooks import register_webhook, schedule_webhook
 
 from penguinmails.sandbox import stripe_invoices
+from penguinmails.sandbox.stripe_ready import READY_HOOKS
 
 # localstripe persists its store to /tmp/localstripe.pickle on every write; keep it in memory.
 ls.store.dump_to_disk = lambda: None  # type: ignore[method-assign]
@@ -476,6 +477,11 @@ def serve(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     target = webhook_url if webhook_url and webhook_secret else "nowhere (no secret)"
     say(f"Local Stripe on {server.url} (STRIPE_API_BASE), webhooks to {target}")
+    for hook in READY_HOOKS:
+        try:
+            hook(server.url)
+        except Exception as exc:  # noqa: BLE001 - the server runs on; the error is shown
+            say(f"Local Stripe: {getattr(hook, '__name__', hook)} failed: {exc}")
     try:
         while not stop.wait(1.0):
             pass

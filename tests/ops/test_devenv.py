@@ -66,6 +66,7 @@ def three_free_ports() -> dict[str, int]:
         "SANDBOX_SMTP_PORT": free_port(),
         "SANDBOX_DNS_PORT": free_udp_and_tcp_port(),
         "SANDBOX_IMAP_PORT": free_port(),
+        "SANDBOX_STRIPE_PORT": free_port(),
     }
 
 
@@ -77,6 +78,7 @@ def three_free_ports() -> dict[str, int]:
         ("SANDBOX_DNS_PORT", socket.SOCK_DGRAM),
         ("SANDBOX_DNS_PORT", socket.SOCK_STREAM),
         ("SANDBOX_IMAP_PORT", socket.SOCK_STREAM),
+        ("SANDBOX_STRIPE_PORT", socket.SOCK_STREAM),
     ],
 )
 def test_it_refuses_to_start_on_a_taken_port(variable: str, kind: socket.SocketKind) -> None:
@@ -115,6 +117,19 @@ def test_procfile_runs_the_sandbox_dovecot_and_delivers_into_it_only_when_it_can
     # Every process named exists in Procfile.dev (honcho would refuse an unknown one).
     names = {line.split(":", 1)[0] for line in procfile.splitlines() if ":" in line}
     assert set(processes({}, imap=True)) <= names
+
+
+def test_run_uses_the_local_stripe_unless_stripe_is_configured() -> None:
+    procfile = (ROOT / "Procfile.dev").read_text()
+    assert "stripe: python manage.py sandbox stripe" in procfile
+    env: dict[str, str] = {"SANDBOX_STRIPE_PORT": "8499"}
+    assert "stripe" in processes(env, imap=False)
+    assert env["STRIPE_API_BASE"] == "http://127.0.0.1:8499"
+    assert env["STRIPE_SECRET_KEY"].startswith("sk_test_")
+    assert env["STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+    configured = {"STRIPE_SECRET_KEY": "sk_live_x"}
+    assert "stripe" not in processes(configured, imap=False)
+    assert "STRIPE_API_BASE" not in configured
 
 
 def test_dovecot_off_is_said_and_installed_dovecot_is_ready_for_root() -> None:

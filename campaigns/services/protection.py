@@ -92,10 +92,9 @@ def evaluate_tenant() -> list[ProtectionEvent]:
 
 
 def enqueue_checks() -> int:
-    """The beat's safety net (public): the platform bounce alert, then one check job per tenant
-    with a running campaign (the public index; no loop over tenant schemas). Returns the
-    tenants."""
-    senders.platform_bounce_alert()
+    """The beat's safety net (public): one check job per tenant with a running campaign (the
+    public index; no loop over tenant schemas). Returns the tenants. (The platform bounce rate
+    is the alert engine's rule platform.bounce_rate.)"""
     ids = indexes.due_running_tenants(timezone.now() + dt.timedelta(days=3650))
     tenants = Tenant.objects.filter(pk__in=ids)
     with transaction.atomic():

@@ -5,17 +5,17 @@ campaigns' rollup writer in the same transaction) and in the beat's safety net
 (`protection_state.judge`). A flag is recorded and shown; a pause moves the mailbox
 active -> paused through its state machine, or holds the domain (`sending_paused_at`, checked by
 the send pipeline, logged with `states.note`). Tenant owners and staff are emailed after commit.
-Also the platform-wide staff alert on PlatformDailyStat (`platform_bounce_alert`)."""
+The platform-wide bounce rate is the alert engine's rule `platform.bounce_rate`
+(penguinmails/alerts/builtin.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from collections.abc import Collection
-from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from deliverability.models import (
@@ -29,16 +29,15 @@ from deliverability.models import (
 from deliverability.services import protection_state as ps
 from deliverability.services import sender_stats
 from deliverability.services.mailboxes.lifecycle import pause_mailbox
-from penguinmails import indexes, states
+from penguinmails import states
+from penguinmails.alerts import raise_alert
 from penguinmails.mail import send_transactional
-from tenants.models import AuditEvent, Membership, Tenant, User
+from tenants.models import Membership, Tenant, User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal, require
 from tenants.services.audit import record as audit
 
 log = logging.getLogger(__name__)
-
-PLATFORM_ALERT = "platform.bounce_alert"
 
 
 def _today() -> dt.date:
@@ -63,7 +62,8 @@ def owner_emails(tenant: Tenant) -> list[str]:
 
 
 def notify(tenant: Tenant | None, event: ProtectionEvent, what: str) -> None:
-    """Email the tenant's owners and staff about a flag or pause (after commit)."""
+    """Email the tenant's owners and staff about a flag or pause (after commit); a pause opens
+    the alert engine's protection.paused too."""
     verb = "paused" if event.action == ProtectionLevel.PAUSED else "flagged"
     name = tenant.name if tenant is not None else ""
     variables = {
@@ -83,6 +83,16 @@ def notify(tenant: Tenant | None, event: ProtectionEvent, what: str) -> None:
     for to in [*owners, *staff_emails()]:
         send_transactional(
             "protection", to=to, variables=variables, idempotency_key=f"protection-{event.pk}-{to}"
+        )
+    if event.action == ProtectionLevel.PAUSED:
+        # The alert engine (webhook, banners; resolved on resume); staff have the email above.
+        raise_alert(
+            ps.PAUSED_ALERT,
+            ps.alert_subject(ProtectedKind(event.kind), event.object_id),
+            summary=f"{what} {event.label} was paused: {event.reason}",
+            detail={"event_id": event.pk, "kind": event.kind, "object_id": event.object_id},
+            tenant_schema=getattr(connection, "schema_name", None),
+            email_staff=False,
         )
 
 
@@ -173,46 +183,3 @@ def resume_domain(principal: Principal, domain: SendingDomain) -> SendingDomain:
             )
         locked.refresh_from_db()
     return locked
-
-
-# --- the platform-wide staff alert ---------------------------------------------------------------
-def platform_bounce_alert(now: dt.datetime | None = None) -> dict[str, Any] | None:
-    """Today's and yesterday's platform counts (PlatformDailyStat): past
-    PROTECTION_PLATFORM_BOUNCE_ALERT_BP with at least PROTECTION_PLATFORM_MIN_SENDS sends,
-    staff are emailed once per UTC day and the alert is recorded in the audit log."""
-    today = (now or timezone.now()).date()
-    sent, bounced, complained = indexes.platform_totals(today - dt.timedelta(days=1))
-    sends = sent + bounced
-    limit = settings.PROTECTION_PLATFORM_BOUNCE_ALERT_BP
-    if sends < settings.PROTECTION_PLATFORM_MIN_SENDS or bounced * 10000 <= limit * sends:
-        return None
-    figures: dict[str, Any] = {
-        "day": today.isoformat(),
-        "sends": sends,
-        "bounced": bounced,
-        "complained": complained,
-        "bounce_rate": round(bounced / sends, 4),
-    }
-    with transaction.atomic():
-        if AuditEvent.objects.filter(action=PLATFORM_ALERT, detail__day=today.isoformat()).exists():
-            return None
-        audit(PLATFORM_ALERT, **figures)
-        reason = (
-            f"Platform bounce rate {100 * bounced / sends:.1f} % ({bounced} of {sends} sends, "
-            f"today and yesterday) passed {limit / 100:g} %."
-        )
-        for to in staff_emails():
-            send_transactional(
-                "protection",
-                to=to,
-                variables={
-                    "headline": "PenguinMails platform bounce rate alert",
-                    "tenant_name": "(all workspaces)",
-                    "what": "Platform",
-                    "label": today.isoformat(),
-                    "reason": reason,
-                    "advice": "See the sender rates in the admin; bad senders pause themselves.",
-                },
-                idempotency_key=f"platform-bounce-{today.isoformat()}-{to}",
-            )
-    return figures

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from deliverability.models import (
@@ -21,6 +22,10 @@ from deliverability.models import (
     ProtectionState,
 )
 from deliverability.services.sender_stats import SenderFigures, totals_since
+from penguinmails.alerts import resolve_alert
+
+# The alert engine's rule of a mailbox or domain that protection paused (resolved on resume).
+PAUSED_ALERT = "protection.paused"
 
 _RANK = {ProtectionLevel.OK: 0, ProtectionLevel.FLAGGED: 1, ProtectionLevel.PAUSED: 2}
 
@@ -164,6 +169,8 @@ def acknowledge(
     state.save(update_fields=["level", "reason", "since", "baseline"])
     if was == ProtectionLevel.OK:
         return None
+    note = f"resumed by {actor or 'the system'}"
+    resolve_alert(PAUSED_ALERT, alert_subject(kind, object_id), note=note)
     return ProtectionEvent.objects.create(
         kind=kind,
         object_id=object_id,
@@ -172,6 +179,12 @@ def acknowledge(
         reason=f"Resumed by {actor or 'the system'} (was {was}); earlier figures acknowledged.",
         actor=actor[:254],
     )
+
+
+def alert_subject(kind: ProtectedKind, object_id: int) -> str:
+    """The alert engine's subject of a paused mailbox or domain of the current tenant."""
+    schema = getattr(connection, "schema_name", "")  # django-tenants' wrapper sets it
+    return f"{kind}:{schema}:{object_id}"
 
 
 def states_for(kind: ProtectedKind, ids: list[int]) -> dict[int, ProtectionState]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django_tenants.utils import schema_context
 
 from campaigns.models import Campaign, Message
@@ -17,10 +18,8 @@ from deliverability.models import (
 )
 from deliverability.services import protection as senders
 from deliverability.services.mailboxes.lifecycle import resume_mailbox
-from penguinmails import indexes
+from penguinmails.alerts import Alert
 from penguinmails.history.models import Transition
-from penguinmails.models import PlatformDailyStat
-from tenants.models import AuditEvent
 from tests.conftest import Cast, client_for
 from tests.inbound_poll.conftest import World, arf, dsn, sent_world, verp_of
 from tests.sending.conftest import DOMAIN, Sandbox, principal
@@ -89,6 +88,11 @@ def test_it_pauses_mailbox_domain_and_campaign_past_5_percent_bounces(
     recipients = {r for m in mail.outbox for r in m.to}
     assert cast.owner.email in recipients
     assert any("paused" in m.subject for m in mail.outbox)
+    # The alert engine: one protection.paused alert per paused object, on acme's dashboard.
+    connection.set_schema_to_public()
+    alerts = Alert.objects.filter(rule="protection.paused", tenant_schema=cast.tenant.schema_name)
+    assert {a.subject.split(":")[0] for a in alerts} == {"mailbox", "domain", "campaign"}
+    assert all(a.state == "firing" for a in alerts)
     # Nothing more is sent: the send checks hold the campaign's messages.
     with schema_context(cast.tenant.schema_name):
         from django.utils import timezone  # noqa: PLC0415
@@ -122,6 +126,8 @@ def test_it_pauses_mailbox_domain_and_campaign_past_5_percent_bounces(
     resumed = [e for e in events if e.action == "resumed"]
     assert {e.kind for e in resumed} == {"mailbox", "domain", "campaign"}
     assert all(e.actor == cast.owner.email for e in resumed)
+    connection.set_schema_to_public()
+    assert {a.state for a in alerts.all()} == {"resolved"}  # resumed: resolved
     _bounce(world, world.messages[6:7])  # a new bounce after the resume: 1 send, no judgement
     mailbox, _, campaign, _ = _now(world)
     assert mailbox.status == "active" and campaign.status == "running"
@@ -202,33 +208,6 @@ def test_a_held_domain_is_stopped_by_the_send_check_until_resumed(
         reasons = list(history.values_list("reason", flat=True))
         assert any("sending held" in r for r in reasons)
         assert any("sending resumed by" in r for r in reasons)
-
-
-def test_the_platform_bounce_alert_emails_staff_once_a_day(
-    cast: Cast,
-    settings,  # type: ignore[no-untyped-def]
-) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    cast.owner.is_staff = True
-    cast.owner.save(update_fields=["is_staff"])
-    from django.utils import timezone  # noqa: PLC0415
-
-    today = timezone.now().date()
-    PlatformDailyStat.objects.filter(day=today).delete()
-    indexes.bump_platform_daily(today, sent=850, bounced=100)
-    assert senders.platform_bounce_alert() is None  # 100 of 950: 10.5 %
-    indexes.bump_platform_daily(today, sent=0, bounced=100)
-    # The audit log is append-only: the day starts with no alert recorded, not by deleting one.
-    assert not AuditEvent.objects.filter(
-        action=senders.PLATFORM_ALERT, detail__day=today.isoformat()
-    ).exists()
-    figures = senders.platform_bounce_alert()
-    assert figures is not None and figures["bounce_rate"] == 0.1905
-    assert [m.to for m in mail.outbox] == [[cast.owner.email]]
-    assert senders.platform_bounce_alert() is None  # once per day
-    assert AuditEvent.objects.filter(action=senders.PLATFORM_ALERT).count() == 1
-    cast.owner.is_staff = False
-    cast.owner.save(update_fields=["is_staff"])
 
 
 def test_sender_rates_in_the_api_and_nothing_for_an_outsider(

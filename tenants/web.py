@@ -43,6 +43,8 @@ class NavEntry:
     areas: tuple[Area, ...] = ()
     section: str = ""
     debug_only: bool = False
+    # The level one of `areas` must grant (the audit log needs write on Team).
+    level: Level = Level.READ
 
 
 NAV: tuple[NavEntry, ...] = (
@@ -57,6 +59,7 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("Infrastructure", "infrastructure:index", (Area.INFRASTRUCTURE,), "Account"),
     NavEntry("Billing", "billing:index", (Area.BILLING,), "Account"),
     NavEntry("Team", "dashboard:team", (Area.TEAM,), "Account"),
+    NavEntry("Audit log", "dashboard:audit", (Area.TEAM,), "Account", level=Level.WRITE),
     NavEntry("Settings", "dashboard:settings", (Area.SETTINGS, Area.API_KEYS), "Account"),
     NavEntry("Webhooks", "webhooks:index", (Area.SETTINGS,), "Developer"),
     NavEntry("Sandbox mail", "sandbox:messages", (), "Developer", debug_only=True),
@@ -89,7 +92,7 @@ def nav_for(request: HttpRequest) -> list[NavLink]:
     for entry in NAV:
         if entry.debug_only and not settings.DEBUG:
             continue
-        if entry.areas and not any(principal.allows(area) for area in entry.areas):
+        if entry.areas and not any(principal.allows(a, entry.level) for a in entry.areas):
             continue
         try:
             url = reverse(entry.url_name)

@@ -84,9 +84,20 @@ def test_members_viewers_and_outsiders_do_not_read_it(cast: Cast) -> None:
     assert {e.tenant_id for e in response.context["page"].object_list} == {cast.other_tenant.pk}
 
 
-def test_the_team_page_links_the_log_for_those_who_may_read_it(cast: Cast) -> None:
-    assert b'href="/audit/"' in client_for(cast.owner, cast.tenant).get("/team/").content
-    assert b'href="/audit/"' not in client_for(cast.viewer, cast.tenant).get("/team/").content
+def test_the_sidebar_and_team_page_link_the_log_for_those_who_may_read_it(cast: Cast) -> None:
+    for user, shown in ((cast.owner, True), (cast.admin, True), (cast.member, False)):
+        client = client_for(user, cast.tenant)
+        sidebar = [link.label for link in client.get("/").wsgi_request.nav]
+        assert ("Audit log" in sidebar) is shown, user
+        assert (b'href="/audit/"' in client.get("/team/").content) is shown, user
+    viewer = client_for(cast.viewer, cast.tenant).get("/team/")
+    assert b'href="/audit/"' not in viewer.content
+    active = [
+        link.label
+        for link in client_for(cast.owner, cast.tenant).get("/audit/").wsgi_request.nav
+        if link.active
+    ]
+    assert active == ["Audit log"]
 
 
 def test_the_page_filters_by_actor_action_source_and_day(cast: Cast) -> None:

@@ -1,9 +1,9 @@
 """Restoring backups: one tenant's schema, the whole database, or a scratch copy to verify.
 
-Restores run pg_restore's SQL through psql in ONE transaction (penguinmails.backups.pg): for a
-tenant, the live schema is renamed aside, the backup's schema created under the real name and the
-old one dropped, so other sessions see the old schema until the commit and then the restored one,
-and a failure anywhere leaves the tenant exactly as it was. Other schemas are never touched.
+Restores run pg_restore's SQL through psql in ONE transaction (penguinmails.backups.pg). A
+tenant's schema is restored under a temporary name, checked against the backup's row counts and
+swapped in by rename (`restore_tenant`); other schemas are never touched. The whole database is
+dropped and restored in one transaction (`restore_database`).
 """
 
 from __future__ import annotations
@@ -51,32 +51,79 @@ def _quote(name: str) -> str:
 def restore_tenant(
     slug: str, *, backup_id: int | None = None, progress: Progress = _quiet
 ) -> Backup:
-    """Put back one tenant's schema as the backup holds it; no other schema changes."""
+    """Put back one tenant's schema as the backup holds it; no other schema changes.
+
+    1. The backup's schema is restored under a temporary name (`t_<slug>__restored`), in one
+       transaction: pg_restore's SQL creates objects under the schema's real name, so the live
+       schema steps aside for the length of that transaction and takes its name back before
+       the commit. Other sessions go on seeing and using the live schema throughout.
+    2. The restored schema's rows are counted and compared with the backup's manifest; on any
+       difference it is dropped and the live schema is left alone.
+    3. Swap, in one short transaction: live renamed to `__old`, restored renamed to the real
+       name, old dropped.
+    """
     schema, _ = tenant_schema(slug)
     backup = get_backup(backup_id) if backup_id else latest(kind=BackupKind.TENANT, schema=schema)
-    if schema not in (backup.manifest or {}):
+    expected = (backup.manifest or {}).get(schema)
+    if expected is None:
         raise DomainError(f"Backup #{backup.pk} does not hold schema {schema} (tenant {slug}).")
+    restored, live_aside, old = (f"{schema}__{s}"[:63] for s in ("restored", "live", "old"))
     with pg.connect() as conn:
         exists = schema in pg.schemas(conn)
-    aside = f"{schema}__pre_restore"[:63]
-    before = ["SET LOCAL lock_timeout = '60s'", f"DROP SCHEMA IF EXISTS {_quote(aside)} CASCADE"]
+    with fetched(backup, progress) as archive:
+        progress(f"restoring schema {schema} from backup #{backup.pk} as {restored}")
+        _restore_as(archive, backup, schema, restored, live_aside, exists, progress)
+    _check_restored(backup, schema, restored, expected)
+    progress(f"restored rows match the backup; swapping {restored} in as {schema}")
+    with pg.connect() as conn, conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = '60s'")
+        if exists:
+            conn.execute(f"ALTER SCHEMA {_quote(schema)} RENAME TO {_quote(old)}")
+        conn.execute(f"ALTER SCHEMA {_quote(restored)} RENAME TO {_quote(schema)}")
+        if exists:
+            conn.execute(f"DROP SCHEMA {_quote(old)} CASCADE")
+    backup.restored_at = timezone.now()
+    Backup.objects.filter(pk=backup.pk).update(restored_at=backup.restored_at)
+    progress(f"tenant {slug}: schema {schema} restored from backup #{backup.pk}")
+    return backup
+
+
+def _restore_as(
+    archive: Any,
+    backup: Backup,
+    schema: str,
+    restored: str,
+    live_aside: str,
+    exists: bool,
+    progress: Progress,
+) -> None:
+    before = ["SET LOCAL lock_timeout = '60s'"]
+    before += [f"DROP SCHEMA IF EXISTS {_quote(n)} CASCADE" for n in (restored, live_aside)]
+    after = [f"ALTER SCHEMA {_quote(schema)} RENAME TO {_quote(restored)}"]
     if exists:
-        before.append(f"ALTER SCHEMA {_quote(schema)} RENAME TO {_quote(aside)}")
-    after = [f"DROP SCHEMA IF EXISTS {_quote(aside)} CASCADE"]
+        before.append(f"ALTER SCHEMA {_quote(schema)} RENAME TO {_quote(live_aside)}")
+        after.append(f"ALTER SCHEMA {_quote(live_aside)} RENAME TO {_quote(schema)}")
     # A tenant's own archive creates its schema; picked out of a whole-database archive
     # (pg_restore --schema), the schema's own entry is left out, so it is created here.
     picked = schema if backup.kind == BackupKind.FULL else None
     if picked:
         before.append(f"CREATE SCHEMA {_quote(schema)}")
-    with fetched(backup, progress) as archive:
-        progress(f"restoring schema {schema} from backup #{backup.pk} in one transaction")
-        pg.restore_in_one_transaction(
-            archive, before=before, after=after, schema=picked, on_line=_lines(progress)
+    pg.restore_in_one_transaction(
+        archive, before=before, after=after, schema=picked, on_line=_lines(progress)
+    )
+
+
+def _check_restored(backup: Backup, schema: str, restored: str, expected: dict[str, int]) -> None:
+    with pg.connect() as conn:
+        found = pg.count_rows(conn, restored).get(restored, {})
+    differences = _differences({schema: expected}, {schema: found})
+    if differences:
+        with pg.connect(autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {_quote(restored)} CASCADE")
+        raise DomainError(
+            f"Restoring backup #{backup.pk} gave other row counts than it recorded "
+            f"({'; '.join(differences[:5])}); the live schema {schema} was left as it was."
         )
-    backup.restored_at = timezone.now()
-    Backup.objects.filter(pk=backup.pk).update(restored_at=backup.restored_at)
-    progress(f"tenant {slug}: schema {schema} restored from backup #{backup.pk}")
-    return backup
 
 
 def restore_database(

@@ -49,7 +49,9 @@ def test_it_restores_one_tenant_and_leaves_the_other_untouched(
     assert f"tenant acme restored from backup #{backup.pk}" in out
     assert lead_emails(acme, "r1-") == {"r1-a@example.com", "r1-b@example.com"}
     assert lead_emails(globex, "r1-") == {"r1-g@example.com", "r1-g-late@example.com"}
-    assert not table_exists(f"{acme}__pre_restore", "campaigns_lead")  # the old one is gone
+    with connection.cursor() as cursor:  # no temporary schema is left behind
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", [f"{acme}\\_\\_%"])
+        assert cursor.fetchall() == []
     assert Backup.objects.get().restored_at is not None
 
 
@@ -162,3 +164,21 @@ def test_whole_database_restore_by_path_without_a_record(cast: Cast, backup_dir:
     assert lead_emails(acme, "r4-") == {"r4-a@example.com"}
     assert not table_exists("public", "r4_after_backup")
     assert list(Backup.objects.values_list("path", "status")) == [("", BackupStatus.RUNNING)]
+
+
+def test_a_restore_that_does_not_match_its_manifest_leaves_the_tenant_alone(
+    cast: Cast, backup_dir: Path
+) -> None:
+    acme = cast.tenant.schema_name
+    add_leads(acme, "r5-a@example.com")
+    run("backup", "create", "--tenant", "acme")
+    backup = Backup.objects.get()
+    manifest = backup.manifest
+    manifest[acme]["campaigns_lead"] += 1  # the record promises a row the dump does not hold
+    Backup.objects.filter(pk=backup.pk).update(manifest=manifest)
+    add_leads(acme, "r5-late@example.com")
+
+    with pytest.raises(CommandError, match="other row counts .* left as it was"):
+        run("backup", "restore", "--tenant", "acme")
+    assert lead_emails(acme, "r5-") == {"r5-a@example.com", "r5-late@example.com"}
+    assert not table_exists(f"{acme}__restored", "campaigns_lead")

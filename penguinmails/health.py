@@ -103,20 +103,12 @@ def check_db() -> dict[str, Any]:
 
 def check_redis() -> dict[str, Any]:
     """Redis answers (throttle counters, cache, Celery broker, live job status)."""
-    client = redis_client(budget_seconds())
-    try:
-        client.ping()
-    finally:
-        client.close()  # one check, one connection: never a pool left behind per call
+    redis_client(budget_seconds()).ping()
     return {}
 
 
 def check_beat() -> dict[str, Any]:
-    client = redis_client(budget_seconds())
-    try:
-        last = heartbeat.last_beat(client)
-    finally:
-        client.close()
+    last = heartbeat.last_beat(redis_client(budget_seconds()))
     limit = settings.HEALTH_BEAT_STALE_SECONDS
     if last is None:
         return {"ok": False, "error": "beat has never sent its heartbeat"}

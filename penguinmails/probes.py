@@ -23,8 +23,17 @@ def bounded_queries(timeout_ms: int) -> Iterator[None]:
         yield
 
 
+_clients: dict[tuple[str, float], redis.Redis] = {}
+
+
 def redis_client(timeout_s: float) -> redis.Redis:
-    """A client of REDIS_URL whose connect and every command give up after `timeout_s`."""
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-    )
+    """A client of REDIS_URL whose connect and every command give up after `timeout_s`. One per
+    URL and timeout in each process: its pool keeps connections open between probes (a connect
+    costs more than the PING), and reconnects by itself after Redis comes back."""
+    key = (settings.REDIS_URL, timeout_s)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+    return client

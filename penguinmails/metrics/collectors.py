@@ -99,15 +99,11 @@ def broker_families() -> list[Metric]:
     workers = GaugeMetricFamily(
         "penguinmails_queue_workers", "Celery worker nodes seen in the last 30 seconds."
     )
-    client = redis_client(settings.METRICS_QUERY_TIMEOUT_MS / 1000)
-    try:
-        pipe = client.pipeline(transaction=False)
-        for queue in QUEUES:
-            pipe.llen(queue)
-        pipe.zcount(WORKERS_KEY, timezone.now().timestamp() - WORKER_PRESENCE_SECONDS, "+inf")
-        *lengths, seen = pipe.execute()
-    finally:
-        client.close()
+    pipe = redis_client(settings.METRICS_QUERY_TIMEOUT_MS / 1000).pipeline(transaction=False)
+    for queue in QUEUES:
+        pipe.llen(queue)
+    pipe.zcount(WORKERS_KEY, timezone.now().timestamp() - WORKER_PRESENCE_SECONDS, "+inf")
+    *lengths, seen = pipe.execute()
     for queue, length in zip(QUEUES, lengths, strict=True):
         depth.add_metric([queue], int(length))
     workers.add_metric([], int(seen))

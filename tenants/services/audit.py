@@ -70,7 +70,7 @@ def _day_start(day: date) -> datetime:
 def tenant_log(principal: Principal, filters: LogFilter | None = None) -> QuerySet[AuditEvent]:
     """The principal's tenant's events, newest first, after the access check."""
     require_log_access(principal)
-    events = AuditEvent.objects.filter(tenant=principal.tenant).select_related("actor")
+    events = AuditEvent.objects.filter(tenant=principal.tenant)
     f = filters or LogFilter()
     if f.actor:
         events = events.filter(actor_email__iexact=f.actor.strip())

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -207,3 +208,25 @@ def _role(slug: str) -> Role:
 
 def _keyed(tenant: Tenant, key: str) -> APIClient:
     return APIClient(HTTP_HOST=host_of(tenant), HTTP_AUTHORIZATION=f"Bearer {key}")
+
+
+def test_the_page_and_api_run_the_same_queries_for_5_or_45_events(cast: Cast) -> None:
+    owner = client_for(cast.owner, cast.tenant)
+    api = client_for(cast.owner, cast.tenant, api=True)
+
+    def queries() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as page:
+            assert owner.get("/audit/").status_code == 200
+        with CaptureQueriesContext(connection) as listing:
+            assert api.get("/api/v1/audit").status_code == 200
+        return len(page), len(listing)
+
+    def add(n: int) -> None:
+        for i in range(n):
+            actor = (cast.owner, cast.member, cast.admin)[i % 3]
+            record(f"test.step{i % 7}", tenant=cast.tenant, actor=actor, n=i)
+
+    add(5)
+    few = queries()
+    add(40)
+    assert queries() == few

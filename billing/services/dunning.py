@@ -67,6 +67,12 @@ def hold_condition() -> Exists:
     return Exists(Dunning.objects.filter(tenant_id=OuterRef("pk"), status__in=HELD))
 
 
+def sending_paused(schema_name: str) -> bool:
+    """Whether the ladder holds this tenant's campaign sending now (warm-up asks: it goes on at
+    maintenance level meanwhile)."""
+    return Dunning.objects.filter(tenant__schema_name=schema_name, status__in=HELD).exists()
+
+
 def connect() -> None:
     register_sending_hold("billing.dunning", hold_condition, HOLD_REASON)
 

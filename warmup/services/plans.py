@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from billing.services.dunning import sending_paused
 from deliverability.models import Mailbox, MailboxStatus
 from infrastructure.models import IpAddress, IpStatus
 from penguinmails import indexes, states
@@ -140,11 +141,13 @@ def _planned(mailbox_ids: list[int], day: date, plans: Mapping[int, WarmupPlan])
 
 
 def _volumes(
-    plans: Mapping[int, WarmupPlan], day: date, campaign: Mapping[int, int]
+    plans: Mapping[int, WarmupPlan], day: date, campaign: Mapping[int, int], *, held: bool
 ) -> dict[int, int]:
+    """Each mailbox's warm-up volume; `held`: the tenant's payment is overdue and its sending
+    paused (billing's dunning): warm-up goes on at maintenance level, as beside a campaign."""
     return {
         m: min(
-            ramp.daily_volume(p, day, campaigns_running=campaign.get(m, 0) > 0),
+            ramp.daily_volume(p, day, campaigns_running=held or campaign.get(m, 0) > 0),
             p.mailbox.daily_limit,
         )
         for m, p in plans.items()
@@ -173,8 +176,12 @@ def write_day(day: date, entries: Sequence[Entry], *, seed: int | None = None) -
     for done in _planned(list(plans), day, plans):
         plans.pop(done)
     campaign = campaign_sends([p.mailbox for p in plans.values()], day)
+    held = sending_paused(getattr(connection, "schema_name", ""))
     volumes = share_ips(
-        _volumes(plans, day, campaign), {m: by_mailbox[m][2] for m in plans}, campaign, day
+        _volumes(plans, day, campaign, held=held),
+        {m: by_mailbox[m][2] for m in plans},
+        campaign,
+        day,
     )
     wanted = {m: planner.partners_for(list(by_mailbox[m][3]), v) for m, v in volumes.items()}
     addresses = indexes.pool_addresses({p for ps in wanted.values() for p in ps}, active_only=True)

@@ -211,3 +211,24 @@ def test_its_staging_profile_differs_from_production_as_documented() -> None:
     assert unknown.returncode != 0 and "DJANGO_ENV must be" in unknown.stderr
     documented = (ROOT / "docs" / "deployment.md").read_text()
     assert "DJANGO_ENV=staging" in documented
+
+
+@pytest.mark.slow
+def test_the_images_collectstatic_step_runs_without_database_or_redis(tmp_path: Path) -> None:
+    """The build step as the Dockerfile writes it, in a bare environment: it must succeed (a
+    failure fails the image build) and write the manifest the image relies on."""
+    (step,) = [
+        rest for kw, rest in dockerfile_instructions() if kw == "RUN" and "collectstatic" in rest
+    ]
+    command = step.split(" && ")[0]  # the assignments and collectstatic itself
+    assert command.rstrip().endswith("python manage.py collectstatic --noinput")
+    env = {
+        "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "STATIC_ROOT": str(tmp_path / "staticfiles"),
+    }
+    result = subprocess.run(
+        ["sh", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "staticfiles" / "staticfiles.json").is_file()

@@ -80,6 +80,22 @@ def test_it_runs_each_procfile_process_through_the_images_entry_point() -> None:
     assert "no process named 'shell'" in unknown.stderr
 
 
+def test_its_entry_point_runs_the_line_with_the_procfiles_defaults(tmp_path: Path) -> None:
+    procfile_path = tmp_path / "Procfile"
+    procfile_path.write_text("web: echo serving on ${PORT:-8000} && echo then\n")
+    env = {"PATH": os.environ.get("PATH", ""), "PROCFILE": str(procfile_path)}
+    ran = subprocess.run(
+        [str(ENTRYPOINT), "web"], env=env, capture_output=True, text=True, timeout=10
+    )
+    assert (ran.returncode, ran.stdout) == (0, "serving on 8000\nthen\n")
+    ran = subprocess.run(
+        [str(ENTRYPOINT), "web"], env={**env, "PORT": "9000"}, capture_output=True, text=True
+    )
+    assert ran.stdout.startswith("serving on 9000")
+    usage = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True)
+    assert usage.returncode == 64 and "web" in usage.stderr
+
+
 def test_its_image_is_slim_non_root_and_fails_the_build_on_a_failed_step() -> None:
     instructions = dockerfile_instructions()
     assert instructions[0] == ("FROM", "python:3.11-slim")

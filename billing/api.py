@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.entitlements import plan_for
-from billing.models import Payment, Plan, Subscription
+from billing.models import DunningStage, DunningStep, Payment, Plan, Subscription
+from billing.services.dunning import summary_for
 from billing.services.plans import choose_plan, over_limits, usage_for
 from billing.services.stripe_billing import live_subscription
 from billing.services.stripe_client import configured
@@ -119,11 +120,28 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         ]
 
 
+class DunningStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DunningStep
+        fields = ["at", "day", "kind", "summary"]
+
+
+class DunningSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=DunningStage.choices,
+        help_text="clear, grace (still sending), sending_paused, suspended (servers stopped)",
+    )
+    since = serializers.DateTimeField(allow_null=True, help_text="day 0: the payment failed")
+    pay_url = serializers.CharField(allow_blank=True, help_text="the overdue invoice to pay")
+    steps = DunningStepSerializer(many=True, help_text="newest first (docs/billing.md)")
+
+
 class SubscriptionStateSerializer(serializers.Serializer):
     stripe_configured = serializers.BooleanField()
     plan = serializers.CharField(help_text="the plan the workspace is on now")
     subscription = SubscriptionSerializer(allow_null=True, help_text="null without one")
     over_limits = UsageSerializer(many=True, help_text="limits above the plan: what to remove")
+    dunning = DunningSerializer(help_text="an overdue payment's grace period and what it stopped")
 
 
 class PaymentSerializer(serializers.ModelSerializer):
@@ -147,8 +165,18 @@ class SubscriptionView(TenantScopedMixin, APIView):
             "plan": plan_for(tenant).slug,
             "subscription": sub,
             "over_limits": over_limits(tenant),
+            "dunning": self._dunning(),
         }
         return Response(SubscriptionStateSerializer(data).data)
+
+    def _dunning(self) -> dict[str, Any]:
+        summary = summary_for(self.tenant)
+        return {
+            "status": summary.status,
+            "since": summary.dunning.since if summary.dunning else None,
+            "pay_url": summary.overdue.invoice_url if summary.overdue else "",
+            "steps": summary.steps,
+        }
 
 
 class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin):

@@ -13,15 +13,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from billing.entitlements import plan_for
-from billing.models import (
-    BillingInterval,
-    Dunning,
-    DunningStage,
-    DunningStep,
-    Payment,
-    PaymentStatus,
-    Plan,
-)
+from billing.models import BillingInterval, Payment, Plan
+from billing.services.dunning import summary_for
 from billing.services.plans import choose_plan, over_limits, self_serve_available, usage_for
 from billing.services.stripe_billing import live_subscription, portal_url, start_checkout
 from billing.services.stripe_client import configured, user_facing
@@ -54,18 +47,11 @@ class CheckoutForm(ChoosePlanForm):
 
 def dunning_context(tenant: Tenant) -> dict[str, object]:
     """The ladder's stage, its steps and the invoice to pay (billing page)."""
-    dunning = Dunning.objects.filter(tenant=tenant).exclude(status=DunningStage.CLEAR).first()
-    overdue = (
-        Payment.objects.filter(
-            tenant=tenant, status__in=(PaymentStatus.FAILED, PaymentStatus.ACTION_REQUIRED)
-        ).first()
-        if dunning
-        else None
-    )
+    summary = summary_for(tenant)
     return {
-        "dunning": dunning,
-        "dunning_steps": list(DunningStep.objects.filter(tenant=tenant)[:20]),
-        "overdue": overdue,
+        "dunning": summary.dunning,
+        "dunning_steps": summary.steps,
+        "overdue": summary.overdue,
         "grace_days": settings.BILLING_GRACE_DAYS,
         "suspend_days": settings.BILLING_SUSPEND_DAYS,
     }

@@ -342,6 +342,30 @@ def restore(tenant: Tenant, *, reason: str) -> Dunning:
 
 # --- what the tenant sees -----------------------------------------------------------------------
 @dataclass(frozen=True)
+class Summary:
+    """The billing page's and the API's view of the ladder: its row while not clear, the
+    overdue invoice to pay, the latest steps (those of earlier rounds too)."""
+
+    dunning: Dunning | None
+    overdue: Payment | None
+    steps: list[DunningStep]
+
+    @property
+    def status(self) -> str:
+        return str(self.dunning.status) if self.dunning else str(DunningStage.CLEAR)
+
+
+def summary_for(tenant: Tenant) -> Summary:
+    dunning = Dunning.objects.filter(tenant=tenant).exclude(status=DunningStage.CLEAR).first()
+    overdue = None
+    if dunning is not None:
+        overdue = Payment.objects.filter(
+            tenant=tenant, status__in=(PaymentStatus.FAILED, PaymentStatus.ACTION_REQUIRED)
+        ).first()
+    return Summary(dunning, overdue, list(DunningStep.objects.filter(tenant=tenant)[:20]))
+
+
+@dataclass(frozen=True)
 class Banner:
     level: str  # "warn" or "danger"
     text: str

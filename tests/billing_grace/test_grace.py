@@ -117,6 +117,13 @@ def test_the_whole_grace_path_then_payment_restores_everything(
         assert Campaign.objects.get(pk=campaign.pk).status == "paused"
     assert sending_hold(cast.tenant) == dunning.HOLD_REASON
     assert "campaign sending is paused" in page(world)
+    api = client_for(cast.owner, cast.tenant, api=True).get("/api/v1/billing/subscription").json()
+    assert api["dunning"]["status"] == "sending_paused"
+    assert api["dunning"]["pay_url"].startswith(world.server.url + "/invoice/")
+    assert [s["kind"] for s in api["dunning"]["steps"]][:2] == ["sending_paused", "email"]
+    other = client_for(cast.outsider, cast.other_tenant, api=True)
+    theirs = other.get("/api/v1/billing/subscription").json()["dunning"]
+    assert theirs == {"status": "clear", "since": None, "pay_url": "", "steps": []}
     assert server.status == "active" and provider.get_server(server.provider_id).status == "active"
 
     # Days 8 to 29: nothing more; day 30: the server is stopped, its IPs kept.

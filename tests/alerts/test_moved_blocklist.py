@@ -26,8 +26,8 @@ def _check(address: str, capture: Any) -> None:
 
 def test_a_listing_opens_the_alert_and_delisting_resolves_it(
     cast: Cast,
-    dnsbl: SandboxDnsServer,
-    django_capture_on_commit_callbacks: Any,  # noqa: F811
+    dnsbl: SandboxDnsServer,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     make_ip(cast.tenant, "127.0.0.75")
     stage_blocklisting(dnsbl.store, "127.0.0.75", zone="bl.spamcop.net")

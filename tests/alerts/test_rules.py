@@ -148,3 +148,11 @@ def test_platform_bounce_rate_fires_above_15_percent_and_clears(cast: Cast, sett
     # Two days on, yesterday's and today's counts are out of the window: it clears.
     evaluate_rules(now + dt.timedelta(days=2))
     assert _state("platform.bounce_rate", "platform") == AlertState.RESOLVED
+
+
+def test_the_counters_never_fail_a_request_when_redis_is_down(cast: Cast, settings: Any) -> None:
+    settings.PUBLIC_SCHEMA_URLCONF = "tests.alerts.urls"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    client = Client(HTTP_HOST="localhost", raise_request_exception=False)
+    assert client.get("/test-alerts/fine/").status_code == 200
+    assert client.get("/test-alerts/boom/").status_code == 500  # the view's own error, no other

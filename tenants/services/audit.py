@@ -25,7 +25,7 @@ def record(
     *,
     tenant: Tenant | None = None,
     actor: User | None = None,
-    source: AuditSource = AuditSource.APP,
+    source: AuditSource | str = AuditSource.APP,  # str: callers may spread **{"from": ...}
     **detail: Any,
 ) -> AuditEvent:
     """Append an audit row. Never put secrets in `detail`."""
@@ -34,7 +34,7 @@ def record(
         tenant=tenant,
         actor=known,
         actor_email=known.email if known is not None else "",
-        source=source,
+        source=AuditSource(source),  # ValueError for anything but app, admin, support
         action=action,
         detail=detail,
     )

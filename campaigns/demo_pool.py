@@ -25,11 +25,14 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from campaigns.demo import _drive_jobs, _sandbox_dns
+from deliverability.dns.sandbox import LOOPBACK, all_tenants_sending_ips, publish_platform_names
 from deliverability.models import Mailbox, SendingDomain
 from deliverability.services.domains import add_domain
 from deliverability.services.mailboxes import attach_sandbox_imap, create_mailbox
 from penguinmails.models import CLAIMABLE_STATUSES, Job
+from penguinmails.providers import DnsProviderName
 from penguinmails.queue import runner
+from penguinmails.sandbox.dns import ZoneStore
 from penguinmails.sandbox.imap import SandboxImap
 from tenants.db import TenantConnection
 from tenants.models import Tenant, User
@@ -96,6 +99,16 @@ def _attach_dovecot(tenant: Tenant) -> None:
             )  # fmt: skip
 
 
+def _republish_platform_names() -> None:
+    """Publishing a domain of a workspace without IPs of its own (the pool's, on the shared
+    sandbox server) sets the platform's SPF include to loopback alone, dropping the demo's IPs:
+    publish it again with every workspace's sending IPs and loopback (the shared sandbox)."""
+    if settings.DNS_PROVIDER != DnsProviderName.LOCAL:
+        return
+    ips = [*all_tenants_sending_ips(), LOOPBACK]
+    publish_platform_names(ZoneStore(settings.SANDBOX_DNS_ZONES), sending_ips=ips)
+
+
 def plan_today() -> int:
     """Pair the pool for today and run each tenant's plan job now (the beat pairs tomorrow's at
     noon UTC); a mailbox that already has today's messages is skipped by the job."""
@@ -114,6 +127,7 @@ def seed_warmup_pool(demo: Tenant, owner: User, *, say: Callable[[str], None]) -
     tenant = _pool_tenant(owner)
     with _sandbox_dns():
         _seed_mailboxes(tenant, owner, say=say)
+    _republish_platform_names()
     _attach_dovecot(tenant)
     paired = plan_today()
     with schema_context(tenant.schema_name):

@@ -44,6 +44,7 @@ def _free_port() -> int:
 def sandbox_settings(settings: SettingsWrapper, tmp_path: Path) -> int:
     with connection.cursor() as cursor:
         cursor.execute('DROP SCHEMA IF EXISTS "t_demo" CASCADE')
+        cursor.execute('DROP SCHEMA IF EXISTS "t_warmpool" CASCADE')  # its warm-up partners
     port = _free_port()
     settings.DEBUG = True
     settings.SANDBOX_DNS_PORT = port

@@ -35,9 +35,11 @@ def _make_due(cast: Cast) -> None:
 def test_a_planned_message_leaves_through_the_sandbox_smtp_tagged(
     cast: Cast, sandbox: Sandbox
 ) -> None:
-    ours, _ = pool_mailbox(cast.tenant, sandbox, "anna@alpha.test", start_volume=3)
+    ours, _ = pool_mailbox(cast.tenant, sandbox, "anna@alpha.test", start_volume=3,
+                           weekend_percent=100)  # fmt: skip
     public_b64 = _signing_domain(cast, "alpha.test")
-    theirs, _ = pool_mailbox(cast.other_tenant, sandbox, "ben@beta.test", start_volume=3)
+    theirs, _ = pool_mailbox(cast.other_tenant, sandbox, "ben@beta.test", start_volume=3,
+                             weekend_percent=100)  # fmt: skip
     assert plan() == 2  # one plan job per tenant
     assert plan() == 2  # a second run of the day's plan writes nothing twice
     with schema_context(cast.tenant.schema_name):
@@ -101,8 +103,10 @@ def _raw(sandbox: Sandbox) -> list[bytes]:
 def test_a_paused_warm_up_or_a_partner_gone_cancels_instead_of_sending(
     cast: Cast, sandbox: Sandbox
 ) -> None:
-    ours, _ = pool_mailbox(cast.tenant, sandbox, "cara@gamma.test", start_volume=2)
-    theirs, _ = pool_mailbox(cast.other_tenant, sandbox, "dan@delta.test", start_volume=2)
+    ours, _ = pool_mailbox(cast.tenant, sandbox, "cara@gamma.test", start_volume=2,
+                           weekend_percent=100)  # fmt: skip
+    theirs, _ = pool_mailbox(cast.other_tenant, sandbox, "dan@delta.test", start_volume=2,
+                             weekend_percent=100)  # fmt: skip
     plan()
     _make_due(cast)
     with schema_context(cast.other_tenant.schema_name):

@@ -7,6 +7,7 @@ public and in each tenant schema; which copy is used is fixed per model and per 
 | `Blocklist` | the one list of DNS blocklists, edited by staff | unused (empty) |
 | `Listing` | IP listings (beside the IPs, infrastructure) | the tenant's domain listings |
 | `BlocklistCheck` | each IP's check schedule and last verdicts | each sending domain's |
+| `ReputationScore` | unused (empty) | the daily scores of its mailboxes, domains and IPs |
 
 Public rows are always read and written under `schema_context("public")`
 (`reputation.services.blocklists.public_schema`): with a tenant's schema first on the search

@@ -632,6 +632,8 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", default=10)
 # How long a process trusts its list of which events have endpoints (the send path asks it
 # per batch); writes in the same process clear it at once.
 WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env_int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=30)
+# Finished deliveries (and their attempts) are kept this long in the log, then deleted.
+WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", default=30)
 
 # --- Backups (docs/operations.md, "Backups and migrations") ----------------------------------
 # Where encrypted dumps go: "dir" (BACKUP_DIR) or "s3" (any S3-compatible storage, BACKUP_S3_*).

@@ -183,3 +183,20 @@ def test_nothing_is_queued_and_no_query_runs_when_nobody_subscribed(
                 assert delivery_svc.emit("message.sent", {"message_id": n}) == []
         assert Delivery.objects.count() == 0
         assert len(delivery_svc.emit("message.opened", {"message_id": 1})) == 1
+
+
+def test_the_log_forgets_finished_deliveries_after_the_retention(
+    cast: Cast, receiver: Receiver, settings: Any
+) -> None:
+    settings.WEBHOOK_RETENTION_DAYS = 30
+    make_endpoint(cast.tenant, cast.owner, receiver.url)
+    emit_sent(cast)
+    emit_sent(cast)
+    run_deliveries()
+    [waiting] = emit_sent(cast)  # still pending: kept whatever its age
+    later = timezone.now() + dt.timedelta(days=31)
+    with schema_context(cast.tenant.schema_name):
+        assert delivery_svc.prune(now=timezone.now()) == 0  # nothing old yet
+        assert delivery_svc.prune(now=later) == 2
+        assert list(Delivery.objects.values_list("pk", flat=True)) == [waiting.pk]
+        assert Attempt.objects.count() == 0

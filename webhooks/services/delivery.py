@@ -55,6 +55,8 @@ DELIVER_TASK = "webhooks.deliver"
 # While an attempt is in flight its delivery is not due: a second copy of the job finds nothing.
 LEASE = dt.timedelta(minutes=5)
 EXCERPT = 500
+PRUNE_EVERY = 200  # every this many deliveries, one prune of the schema's old ones
+PRUNE_BATCH = 5000
 MAX_RESPONSE_BYTES = 4096  # read no more of an answer than the log keeps (and a little more)
 
 
@@ -210,7 +212,28 @@ def attempt(delivery_id: int, *, now: dt.datetime | None = None) -> Attempt | No
             _succeeded(delivery, endpoint, outcome, now)
         else:
             _failed(delivery, endpoint, outcome, now)
+    if delivery.pk % PRUNE_EVERY == 0:
+        prune(now=now)
     return logged
+
+
+def prune(*, now: dt.datetime | None = None) -> int:
+    """Delete this schema's finished deliveries (and their attempts) older than
+    WEBHOOK_RETENTION_DAYS, at most PRUNE_BATCH at a time. Run by every PRUNE_EVERY-th attempt,
+    so the log stays bounded without a periodic job visiting every tenant schema."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    old = list(
+        Delivery.objects.filter(created_at__lt=cutoff)
+        .exclude(status=DeliveryStatus.PENDING)
+        .order_by("id")
+        .values_list("pk", flat=True)[:PRUNE_BATCH]
+    )
+    if not old:
+        return 0
+    with transaction.atomic():
+        Attempt.objects.filter(delivery_id__in=old).delete()
+        Delivery.objects.filter(pk__in=old).delete()
+    return len(old)
 
 
 def _succeeded(delivery: Delivery, endpoint: Endpoint, outcome: Outcome, now: dt.datetime) -> None:

@@ -5,8 +5,8 @@ whether a batch is open; when one is, its items are kept and written by the writ
 function once, at the end of the batch, in the batch's transaction. The inbound poller acts on a
 chunk of messages in one transaction, one savepoint each (deliverability.services.inbound_store):
 it opens a batch around the chunk, so fifty messages cost one rollup upsert and one protection
-judgement instead of fifty. A unit of work that fails and is rolled back to its savepoint drops
-what it deferred (`unit`), so the counts stay those of the work that was committed.
+judgement instead of fifty. A batch whose block raises writes nothing: its transaction is rolled
+back with it, and the counts stay those of the work that was committed.
 
 Outside a batch nothing changes: `defer` returns False and the writer writes at once.
 """
@@ -29,17 +29,6 @@ class Batch:
 
     def add(self, flush: Flush, items: Iterable[Any]) -> None:
         self._items.setdefault(flush, []).extend(items)
-
-    @contextmanager
-    def unit(self) -> Iterator[None]:
-        """One unit of work: what it defers is dropped again if it raises."""
-        marks = {flush: len(items) for flush, items in self._items.items()}
-        try:
-            yield
-        except BaseException:
-            for flush in list(self._items):
-                del self._items[flush][marks.get(flush, 0) :]
-            raise
 
     def flush(self) -> None:
         """Write everything deferred, each writer once, in the order writers first deferred."""

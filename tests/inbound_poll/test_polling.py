@@ -151,3 +151,38 @@ def test_the_ops_command_polls_now(cast: Cast, sandbox: Sandbox, imap: SandboxIm
         stdout=out,
     )
     assert '"processed": 1' in out.getvalue()
+
+
+def test_a_message_that_fails_leaves_the_others_of_its_chunk_acted_on_once(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    """A chunk is acted on without a savepoint per message: when one message raises, the chunk
+    is rolled back and acted on again one at a time. The others are acted on exactly once
+    (rollups and events counted once), the bad one stays `received` with a failed attempt."""
+    from campaigns.models import CampaignDailyStat
+    from deliverability.signals import inbound_classified
+
+    world = sent_world(cast, sandbox, imap, leads=4)
+    for message in world.messages:
+        world.deliver(dsn(verp_of(world, message), message.to_email, message.message_id))
+    poison = world.messages[2].to_email
+
+    def explode(sender: object, *, classification: object, **_: object) -> None:
+        recipients = getattr(classification, "recipients", [])
+        if any(r.address == poison for r in recipients):
+            raise RuntimeError("a receiver's bug on this one message")
+
+    inbound_classified.connect(explode, dispatch_uid="tests.poison")
+    try:
+        world.poll()
+    finally:
+        inbound_classified.disconnect(dispatch_uid="tests.poison")
+    with schema_context(cast.tenant.schema_name):
+        states = sorted(InboundMessage.objects.values_list("status", flat=True))
+        assert states == ["processed", "processed", "processed", "received"]
+        bad = InboundMessage.objects.get(status=InboundState.RECEIVED)
+        assert bad.attempts == 1
+        assert MessageEvent.objects.filter(kind="bounce").count() == 3
+        assert Suppression.objects.count() == 3
+        assert not Suppression.objects.filter(value=poison.lower()).exists()
+        assert sum(CampaignDailyStat.objects.values_list("bounced", flat=True)) == 3

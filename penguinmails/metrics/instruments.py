@@ -22,13 +22,26 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Which kind of process this is (web, worker, beat; "proc" for commands and tests): part of each
 # metrics file's name, so a restarting web server clears its own files and nobody else's.
 ROLE_ENV = "PM_METRICS_ROLE"
+# Set by gunicorn's config in each worker: the slot of the worker it replaced (see slot_name).
+SLOT_ENV = "PM_METRICS_SLOT"
 _HOST = socket.gethostname().replace("_", "-")
 
 
 def process_identifier() -> str:
     """Names this process's files: unique across the processes of every container that shares
     the directory (pids repeat across containers; host names do not)."""
+    slot = os.environ.get(SLOT_ENV)
+    if slot:
+        return slot
     return f"{os.environ.get(ROLE_ENV, 'proc')}-{_HOST}-{os.getpid()}"
+
+
+def slot_name(role: str, number: int) -> str:
+    """A file name a recycled process hands to its successor: gunicorn replaces a worker every
+    --max-requests, and with a file per pid the directory (and every scrape's reading) would grow
+    by one file a recycle. The successor opens the same file and counts on from its values, so
+    counters never step back and the files stay one set per worker slot."""
+    return f"{role}-{_HOST}-slot{number}"
 
 
 def multiproc_dir() -> str:

@@ -237,6 +237,8 @@ def _suspend(dunning: Dunning, day: int) -> None:
 
 
 def _remind(dunning: Dunning, day: int) -> None:
+    if day >= _grace_days():
+        return  # caught up past the grace period: the pause's own email says it
     due = [d for d in EMAIL_DAYS if d <= day and d < _grace_days()]
     if not due or max(due) <= dunning.last_email_day:
         return

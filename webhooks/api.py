@@ -91,6 +91,7 @@ class DeliverySerializer(serializers.ModelSerializer):
     partial_update=extend_schema(request=EndpointWriteSerializer, responses=EndpointSerializer),
     destroy=extend_schema(responses={204: OpenApiResponse(description="Removed.")}),
     secret=extend_schema(responses=SecretSerializer),
+    rotate_secret=extend_schema(request=None, responses=SecretSerializer),
     test=extend_schema(request=None, responses={202: DeliverySerializer}),
     deliveries=extend_schema(responses=DeliverySerializer(many=True)),
     replay=extend_schema(request=None, responses={202: DeliverySerializer}),
@@ -142,6 +143,12 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
     def secret(self, request: Request, pk: str | None = None) -> Response:
         """The signing secret in clear (write access to settings; audited)."""
         return Response({"secret": endpoint_svc.reveal_secret(self.principal, self.get_object())})
+
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        """A new signing secret (shown this once); the old one also signs for 24 hours."""
+        secret = endpoint_svc.rotate_secret(self.principal, self.get_object())
+        return Response({"secret": secret})
 
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:

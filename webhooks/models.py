@@ -25,6 +25,10 @@ class Endpoint(models.Model):
     description = models.CharField(max_length=200, blank=True)
     events = models.JSONField(default=list)  # names from webhooks.events.Event
     secret = EncryptedTextField()
+    # After a rotation the old secret signs too (a second `v1,` signature) until this time, so
+    # the receiver can switch without losing events.
+    previous_secret = EncryptedTextField(null=True, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=10, choices=EndpointStatus.choices, default=EndpointStatus.ENABLED
     )

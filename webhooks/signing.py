@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 
 from standardwebhooks import Webhook
 
@@ -19,15 +20,19 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def signed_headers(secret: str, *, event_id: str, timestamp: int, body: str) -> dict[str, str]:
+def signed_headers(
+    secrets_: Sequence[str], *, event_id: str, timestamp: int, body: str
+) -> dict[str, str]:
     """The headers of one attempt: `timestamp` is the send time (Unix seconds), so a consumer's
-    replay window (5 minutes in the libraries) is measured from this attempt, not the event."""
+    replay window (5 minutes in the libraries) is measured from this attempt, not the event.
+    One `v1,` signature per secret, space-separated (the current one, and the previous one
+    while a rotation's grace period runs): a receiver holding either verifies."""
     when = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
-    signature = Webhook(secret).sign(msg_id=event_id, timestamp=when, data=body)
+    signatures = [Webhook(s).sign(msg_id=event_id, timestamp=when, data=body) for s in secrets_]
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(signatures),
         "content-type": "application/json",
         "user-agent": "PenguinMails-Webhooks/1",
     }

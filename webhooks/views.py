@@ -87,13 +87,14 @@ def detail(request: HttpRequest, webhook_id: int) -> HttpResponse:
 @require_POST
 @area_required(Area.SETTINGS, level=Level.WRITE)
 def action(request: HttpRequest, webhook_id: int) -> HttpResponse:
-    """enable, disable, test, secret (shown once more) or delete, from the endpoint's page."""
+    """enable, disable, test, secret (shown once more), rotate (a new secret) or delete."""
     principal = principal_of(request)
     endpoint = _endpoint(webhook_id)
     verb = request.POST.get("do", "")
     try:
-        if verb == "secret":
-            secret = endpoint_svc.reveal_secret(principal, endpoint)
+        if verb in ("secret", "rotate"):
+            reveal = endpoint_svc.rotate_secret if verb == "rotate" else endpoint_svc.reveal_secret
+            secret = reveal(principal, endpoint)
             response = render(
                 request, "webhooks/created.html", {"endpoint": endpoint, "secret": secret}
             )

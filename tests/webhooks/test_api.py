@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from django_tenants.utils import schema_context
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from penguinmails.sandbox.dns import SandboxDnsServer, ZoneRecord
 from tests.api.conftest import assert_error, key_client
@@ -210,3 +211,36 @@ def test_the_owner_changes_disables_enables_and_deletes_an_endpoint(
         assert len(delivery_svc.emit("lead.unsubscribed", {"lead_id": 1})) == 1
     assert api.delete(f"{API}/{pk}").status_code == 204
     assert_error(api.get(f"{API}/{pk}"), 404)
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_for_a_day(
+    cast: Cast, receiver: Receiver
+) -> None:
+    api = client_for(cast.owner, cast.tenant, api=True)
+    created = api.post(API, body(receiver.url), format="json").json()
+    old = created["secret"]
+    rotated = api.post(f"{API}/{created['id']}/rotate-secret")
+    assert rotated.status_code == 200, rotated.content
+    new = rotated.json()["secret"]
+    assert new.startswith("whsec_") and new != old
+    assert api.get(f"{API}/{created['id']}/secret").json() == {"secret": new}
+    assert_error(
+        client_for(cast.member, cast.tenant, api=True).post(f"{API}/{created['id']}/rotate-secret"),
+        403,
+    )
+    api.post(f"{API}/{created['id']}/test")
+    run_deliveries()
+    [got] = receiver.received
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    # A receiver still holding the old secret, and one already on the new, both verify.
+    assert Webhook(old).verify(got.body, got.headers)["type"] == "webhook.test"
+    assert Webhook(new).verify(got.body, got.headers)["type"] == "webhook.test"
+    with schema_context(cast.tenant.schema_name):
+        # The grace period is over: only the new secret signs.
+        Endpoint.objects.update(previous_secret_expires_at=timezone.now())
+    api.post(f"{API}/{created['id']}/test")
+    run_deliveries()
+    last = receiver.received[-1]
+    assert Webhook(new).verify(last.body, last.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(last.body, last.headers)

@@ -33,6 +33,11 @@ def test_the_owner_adds_an_endpoint_and_sees_its_secret_once(
     assert endpoint.events == ["message.sent", "message.opened"]
     assert receiver.url.encode() in page.get("/webhooks/").content
     assert b"whsec_" not in page.get(f"/webhooks/{endpoint.pk}/").content
+    rotated = page.post(f"/webhooks/{endpoint.pk}/action/", {"do": "rotate"})
+    assert rotated.status_code == 200 and rotated["Cache-Control"] == "no-store"
+    with schema_context(cast.tenant.schema_name):
+        new_secret = Endpoint.objects.get().secret.reveal()
+    assert new_secret.encode() in rotated.content and new_secret.encode() not in made.content
 
 
 def test_a_refused_url_shows_the_form_again_with_the_reason(cast: Cast, settings: Any) -> None:
@@ -76,6 +81,7 @@ def test_a_viewer_reads_but_cannot_change(cast: Cast, receiver: Receiver) -> Non
     assert b"Show the secret" not in detail.content
     assert page.post(f"/webhooks/{made.endpoint.pk}/action/", {"do": "secret"}).status_code == 403
     assert page.post(f"/webhooks/{made.endpoint.pk}/action/", {"do": "delete"}).status_code == 403
+    assert page.post(f"/webhooks/{made.endpoint.pk}/action/", {"do": "rotate"}).status_code == 403
     assert (
         page.post("/webhooks/new/", {"url": receiver.url, "events": ["message.sent"]}).status_code
         == 403

@@ -125,7 +125,15 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _post(url: str, secret: str, delivery: Delivery) -> Outcome:
+def _signing_secrets(endpoint: Endpoint, now: dt.datetime) -> list[str]:
+    found = [endpoint.secret.reveal()]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret is not None and expires is not None and expires > now:
+        found.append(endpoint.previous_secret.reveal())
+    return found
+
+
+def _post(url: str, secrets_: list[str], delivery: Delivery) -> Outcome:
     started = time.monotonic()
     try:
         target = netguard.check_url(url, schemes=schemes(), ports=PORTS)
@@ -133,7 +141,7 @@ def _post(url: str, secret: str, delivery: Delivery) -> Outcome:
         return Outcome(error=f"Refused: {refused.message}")
     body = json.dumps(delivery.payload, separators=(",", ":"))
     headers = signed_headers(
-        secret, event_id=delivery.event_id, timestamp=int(time.time()), body=body
+        secrets_, event_id=delivery.event_id, timestamp=int(time.time()), body=body
     )
     timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS)
     transport = pinned_transport(target, verify=_tls_context())
@@ -192,7 +200,7 @@ def attempt(delivery_id: int, *, now: dt.datetime | None = None) -> Attempt | No
                           last_error="The endpoint is disabled.", completed_at=now)  # fmt: skip
         return None
     try:
-        outcome = _post(endpoint.url, endpoint.secret.reveal(), delivery)
+        outcome = _post(endpoint.url, _signing_secrets(endpoint, now), delivery)
     except SecretUnavailable:
         # The key that encrypted it is gone: an attempt that failed, retried and logged like
         # any other, so the owner sees why (rotate the secret or restore the key).

@@ -8,6 +8,7 @@ again before every attempt (webhooks.services.delivery).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -193,6 +194,28 @@ def delete_endpoint(principal: Principal, endpoint: Endpoint) -> None:
         )
         endpoint.delete()
     subscriptions.forget()
+
+
+ROTATION_GRACE = dt.timedelta(hours=24)
+
+
+def rotate_secret(principal: Principal, endpoint: Endpoint) -> str:
+    """A new signing secret, returned in clear once. The old one keeps signing too (a second
+    signature) for ROTATION_GRACE, so the receiver can switch without refusing events."""
+    _allowed(principal)
+    secret = generate_secret()
+    with transaction.atomic():
+        locked = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked.previous_secret = locked.secret
+        locked.previous_secret_expires_at = timezone.now() + ROTATION_GRACE
+        locked.secret = secret
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["previous_secret", "previous_secret_expires_at", "secret",
+                                   "updated_at"])  # fmt: skip
+        audit("webhook.secret_rotated", tenant=principal.tenant, actor=principal.user,
+              endpoint=endpoint.pk)  # fmt: skip
+    endpoint.refresh_from_db()
+    return secret
 
 
 def reveal_secret(principal: Principal, endpoint: Endpoint) -> str:

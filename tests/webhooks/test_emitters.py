@@ -1,7 +1,8 @@
 """Each event is emitted where it happens and reaches a subscribed endpoint: a campaign run
-(message.sent, campaign.completed), a reply and a bounce read from the mailbox (reply.received,
-message.bounced), an unsubscribe (lead.unsubscribed), a lead import (import.finished), opens
-and clicks through the tracking flush (message.opened, message.clicked)."""
+(message.sent, campaign.completed), a reply, a bounce and a complaint read from the mailbox
+(reply.received, message.bounced, message.complained), an unsubscribe (lead.unsubscribed), a
+lead import (import.finished), opens and clicks through the tracking flush (message.opened,
+message.clicked)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from campaigns.tracking.flush import flush
 from campaigns.tracking.unsubscribe import unsubscribe_message
 from deliverability.services import inbound_store
 from tests.conftest import Cast
+from tests.inbound_poll.conftest import arf, dsn
 from tests.leads.conftest import csv_bytes, upload
 from tests.leads.conftest import run_jobs as run_import_jobs
 from tests.sending.conftest import (
@@ -47,18 +49,20 @@ def test_a_campaign_run_and_its_feedback_emit_their_events(
 ) -> None:
     make_endpoint(cast.tenant, cast.owner, receiver.url, events=ALL)
     with schema_context(cast.tenant.schema_name):
-        campaign = make_campaign(cast, sandbox, leads=2, steps=1, mailboxes=1)
+        campaign = make_campaign(cast, sandbox, leads=4, steps=1, mailboxes=1)
         campaign_svc.start_campaign(owner_principal(cast), campaign)
     drain(cast.tenant)
     with schema_context(cast.tenant.schema_name):
-        first, second = Message.objects.filter(campaign=campaign).order_by("id")
+        first, second, third, fourth = Message.objects.filter(campaign=campaign).order_by("id")
         mailbox = first.mailbox
         reply = (
             f"From: {first.to_email}\r\nTo: {mailbox.address}\r\nSubject: Re: hello\r\n"
             f"Message-ID: <reply-1@example.com>\r\nIn-Reply-To: {first.message_id}\r\n\r\n"
             "Sounds good, call me tomorrow.\r\n"
         ).encode()
-        inbound_store.store(mailbox, "INBOX", 1, [(1, reply)])
+        bounce = dsn(mailbox.address, third.to_email, third.message_id)
+        complaint = arf(mailbox.address, fourth.to_email, fourth.message_id)
+        inbound_store.store(mailbox, "INBOX", 1, [(1, reply), (2, bounce), (3, complaint)])
         inbound_store.process_pending(cast.tenant, mailbox)
         unsubscribe_message(second.pk, source="link")
 
@@ -66,16 +70,21 @@ def test_a_campaign_run_and_its_feedback_emit_their_events(
 
     got = events_of(receiver)
     assert Counter(e["type"] for e in got) == {
-        "message.sent": 2, "campaign.completed": 1, "reply.received": 1, "lead.unsubscribed": 1,
+        "message.sent": 4, "campaign.completed": 1, "reply.received": 1, "lead.unsubscribed": 1,
+        "message.bounced": 1, "message.complained": 1,
     }  # fmt: skip
     sends = [e["data"] for e in got if e["type"] == "message.sent"]
-    assert {d["message_id"] for d in sends} == {first.pk, second.pk}
-    assert {d["to"] for d in sends} == {first.to_email, second.to_email}
+    assert {d["message_id"] for d in sends} == {first.pk, second.pk, third.pk, fourth.pk}
+    assert {d["to"] for d in sends} == {m.to_email for m in (first, second, third, fourth)}
     assert all(d["campaign_id"] == campaign.pk for d in sends)
     [done] = [e["data"] for e in got if e["type"] == "campaign.completed"]
     assert done["campaign_id"] == campaign.pk
     [replied] = [e["data"] for e in got if e["type"] == "reply.received"]
     assert (replied["message_id"], replied["lead_id"]) == (first.pk, first.lead_id)
+    [bounced] = [e["data"] for e in got if e["type"] == "message.bounced"]
+    assert (bounced["message_id"], bounced["source"]) == (third.pk, "inbound")
+    [complained] = [e["data"] for e in got if e["type"] == "message.complained"]
+    assert (complained["message_id"], complained["to"]) == (fourth.pk, fourth.to_email)
     [gone] = [e["data"] for e in got if e["type"] == "lead.unsubscribed"]
     assert (gone["lead_id"], gone["email"]) == (second.lead_id, second.to_email)
 

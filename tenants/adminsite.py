@@ -14,7 +14,8 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django import forms
 from django.conf import settings
@@ -26,7 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from tenants.models import AuditSource, Tenant, User
-from tenants.services.audit import record
+from tenants.services.audit import record, staff_admin_request
 
 # Field names whose values never go into the log, only the fact that they changed.
 SENSITIVE = re.compile(r"password|secret|token|key|hash|credential", re.IGNORECASE)
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
+_V = TypeVar("_V", bound=Callable[..., Any])
 Action = Callable[[Any, HttpRequest, QuerySet[Any]], HttpResponseBase | None]
 
 
@@ -179,6 +181,17 @@ class StaffAdminSite(admin.AdminSite):
         super().__init__(name)
         staging = getattr(settings, "STAGING", False)
         self.site_header = "PenguinMails staff" + (" (staging)" if staging else "")
+
+    def admin_view(self, view: _V, cacheable: bool = False) -> _V:
+        """Every admin page: what services record while it runs is marked as a staff write."""
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def as_staff(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            with staff_admin_request():
+                return inner(request, *args, **kwargs)
+
+        return cast(_V, as_staff)
 
     def register(
         self,

@@ -8,6 +8,9 @@ and anyone from another tenant are refused (docs/audit.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -18,6 +21,19 @@ from penguinmails.errors import PermissionDenied
 from tenants.models import AuditEvent, AuditSource, Tenant, User
 from tenants.permissions import Area, Level
 from tenants.services.access import Principal
+
+# Set while a staff admin view runs (tenants.adminsite.StaffAdminSite.admin_view): the service
+# writes it makes (an action calling suspend_tenant, a custom add view) are staff writes too.
+_in_staff_admin: ContextVar[bool] = ContextVar("audit_in_staff_admin", default=False)
+
+
+@contextmanager
+def staff_admin_request() -> Iterator[None]:
+    token = _in_staff_admin.set(True)
+    try:
+        yield
+    finally:
+        _in_staff_admin.reset(token)
 
 
 def record(
@@ -30,11 +46,14 @@ def record(
 ) -> AuditEvent:
     """Append an audit row. Never put secrets in `detail`."""
     known = actor if actor is not None and actor.is_authenticated else None
+    source = AuditSource(source)  # ValueError for anything but app, admin, support
+    if source == AuditSource.APP and _in_staff_admin.get():
+        source = AuditSource.ADMIN
     return AuditEvent.objects.create(
         tenant=tenant,
         actor=known,
         actor_email=known.email if known is not None else "",
-        source=AuditSource(source),  # ValueError for anything but app, admin, support
+        source=source,
         action=action,
         detail=detail,
     )

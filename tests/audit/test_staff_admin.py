@@ -8,6 +8,7 @@ from django.test import Client
 
 from tenants.adminsite import AuditedAdminMixin, StaffAdminSite
 from tenants.models import AuditEvent, AuditSource, User
+from tenants.services.audit import record
 from tests.conftest import PASSWORD, Cast, client_for
 
 
@@ -105,6 +106,12 @@ def test_an_action_is_recorded_once_done_in_each_tenants_log(
     assert acme.detail["name"] == "suspend" and acme.detail["count"] == 1
     assert acme.detail["selected"] == 2  # how many rows the action ran over in all
     assert acme.actor == staff
+    # The service the action called recorded its own event, marked as a staff write too.
+    changed = AuditEvent.objects.get(tenant=cast.tenant, action="tenant.status_changed")
+    assert (changed.source, changed.actor) == (AuditSource.ADMIN, staff)
+    # Outside the admin, the same service's events are the workspace's own.
+    outside = record("tenant.renamed", tenant=cast.tenant, actor=staff)
+    assert outside.source == AuditSource.APP
 
 
 def test_an_action_that_asks_first_is_recorded_only_when_confirmed(

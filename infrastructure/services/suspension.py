@@ -14,6 +14,7 @@ import logging
 from infrastructure.models import VpsInstance, VpsStatus
 from infrastructure.providers import ServerNotFound, get_vps_provider
 from infrastructure.services.states import transition_vps
+from penguinmails.states import history
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,19 @@ def suspend_servers(tenant: Tenant) -> dict[str, list[int]]:
         transition_vps(vps, VpsStatus.SUSPENDED, reason=REASON)
         stopped.append(vps.pk)
         log.info("billing suspension: %s stopped", vps.name)
-    previously = VpsInstance.objects.filter(tenant=tenant, status=VpsStatus.SUSPENDED)
-    return {"vps": sorted({*stopped, *previously.values_list("pk", flat=True)})}
+    # A step retried after a partial failure: the servers an earlier try stopped count too
+    # (suspended for billing by their last move), not those staff suspended for another reason.
+    earlier = [
+        vps.pk
+        for vps in VpsInstance.objects.filter(tenant=tenant, status=VpsStatus.SUSPENDED)
+        if _suspended_for_billing(vps)
+    ]
+    return {"vps": sorted({*stopped, *earlier})}
+
+
+def _suspended_for_billing(vps: VpsInstance) -> bool:
+    last = history(vps, limit=1, newest_first=True)
+    return bool(last) and last[0].to_status == VpsStatus.SUSPENDED and last[0].reason == REASON
 
 
 def resume_servers(tenant: Tenant, record: dict[str, list[int]]) -> dict[str, list[int]]:

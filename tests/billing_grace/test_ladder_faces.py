@@ -14,6 +14,9 @@ from django.utils import timezone
 
 from billing.models import Dunning, DunningStep
 from billing.services import dunning
+from infrastructure.models import VpsInstance, VpsStatus
+from infrastructure.providers import LocalProvider
+from infrastructure.services.states import transition_vps
 from tenants.models import User
 from tenants.services.tenancy import sending_hold
 from tests.conftest import Cast, client_for
@@ -71,3 +74,29 @@ def test_the_command_moves_tenants_as_of_a_time(cast: Cast) -> None:
     with pytest.raises(CommandError, match="ISO-8601"):
         call_command("billing", "dunning", "--now", "next tuesday")
     assert Dunning.objects.get(tenant=cast.tenant).status == "sending_paused"
+
+
+def test_only_the_servers_the_ladder_stopped_are_started_again(
+    cast: Cast, provider: LocalProvider
+) -> None:
+    ours, staffs = (_server(cast, provider, name) for name in ("acme-d1", "acme-d2"))
+    transition_vps(staffs, VpsStatus.SUSPENDED, reason="staff: abuse report")
+    dunning.start(cast.tenant, subscription=None, at=timezone.now())
+    dunning.escalate(cast.tenant)
+    assert dunning.escalate(cast.tenant) == "suspended"
+    state = Dunning.objects.get(tenant=cast.tenant)
+    assert state.stopped["infrastructure"]["infrastructure.servers"] == {"vps": [ours.pk]}
+    assert provider.get_server(ours.provider_id).status == "stopped"
+    assert dunning.restore(cast.tenant, reason="paid").status == "clear"
+    assert VpsInstance.objects.get(pk=ours.pk).status == "active"
+    assert provider.get_server(ours.provider_id).status == "active"
+    assert VpsInstance.objects.get(pk=staffs.pk).status == "suspended"  # staff's call stands
+
+
+def _server(cast: Cast, provider: LocalProvider, name: str) -> VpsInstance:
+    ref = provider.create_server(name=name, plan="small", location="local", image="debian")
+    provider.get_server(ref.id)
+    return VpsInstance.objects.create(
+        tenant=cast.tenant, provider="local", provider_id=ref.id, name=name,
+        hostname=f"mail.{name}.test", size="small", status=VpsStatus.ACTIVE,
+    )  # fmt: skip

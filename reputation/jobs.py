@@ -5,6 +5,7 @@ from __future__ import annotations
 from penguinmails.queue.producer import JobSpec, enqueue_many
 from penguinmails.queue.registry import JobContext, Payload, job_handler
 from reputation.services import blocklists, scores
+from reputation.services.rescore import SCORE_TENANT_TASK, rescore_key
 from tenants.models import Tenant, TenantStatus
 
 IPS_DUE_TASK = "reputation.blocklists_ips_due"
@@ -48,7 +49,6 @@ def check_domains(payload: Payload, context: JobContext) -> None:
 
 
 SCORES_DUE_TASK = "reputation.scores_due"
-SCORE_TENANT_TASK = "reputation.score_tenant"
 
 
 @job_handler(SCORES_DUE_TASK, max_attempts=1, priority=140, timeout=120)
@@ -56,7 +56,7 @@ def scores_due(payload: Payload, context: JobContext) -> None:
     # Public: one deduplicated scoring job per active tenant (one public read).
     tenants = Tenant.objects.filter(status=TenantStatus.ACTIVE, is_template=False)
     enqueue_many(
-        JobSpec(SCORE_TENANT_TASK, {}, tenant=t, idempotency_key=f"rep-score:{t.pk}")
+        JobSpec(SCORE_TENANT_TASK, {}, tenant=t, idempotency_key=rescore_key(t.pk))
         for t in tenants.only("id", "schema_name")
     )
 

@@ -34,6 +34,7 @@ from reputation.models import (
 )
 from reputation.services import blocklist_alerts
 from reputation.services.blocklists_dns import Answer, Verdict, lookup, parse_resolver, subject_kind
+from reputation.services.rescore import request_rescore
 from tenants.models import Tenant
 
 # IPs worth watching: those that send, and quarantined ones (to see them delisted).
@@ -219,6 +220,7 @@ def _record(
             )
         }
         new: list[Listing] = []
+        gone = 0
         for answer in answers:
             listing = live.get(answer.zone)
             if answer.verdict == Verdict.LISTED and listing is None:
@@ -226,6 +228,7 @@ def _record(
             elif answer.verdict == Verdict.LISTED and listing is not None:
                 Listing.objects.filter(pk=listing.pk).update(last_seen_at=now)
             elif answer.verdict == Verdict.CLEAN and listing is not None:
+                gone += 1
                 transition(
                     listing,
                     ListingStatus.DELISTED,
@@ -240,6 +243,9 @@ def _record(
             verdicts={a.zone: a.verdict.value for a in answers},
         )
         check.refresh_from_db()
+        if new or gone:
+            # The tenant's scores (and campaign allowance) follow now, not at night.
+            request_rescore(tenant)
         if new and callable(on_new):
             on_new(check, subject_id, tenant, new, zones)
         elif (

@@ -24,6 +24,7 @@ from penguinmails.sandbox.dns import SandboxDnsServer, stage_blocklisting
 from reputation import jobs
 from reputation.models import ReputationScore, ScoreKind
 from reputation.services import blocklists, scores
+from reputation.services.rescore import SCORE_TENANT_TASK
 from tests.api.conftest import key_client
 from tests.conftest import Cast, client_for
 from tests.dashboard.helpers import custom_member
@@ -98,9 +99,12 @@ def test_a_listed_domain_costs_its_mailboxes_and_shows_on_the_domains_page(
         make_domain("listed.test")
         make_mailbox("carl@listed.test")
     stage_blocklisting(dnsbl.store, "listed.test", zone="dbl.spamhaus.org")
+    Job.objects.filter(task=SCORE_TENANT_TASK).delete()
     with django_capture_on_commit_callbacks(execute=True):
         blocklists.check_domains(cast.tenant, only_due=False)
     connection.set_schema_to_public()
+    # The new listing asks for the tenant's scores now, not at night.
+    assert Job.objects.filter(task=SCORE_TENANT_TASK, tenant=cast.tenant).count() == 1
     scores.score_tenant(cast.tenant)
     with schema_context(cast.tenant.schema_name):
         carl = ReputationScore.objects.get(kind=ScoreKind.MAILBOX, subject="carl@listed.test")
@@ -167,7 +171,7 @@ def test_the_daily_job_scores_every_active_tenant(cast: Cast) -> None:
     connection.set_schema_to_public()
     Job.objects.filter(task__startswith="reputation.score").delete()
     jobs.scores_due({}, None)  # type: ignore[arg-type]
-    queued = list(Job.objects.filter(task=jobs.SCORE_TENANT_TASK).order_by("id"))
+    queued = list(Job.objects.filter(task=SCORE_TENANT_TASK).order_by("id"))
     assert {j.tenant_id for j in queued} >= {cast.tenant.pk, cast.other_tenant.pk}
     for job in queued:
         runner.run(job.pk, worker_id="test")

@@ -40,6 +40,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=lambda: [200])
     reply: bytes = b'{"ok": true}'
+    # When set, each request waits for it before answering (a slow endpoint).
+    hold: threading.Event | None = None
 
     @property
     def url(self) -> str:
@@ -60,6 +62,8 @@ def receiver(settings: Any) -> Iterator[Receiver]:
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             state.received.append(Received(self.path, headers, body))
+            if state.hold is not None:
+                state.hold.wait(30)
             status = state.next_status()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -8,6 +8,8 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -200,3 +202,31 @@ def test_the_log_forgets_finished_deliveries_after_the_retention(
         assert delivery_svc.prune(now=later) == 2
         assert list(Delivery.objects.values_list("pk", flat=True)) == [waiting.pk]
         assert Attempt.objects.count() == 0
+
+
+def test_two_copies_of_a_delivery_job_send_once(cast: Cast, receiver: Receiver) -> None:
+    """While one attempt waits for a slow endpoint, a second copy of its job (a duplicate
+    message, a reaped job) finds the delivery claimed and sends nothing."""
+    receiver.hold = threading.Event()
+    make_endpoint(cast.tenant, cast.owner, receiver.url)
+    [queued] = emit_sent(cast)
+
+    def first_copy() -> None:
+        with schema_context(cast.tenant.schema_name):
+            delivery_svc.attempt(queued.pk)
+        connection.close()
+
+    worker = threading.Thread(target=first_copy)
+    worker.start()
+    for _ in range(500):
+        if receiver.received:
+            break
+        time.sleep(0.01)
+    with schema_context(cast.tenant.schema_name):
+        assert delivery_svc.attempt(queued.pk) is None  # claimed: nothing sent
+    receiver.hold.set()
+    worker.join(30)
+    assert len(receiver.received) == 1
+    with schema_context(cast.tenant.schema_name):
+        delivery = Delivery.objects.get(pk=queued.pk)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SUCCEEDED, 1)

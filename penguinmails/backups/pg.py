@@ -7,6 +7,7 @@ pg_dump refuses a newer server, and we say so before starting rather than after.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -209,26 +210,49 @@ def restore_in_one_transaction(
     on_line: Callable[[str], None] | None,
 ) -> None:
     """pg_restore's SQL for `archive` (or for one schema of it), run by psql in ONE transaction
-    between `before` and `after` statements: all of it happens or none (ON_ERROR_STOP)."""
+    between `before` and `after` statements: all of it happens or none.
+
+    The transaction is ours, not psql's `--single-transaction`: psql would commit whatever it
+    had read if pg_restore died half-way (its input simply ends). Here COMMIT is written only
+    after pg_restore has exited 0; otherwise psql's input ends inside the transaction and
+    PostgreSQL rolls it back. ON_ERROR_STOP makes psql stop (and roll back) at the first error.
+    """
     args = [tool("pg_restore"), "--file=-"]
     if schema:
         args.append(f"--schema={schema}")  # pg_restore takes the exact name here
     restore = spawn([*args, str(archive)], stdout=subprocess.PIPE, on_line=on_line)
-    command = [tool("psql"), "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1"]
-    for statement in before:
-        command += ["-c", statement]
-    command += ["-f", "-"]
-    for statement in after:
-        command += ["-c", statement]
-    assert restore.process.stdout is not None
-    psql = spawn(command, stdin=restore.process.stdout, stdout=subprocess.DEVNULL, on_line=on_line)
-    restore.process.stdout.close()  # psql owns the pipe now: pg_restore sees EPIPE if psql dies
+    psql = spawn(
+        [tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        on_line=on_line,
+    )
+    assert restore.process.stdout is not None and psql.process.stdin is not None
+    sink = psql.process.stdin
     try:
-        psql.finish("psql (restore, rolled back)")
+        sink.write(_statements(["BEGIN", *before]))
+        shutil.copyfileobj(restore.process.stdout, sink, 1024 * 1024)
+        restore.finish("pg_restore")  # raises before COMMIT is written
+        sink.write(_statements([*after, "COMMIT"]))
+    except BrokenPipeError:
+        restore.kill()  # psql stopped at an error: its message is the one to report
     except BaseException:
         restore.kill()
+        _close(sink)  # input ends inside the transaction: rolled back
+        psql.process.wait()
         raise
-    restore.finish("pg_restore")
+    finally:
+        _close(sink)
+    psql.finish("psql (restore, rolled back)")
+
+
+def _close(sink: IO[bytes]) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        sink.close()
+
+
+def _statements(statements: list[str]) -> bytes:
+    return "".join(f"{s};\n" for s in statements).encode()
 
 
 def restore_into(archive: Path, dbname: str, on_line: Callable[[str], None] | None) -> None:

@@ -4,6 +4,8 @@ alerts when they differ; retention prunes files; bad input exits non-zero saying
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from django.utils import timezone
 
 from penguinmails.alerts.models import Alert
 from penguinmails.alerts.severity import AlertState
+from penguinmails.backups.crypto import EncryptingReader, decrypt_stream
 from penguinmails.backups.models import Backup, BackupKind, BackupStatus, VerifyStatus
 from tests.backups.conftest import add_leads, lead_emails, run, table_exists
 from tests.conftest import Cast
@@ -182,3 +185,35 @@ def test_a_restore_that_does_not_match_its_manifest_leaves_the_tenant_alone(
         run("backup", "restore", "--tenant", "acme")
     assert lead_emails(acme, "r5-") == {"r5-a@example.com", "r5-late@example.com"}
     assert not table_exists(f"{acme}__restored", "campaigns_lead")
+
+
+def test_a_dump_that_breaks_half_way_leaves_the_database_as_it_was(
+    cast: Cast, backup_dir: Path
+) -> None:
+    """pg_restore failing in the middle (here: a dump cut in half, encrypted as a valid backup
+    file) must not commit what psql had read so far: every schema is still there."""
+    acme = cast.tenant.schema_name
+    add_leads(acme, "r6-a@example.com")
+    run("backup", "create")
+    backup = Backup.objects.get()
+    dump = backup_dir / "plain.dump"
+    with (
+        (backup_dir / backup.path).open("rb") as source,
+        dump.open("wb") as out,
+    ):
+        decrypt_stream(source, out)
+    cut = dump.read_bytes()[: dump.stat().st_size // 2]
+    sealed = EncryptingReader(io.BytesIO(cut)).read()
+    (backup_dir / backup.path).write_bytes(sealed)
+    Backup.objects.filter(pk=backup.pk).update(
+        sha256=hashlib.sha256(sealed).hexdigest(), size=len(sealed)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE public.r6_after_backup (id int)")
+
+    with pytest.raises(CommandError, match="pg_restore failed"):
+        run("backup", "restore", "--yes")
+    assert table_exists("public", "r6_after_backup")  # nothing was dropped: rolled back
+    assert lead_emails(acme, "r6-") == {"r6-a@example.com"}
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE public.r6_after_backup")

@@ -200,9 +200,9 @@ def _move_rows(
 def transition_each(
     moves: Sequence[tuple[M, dict[str, Any]]], to: str, *, reason: str = "", actor: Any = None
 ) -> int:
-    """Move several objects of one model to `to`, each with fields of its own, in one UPDATE
-    (bulk_update). For set-based code that holds the rows' locks (select_for_update in the same
-    transaction), so each is still in the status it was read in. Returns how many moved."""
+    """Move several objects of one model to `to`, each with fields of its own, in one UPDATE.
+    For set-based code that holds the rows' locks (select_for_update in the same transaction),
+    so each is still in the status it was read in. Returns how many moved."""
     if not moves:
         return 0
     model = type(moves[0][0])
@@ -223,10 +223,39 @@ def transition_each(
         if "updated_at" in names and "updated_at" not in fields:
             obj.updated_at = now  # type: ignore[attr-defined]
     with transaction.atomic():
-        model._default_manager.bulk_update([obj for obj, _ in moves], sorted(names))
+        _update_from_values(model, [obj for obj, _ in moves], sorted(names))
         if logged:
             log_moves(machine, logged, to, reason=reason, actor=actor)
     return len(moves)
+
+
+def _update_from_values(model: type[models.Model], objs: Sequence[Any], names: list[str]) -> None:
+    """One `UPDATE ... FROM (VALUES ...)` writing each object's own values of `names`: what
+    bulk_update does with a CASE per column, which PostgreSQL evaluates row by row (several
+    times slower for 50 rows of 10 columns)."""
+    meta = model._meta
+    fields = [meta.get_field(name) for name in names]
+    columns: list[str] = [str(f.column) for f in fields]  # type: ignore[union-attr]
+    casts = [f.db_type(connection) for f in fields]  # type: ignore[union-attr]
+    pk_type = meta.pk.db_type(connection)  # type: ignore[union-attr]
+    row = "(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"
+    params: list[Any] = []
+    for obj in objs:
+        params.append(obj.pk)
+        params.extend(
+            f.get_db_prep_save(getattr(obj, f.attname), connection)  # type: ignore[union-attr]
+            for f in fields
+        )
+    qn = connection.ops.quote_name
+    sets = ", ".join(f"{qn(c)} = v.{qn(c)}::{cast}" for c, cast in zip(columns, casts, strict=True))
+    names_sql = ", ".join(qn(c) for c in ["pk__", *columns])
+    sql = (
+        f"UPDATE {qn(meta.db_table)} AS t SET {sets} "  # noqa: S608 - names from the model
+        f"FROM (VALUES {', '.join([row] * len(objs))}) AS v({names_sql}) "
+        f"WHERE t.{qn(meta.pk.column)} = v.pk__::{pk_type}"  # type: ignore[union-attr]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def note(obj: models.Model, *, reason: str, actor: Any = None) -> None:

@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from pygal.style import Style
 
+from deliverability.services.allowance import allowance_for
 from penguinmails.errors import ValidationFailed
 from tenants.permissions import Area, Level
 from tenants.web import area_required, principal_of
@@ -56,6 +57,8 @@ def _context(request: HttpRequest, mailbox_id: int) -> dict[str, object]:
     return {
         "mailbox": mailbox,
         "summary": plan_settings.summary(mailbox),
+        # What campaigns may send from it today, and why (warm-up age, reputation).
+        "room": allowance_for(principal.tenant, [mailbox.pk]).mailboxes.get(mailbox.pk),
         "series": [d for d in series if d.inbox or d.spam],
         "chart": placement_chart(series, title=f"{mailbox.address}: warm-up placement, 30 days")
         if any(d.inbox or d.spam for d in series)

@@ -47,6 +47,10 @@ def test_the_page_shows_status_day_sends_placement_and_score(cast: Cast) -> None
     assert 'data-warmup-status="warming"' in html and "Day 6</strong>" in html
     assert "<dd data-placement-30d>11 / 5</dd>" in html
     assert "<dd data-sent-today>10</dd>" in html
+    # What campaigns may send today and why (its warm-up age; its score, 92, cuts nothing).
+    room = html[html.index("data-campaign-room>") :].split("</p>")[0]
+    assert "Campaigns today: " in room and "day 6 of warm-up" in room
+    assert "reputation" not in room
     chart = html[html.index('id="placement-chart"') :]
     chart = chart[: chart.index("</figure>")]
     assert "<svg" in chart and "<script" not in chart

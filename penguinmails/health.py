@@ -182,8 +182,8 @@ def smtp_probe(host: str, port: int) -> Check:
 
 
 def mail_server_checks() -> dict[str, Check]:
-    """The transactional mail host, then each active mail server once per (host, port)."""
-    checks: dict[str, Check] = {"email": smtp_probe(settings.EMAIL_HOST, settings.EMAIL_PORT)}
+    """Each active mail server once per (host, port), EMAIL_HOST's aside (probed on its own)."""
+    checks: dict[str, Check] = {}
     seen = {(settings.EMAIL_HOST, settings.EMAIL_PORT)}
     for source in list(_mail_server_sources):
         for name, host, port in source():
@@ -194,10 +194,22 @@ def mail_server_checks() -> dict[str, Check]:
 
 
 # --- running them against the deadline --------------------------------------------------------
-def _run_all(checks: dict[str, Check], deadline: float) -> dict[str, dict[str, Any]]:
-    futures: dict[str, Future[dict[str, Any]]] = {
-        name: _pool.submit(_timed, check) for name, check in checks.items()
+Futures = dict[str, "Future[dict[str, Any]]"]
+
+
+def _submit(checks: dict[str, Check]) -> Futures:
+    return {name: _pool.submit(_timed, check) for name, check in checks.items()}
+
+
+def _late(error: str = "") -> dict[str, Any]:
+    return {
+        "status": Health.FAIL,
+        "error": error or f"no answer within {settings.HEALTH_TIMEOUT_MS} ms",
+        "latency_ms": float(settings.HEALTH_TIMEOUT_MS),
     }
+
+
+def _collect(futures: Futures, deadline: float) -> dict[str, dict[str, Any]]:
     wait_for(futures.values(), timeout=max(deadline - time.monotonic(), 0))
     results = {}
     for name, future in futures.items():
@@ -205,23 +217,23 @@ def _run_all(checks: dict[str, Check], deadline: float) -> dict[str, dict[str, A
             results[name] = future.result()
         else:
             future.cancel()
-            results[name] = {
-                "status": Health.FAIL,
-                "error": f"no answer within {settings.HEALTH_TIMEOUT_MS} ms",
-                "latency_ms": float(settings.HEALTH_TIMEOUT_MS),
-            }
+            results[name] = _late()
     return results
 
 
 def _email_checks(deadline: float) -> dict[str, dict[str, Any]]:
+    """EMAIL_HOST's probe starts at once, beside the listing of the mail servers (a query), whose
+    probes start as soon as it answers; a failed listing fails the answer but not that probe."""
+    futures = _submit({"email": smtp_probe(settings.EMAIL_HOST, settings.EMAIL_PORT)})
     listing = _pool.submit(_on_own_connection(mail_server_checks))
+    failed: dict[str, dict[str, Any]] = {}
     try:
-        checks = listing.result(timeout=max(deadline - time.monotonic(), 0))
+        futures.update(_submit(listing.result(timeout=max(deadline - time.monotonic(), 0))))
     except Exception as exc:  # noqa: BLE001 - the listing failing is itself the answer
+        late = not listing.done()
         listing.cancel()
-        error = "no answer within the deadline" if not listing.done() else f"{exc}"
-        return {"mail_servers": {"status": Health.FAIL, "error": error[:300], "latency_ms": 0.0}}
-    return _run_all(checks, deadline)
+        failed["mail_servers"] = _late("" if late else f"{type(exc).__name__}: {exc}"[:300])
+    return {**_collect(futures, deadline), **failed}
 
 
 def checks_for(path: str) -> dict[str, Check]:
@@ -241,7 +253,7 @@ def run_checks(path: str) -> tuple[int, dict[str, Any]]:
     if path == "/health/email":
         results = _email_checks(deadline)
     else:
-        results = _run_all(checks_for(path), deadline)
+        results = _collect(_submit(checks_for(path)), deadline)
     healthy = all(r["status"] == Health.OK for r in results.values())
     body = {
         "status": Health.OK if healthy else Health.FAIL,

@@ -224,3 +224,17 @@ def test_it_checks_each_active_mail_server(
     assert status == 503
     assert statuses(body) == {"email": "ok", "mail:mx2.example.test": "fail"}
     assert body["checks"]["mail:mx2.example.test"]["error"]
+
+
+@pytest.mark.django_db
+def test_it_still_probes_the_mail_host_when_the_mail_servers_cannot_be_listed(
+    sandbox_smtp: LiveSandbox, settings: SettingsWrapper
+) -> None:
+    settings.HEALTH_TIMEOUT_MS = 200
+    settings.EMAIL_HOST, settings.EMAIL_PORT = sandbox_smtp.host, sandbox_smtp.port
+    with psycopg.connect(the_test_database_url(), autocommit=False) as locker:
+        locker.execute(f"LOCK TABLE {MailServer._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        status, body = get("/health/email")
+        locker.rollback()
+    assert status == 503
+    assert statuses(body) == {"email": "ok", "mail_servers": "fail"}

@@ -268,6 +268,21 @@ class FakeHostwinds:
         instance.ptr[ip] = p["rdns"]
         return [{"result": "success", "action": "Set rDNS", "message": "rDNS record updated."}]
 
+    def _do_shutdown(self, p: dict[str, str], form: dict[str, list[str]]) -> Reply:
+        instance = self._instance(p)
+        if instance is None:
+            return _error("Shutdown", "A valid serviceid is required.", "5529903")
+        instance.vm_state, instance.task_state = "stopped", None
+        done = "Server has been shut down!"
+        return [{"result": "success", "action": "Shutdown", "message": done}]
+
+    def _do_boot(self, p: dict[str, str], form: dict[str, list[str]]) -> Reply:
+        instance = self._instance(p)
+        if instance is None:
+            return _error("Boot", "A valid serviceid is required.", "5529903")
+        instance.vm_state, instance.task_state = "active", None
+        return [{"result": "success", "action": "Boot", "message": "Server has been started!"}]
+
     def _do_terminate(self, p: dict[str, str], form: dict[str, list[str]]) -> Reply:
         instance = self._instance(p)
         if instance is None:

@@ -205,6 +205,21 @@ def test_it_terminates_a_server_once_and_again_without_error(fake: FakeHostwinds
     assert hw.find_server("pm-acme-1") is None
 
 
+def test_it_stops_and_starts_a_server_for_billing_suspension(fake: FakeHostwinds) -> None:
+    hw = client(fake)
+    ref = hw.create_server(name="pm-acme-2", **SPEC)
+    hw.get_server(ref.id)  # built
+    hw.stop_server(ref.id)
+    assert fake.actions()[-1] == "shutdown"
+    stopped = hw.get_server(ref.id)
+    assert stopped.status is ServerStatus.STOPPED and stopped.main_ip  # address kept
+    hw.start_server(ref.id)
+    assert fake.actions()[-1] == "boot" and hw.get_server(ref.id).status is ServerStatus.ACTIVE
+    with pytest.raises(ProviderError) as refused:
+        hw.stop_server("999999")
+    assert refused.value.permanent
+
+
 def test_it_sends_user_data_only_under_a_configured_field(fake: FakeHostwinds) -> None:
     ref = client(fake).create_server(name="a", user_data="#cloud-config\n{}", **SPEC)
     assert ref.user_data_applied is False  # the vendor field is unverified: not guessed

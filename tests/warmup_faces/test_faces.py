@@ -143,6 +143,8 @@ def test_the_api_patch_changes_the_plan_and_refuses_bad_input(cast: Cast) -> Non
     assert set(error["fields"]) == {"target", "reply_rate", "timezone", "enabled", "colour"}
     with schema_context(cast.tenant.schema_name):
         assert WarmupPlan.objects.get(mailbox=mailbox).reply_rate == 30  # nothing half-written
+    above = admin.patch(url, {"start_volume": 90}, format="json")
+    assert assert_error(above, 400)["fields"] == {"start_volume": ["At most the target (80)."]}
     off = admin.patch(url, {"enabled": False}, format="json")
     assert off.status_code == 200 and off.json()["enabled"] is False
     back = admin.patch(url, {"enabled": True}, format="json")

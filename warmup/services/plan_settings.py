@@ -217,6 +217,12 @@ def update_warmup(
         if fields:
             for name, value in fields.items():
                 setattr(plan, name, value)
+            if plan.start_volume > plan.target:
+                # Raised inside the transaction: an opt-in just made is rolled back with it.
+                raise ValidationFailed(
+                    "Invalid warm-up settings.",
+                    fields={"start_volume": [f"At most the target ({plan.target})."]},
+                )
             plan.save(update_fields=[*fields, "updated_at"])
         if enabled is False and plan.status != WarmupStatus.OFF:
             plan = pool.opt_out(mailbox, actor=actor)

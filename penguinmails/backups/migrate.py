@@ -11,12 +11,13 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import get_tenant_model
 from psycopg import sql
 
@@ -24,6 +25,7 @@ from penguinmails.backups import pg
 from penguinmails.backups.models import Backup
 from penguinmails.backups.restore import restore_database
 from penguinmails.backups.services import Progress, _quiet, create_backup
+from penguinmails.db import TenantConnection
 from penguinmails.errors import Conflict, DomainError
 
 # Any fixed 64-bit number, the same in every process: "PMMIGRAT" in ASCII, as a bigint.
@@ -134,10 +136,18 @@ def _probe(schema: str, models: list[Any]) -> sql.Composed:
 
 
 def validate(progress: Progress = _quiet) -> tuple[int, int]:
-    """System checks, then one query per schema naming every column of every table its apps
-    should have there. Returns (schemas, tables) checked; raises on the first problem."""
+    """System checks; no migration left unapplied (public, every tenant schema); then one query
+    per schema naming every column of every table its apps should have there. Returns (schemas,
+    tables) checked; raises on the first problem."""
     out = io.StringIO()
     call_command("check", stdout=out, stderr=out)
+    cast(TenantConnection, connection).set_schema_to_public()
+    executor = MigrationExecutor(connection)
+    left = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if left:
+        names = ", ".join(f"{m.app_label}.{m.name}" for m, _ in left[:5])
+        raise MigrationFailed(f"{len(left)} migration(s) still unapplied in public: {names}")
+    call_command("tenants", "migrate", check=True, stdout=out, stderr=out)
     shared = _app_models(settings.SHARED_APPS)
     tenant = _app_models(settings.TENANT_APPS)
     schemas = list(

@@ -72,3 +72,19 @@ def test_a_second_run_refuses_while_one_holds_the_lock(cast: Cast, backup_dir: P
         with pytest.raises(CommandError, match="Another migrate_safely is running .*pid"):
             run("migrate_safely")
     assert not Backup.objects.exists()  # refused before taking a backup
+
+
+def test_validation_finds_a_missing_column_and_says_so(cast: Cast, backup_dir: Path) -> None:
+    globex = cast.other_tenant.schema_name
+    _sql(f'ALTER TABLE "{globex}".campaigns_lead DROP COLUMN title')
+    try:
+        with pytest.raises(CommandError, match='during validation .*"title" does not exist'):
+            run("migrate_safely", "-v", "0")
+        connection.close()
+        assert Backup.objects.get(reason="pre-migrate").restored_at is not None
+    finally:
+        _sql(
+            f'ALTER TABLE "{globex}".campaigns_lead ADD COLUMN title varchar(200) NOT NULL '
+            "DEFAULT ''"
+        )
+        _sql(f'ALTER TABLE "{globex}".campaigns_lead ALTER COLUMN title DROP DEFAULT')

@@ -3,6 +3,8 @@ success resolves it); a backup older than BACKUP_MAX_AGE_HOURS fires `backup.mis
 
 from __future__ import annotations
 
+import importlib
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from penguinmails import schedule
 from penguinmails.alerts.models import Alert
 from penguinmails.alerts.services import evaluate_rules
 from penguinmails.alerts.severity import AlertState
@@ -61,3 +64,17 @@ def test_a_missed_daily_backup_fires_and_clears(cast: Cast, settings: Any) -> No
     evaluate_rules(now)
     alert.refresh_from_db()
     assert alert.state == AlertState.RESOLVED
+
+
+def test_beat_runs_the_daily_backup_at_backup_hour_and_verifies_monthly() -> None:
+    os.environ["BACKUP_HOUR"] = "5"
+    try:
+        beat = importlib.reload(schedule).BEAT_SCHEDULE
+        daily, monthly = beat["backups-daily"], beat["backups-verify-monthly"]
+        assert daily["args"] == ("backups.daily",) and get_handler("backups.daily")
+        assert daily["schedule"].hour == {5} and daily["schedule"].minute == {0}
+        assert monthly["args"] == ("backups.verify",) and get_handler("backups.verify")
+        assert monthly["schedule"].hour == {7} and monthly["schedule"].day_of_month == {1}
+    finally:
+        del os.environ["BACKUP_HOUR"]
+        importlib.reload(schedule)

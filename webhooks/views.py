@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from penguinmails import states
 from penguinmails.errors import DomainError, ValidationFailed
 from tenants.forms_team import apply_errors
 from tenants.permissions import Area, Level
@@ -79,6 +80,7 @@ def detail(request: HttpRequest, webhook_id: int) -> HttpResponse:
     context = {
         "endpoint": endpoint,
         "deliveries": deliveries,
+        "transitions": states.history(endpoint, limit=10, newest_first=True),
         "can_write": principal.allows(Area.SETTINGS, Level.WRITE),
     }
     return render(request, "webhooks/detail.html", context)

@@ -105,3 +105,12 @@ def test_the_outsider_reaches_nothing_of_acme(cast: Cast, receiver: Receiver) ->
     assert acme.post(f"/webhooks/{pk}/action/", {"do": "delete"}).status_code in (302, 403, 404)
     with schema_context(cast.tenant.schema_name):
         assert Endpoint.objects.filter(pk=pk).exists()
+
+
+def test_disabling_by_hand_shows_in_the_endpoints_history(cast: Cast, receiver: Receiver) -> None:
+    made = make_endpoint(cast.tenant, cast.owner, receiver.url)
+    page = client_for(cast.owner, cast.tenant)
+    page.post(f"/webhooks/{made.endpoint.pk}/action/", {"do": "disable"})
+    detail = page.get(f"/webhooks/{made.endpoint.pk}/").content.decode()
+    assert "Enabled → Disabled" in detail and "Disabled by hand." in detail
+    assert "Send a test event" not in detail and ">Enable<" in detail

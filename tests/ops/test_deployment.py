@@ -142,6 +142,20 @@ def test_its_compose_sets_only_variables_the_code_reads() -> None:
         assert service["env_file"] == ".env"
 
 
+def test_its_processes_share_one_metrics_directory_on_a_volume() -> None:
+    """/metrics (web) adds up files the worker and beat processes write: one shared volume."""
+    loaded = compose()
+    mounts = set()
+    for name in ("web", "worker", "beat"):
+        service = loaded["services"][name]
+        directory = service["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+        volume = next(v for v in service["volumes"] if v.endswith(f":{directory}"))
+        mounts.add(volume)
+    (volume,) = mounts
+    assert volume.split(":")[0] in loaded["volumes"]
+    assert "PROMETHEUS_MULTIPROC_DIR" in names_the_code_reads()
+
+
 @pytest.mark.django_db
 def test_its_health_checks_hit_health_endpoints_that_answer() -> None:
     services = compose()["services"]

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
@@ -21,6 +22,7 @@ from penguinmails.alerts.severity import Severity
 from penguinmails.backups import pg
 from penguinmails.backups.models import Backup, BackupKind, BackupStatus, VerifyStatus
 from penguinmails.backups.services import (
+    BackupFailed,
     Progress,
     _quiet,
     fetched,
@@ -221,12 +223,17 @@ def verify_backup(*, backup_id: int | None = None, progress: Progress = _quiet) 
     """Restore the backup (default: the latest whole-database one) into a scratch database,
     compare every table's rows with the manifest, drop the scratch database. A failure raises
     the alert `backup.verify_failed`; a pass resolves it."""
+    # A mistyped id is the operator's error, not the backups': no alert for it.
+    backup: Backup | None = get_backup(backup_id) if backup_id else None
     try:
-        backup = get_backup(backup_id) if backup_id else latest(kind=BackupKind.FULL)
+        backup = backup or latest(kind=BackupKind.FULL)
         result = _verify(backup, progress)
     except DomainError as exc:
-        _alert(None, [exc.message])
+        _alert(backup, [exc.message])
         raise
+    except (psycopg.Error, OSError) as exc:  # e.g. no CREATEDB right, disk full
+        _alert(backup, [str(exc)])
+        raise BackupFailed(f"Verifying failed: {exc}") from exc
     if result.ok:
         resolve_alert(VERIFY_RULE, VERIFY_SUBJECT, note=f"backup #{backup.pk} verified")
     else:

@@ -141,6 +141,7 @@ def test_bad_input_exits_non_zero_saying_why(cast: Cast, backup_dir: Path) -> No
         run("backup", "restore", "--tenant", "acme")
     with pytest.raises(CommandError, match="No backup #999999"):
         run("backup", "verify", "--backup", "999999")
+    assert not Alert.objects.exists()  # an operator's typo is not a backup problem
     with pytest.raises(CommandError, match="--yes"):
         run("backup", "restore")
     run("backup", "create", "--tenant", "globex")

@@ -6,6 +6,7 @@ import json
 from argparse import ArgumentParser
 from typing import Any
 
+import psycopg
 from django.core.management.base import BaseCommand, CommandError
 
 from penguinmails.backups.models import Backup
@@ -46,6 +47,8 @@ class Command(BaseCommand):
             getattr(self, f"do_{options['action']}")(options)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
+        except psycopg.Error as exc:  # a lock timeout, a lost connection: say it, no traceback
+            raise CommandError(f"PostgreSQL: {str(exc).strip()}") from exc
 
     def _progress(self, line: str) -> None:
         self.stderr.write(line)

@@ -56,16 +56,20 @@ if multiproc_dir():
 
 def start_process(role: str) -> int:
     """Called once when a web server, worker or beat starts: names this process's files after
-    `role` and deletes the files that processes of the same role on this host, no longer
-    running, left behind (a previous run's counters restart at zero, which Prometheus reads as
-    a restart; a second worker started beside a running one keeps the first one's files).
-    Returns how many files went."""
+    `role` and deletes the files that processes of the same role (or one-off commands) on this
+    host, no longer running, left behind: a previous run's counters restart at zero, which
+    Prometheus reads as a restart; a second worker started beside a running one keeps the first
+    one's files. Returns how many files went."""
     os.environ[ROLE_ENV] = role
     path = multiproc_dir()
     if not path:
         return 0
     removed = 0
-    for name in glob.glob(os.path.join(path, f"*_{role}-{_HOST}-*.db")):
+    # One-off commands (role "proc") leave a file set each: the next start of any role clears
+    # those whose process is gone too.
+    names = glob.glob(os.path.join(path, f"*_{role}-{_HOST}-*.db"))
+    names += glob.glob(os.path.join(path, f"*_proc-{_HOST}-*.db"))
+    for name in names:
         pid = name.rsplit("-", 1)[-1].removesuffix(".db")
         if pid.isdigit() and _alive(int(pid)):
             continue

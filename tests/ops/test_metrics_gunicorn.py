@@ -107,10 +107,12 @@ def test_it_counts_requests_of_both_gunicorn_workers_together(
     stale.write_bytes(b"")
     dead = metrics_dir / f"histogram_web-{host}-4194999.db"
     dead.write_bytes(b"")
+    command = metrics_dir / f"histogram_proc-{host}-4194998.db"  # a one-off manage.py command
+    command.write_bytes(b"")
     other_host = metrics_dir / "counter_web-another-host-12.db"
     other_host.write_bytes(b"")
     with web(metrics_dir) as base:
-        assert not stale.exists() and not dead.exists()
+        assert not stale.exists() and not dead.exists() and not command.exists()
         assert other_host.exists()
         other_host.unlink()
         before = health_requests(scrape(base))

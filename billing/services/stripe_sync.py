@@ -186,7 +186,7 @@ def _audit(tenant: Tenant, from_plan: str, to_plan: str) -> None:
         actor=None,
         from_plan=from_plan or "default",
         to_plan=to_plan or "default",
-        source="stripe",
+        via="stripe",  # `source` is the audit row's own (app, admin, support)
     )
 
 

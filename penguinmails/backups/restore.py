@@ -155,10 +155,13 @@ def restore_database(
     with fetched(backup, progress) as archive:
         with pg.connect() as conn:
             existing = pg.schemas(conn)
+            row = conn.execute("SHOW server_version_num").fetchone()
         before = ["SET LOCAL lock_timeout = '60s'"]
         before += [f"DROP SCHEMA {_quote(s)} CASCADE" for s in existing]
-        before += ["CREATE SCHEMA public", "ALTER SCHEMA public OWNER TO pg_database_owner",
-                   "GRANT USAGE ON SCHEMA public TO PUBLIC"]  # fmt: skip
+        # pg_dump leaves `public` out of a dump (every database has one): made again as new.
+        before += ["CREATE SCHEMA public", "GRANT USAGE ON SCHEMA public TO PUBLIC"]
+        if row and int(row[0]) >= 140000:  # PostgreSQL 14+: public belongs to this role
+            before.append("ALTER SCHEMA public OWNER TO pg_database_owner")
         connections.close_all()  # our own idle connections must not hold the tables
         progress(f"restoring the whole database from backup #{backup.pk} in one transaction")
         pg.restore_in_one_transaction(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
@@ -16,6 +16,7 @@ from django.utils import timezone
 from prometheus_client import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from penguinmails.db import TenantConnection
 from penguinmails.models import JobStatus
 from penguinmails.probes import bounded_queries, redis_client
 from penguinmails.queue.live import WORKER_PRESENCE_SECONDS, WORKERS_KEY
@@ -170,6 +171,9 @@ class ScrapeTimeCollector:
         self.collectors = COLLECTORS if collectors is None else collectors
 
     def collect(self) -> Iterator[Metric]:
+        # Answered before tenant routing: the connection may still hold the last request's
+        # tenant schema on its search path; every table read here is public.
+        cast(TenantConnection, connection).set_schema_to_public()
         errors = GaugeMetricFamily(
             "penguinmails_scrape_error",
             "1 when this collector could not read its figures during this scrape.",

@@ -11,6 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # `backup` and `migrate_safely` use them, and the distribution's client may be older than the
 # server. From the PostgreSQL project's own apt repository.
 ARG PG_MAJOR=16
+# The client follows its major version's point releases (security fixes): not pinned further.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && install -d /usr/share/postgresql-common/pgdg \
@@ -24,7 +26,8 @@ RUN apt-get update \
  && apt-get purge -y curl && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
+RUN groupadd --gid 10001 app \
+ && useradd --create-home --uid 10001 --gid app --shell /usr/sbin/nologin app
 WORKDIR /app
 
 # The pinned dependencies first (pyproject's [project] list: `packages = []`, so this installs
@@ -44,7 +47,8 @@ RUN DEBUG=false SECRET_KEY=collectstatic-only \
  && install -d -o app -g app /app/media /app/.local /app/.local/metrics \
  && chown -R app:app /app/staticfiles
 
-USER app
+# By number, so a runtime that checks for a non-root user can see it without /etc/passwd.
+USER 10001:10001
 EXPOSE 8000
 ENTRYPOINT ["/app/deploy/procfile-run"]
 CMD ["web"]

@@ -634,6 +634,8 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", default=10)
 WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env_int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS", default=30)
 # Finished deliveries (and their attempts) are kept this long in the log, then deleted.
 WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", default=30)
+# How often a process asks Redis whether the endpoints changed (another process wrote).
+WEBHOOK_SUBSCRIPTIONS_CHECK_SECONDS = env_int("WEBHOOK_SUBSCRIPTIONS_CHECK_SECONDS", default=1)
 
 # --- Backups (docs/operations.md, "Backups and migrations") ----------------------------------
 # Where encrypted dumps go: "dir" (BACKUP_DIR) or "s3" (any S3-compatible storage, BACKUP_S3_*).

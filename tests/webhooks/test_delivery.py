@@ -23,6 +23,7 @@ from tests.conftest import Cast
 from tests.webhooks.conftest import Receiver, make_endpoint, principal, run_deliveries
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStatus
 from webhooks.services import delivery as delivery_svc
+from webhooks.services import subscriptions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -230,3 +231,18 @@ def test_two_copies_of_a_delivery_job_send_once(cast: Cast, receiver: Receiver) 
     with schema_context(cast.tenant.schema_name):
         delivery = Delivery.objects.get(pk=queued.pk)
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SUCCEEDED, 1)
+
+
+def test_a_process_sees_another_ones_new_endpoint_by_the_version_in_redis(
+    cast: Cast, receiver: Receiver, settings: Any
+) -> None:
+    settings.WEBHOOK_SUBSCRIPTIONS_CHECK_SECONDS = 0  # compare with Redis at every call
+    settings.WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = 3600  # the copy's age alone would not do
+    with schema_context(cast.tenant.schema_name):
+        assert not subscriptions.has_subscribers("message.sent")
+        stale = dict(subscriptions._cache)  # this process's copy before another one writes
+    make_endpoint(cast.tenant, cast.owner, receiver.url)  # "another process": bumps the version
+    subscriptions._cache.update(stale)  # ... which this process did not see
+    with schema_context(cast.tenant.schema_name):
+        assert subscriptions.has_subscribers("message.sent")
+        assert len(delivery_svc.emit("message.sent", {"message_id": 1})) == 1

@@ -97,9 +97,13 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, stream: IO[bytes]) -> None:
-        # upload_fileobj reads the stream part by part (multipart upload above 8 MB).
+        from boto3.s3.transfer import TransferConfig
+
+        # upload_fileobj reads the stream part by part (a multipart upload); parts in flight are
+        # bounded, so memory stays at a few parts whatever the dump's size.
+        config = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=4)
         try:
-            self.client.upload_fileobj(stream, self.bucket, self._key(key))
+            self.client.upload_fileobj(stream, self.bucket, self._key(key), Config=config)
         except Exception as exc:  # botocore's errors share no useful base we could name
             raise StorageError(
                 f"Upload to s3://{self.bucket}/{self._key(key)} failed: {exc}"

@@ -3,6 +3,9 @@ protocol over HTTP on loopback): create, the object is encrypted, verify, restor
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import socket
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import pytest
 from django.db import connection
 
 from penguinmails.backups.models import Backup, BackupStatus
+from penguinmails.backups.storage import get_storage
 from tests.backups.conftest import add_leads, lead_emails, run
 from tests.conftest import Cast
 
@@ -97,3 +101,17 @@ def test_prune_deletes_the_object(cast: Cast, s3: Any, settings: Any) -> None:
     run("backup", "prune")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="pm-backups").get("Contents", [])]
     assert f"prod/{old.path}" not in keys and f"prod/{new.path}" in keys
+
+
+def test_a_large_file_goes_up_in_parts_and_comes_back_whole(s3: Any) -> None:
+    data = os.urandom(40 * 1024 * 1024)  # above the 16 MiB part size: a multipart upload
+    storage = get_storage("s3")
+    storage.put("big/test.bin", io.BytesIO(data))
+    head = s3.head_object(Bucket="pm-backups", Key="prod/big/test.bin")
+    assert head["ContentLength"] == len(data) and "-" in head["ETag"]  # a multipart ETag
+    digest = hashlib.sha256()
+    with storage.open("big/test.bin") as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    assert digest.digest() == hashlib.sha256(data).digest()
+    storage.delete("big/test.bin")

@@ -12,11 +12,12 @@ from datetime import timedelta
 import httpx
 import pytest
 from django.core import mail
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from billing.entitlements import plan_for
 from billing.models import Dunning, DunningStep, Payment, Subscription
-from billing.services import dunning
+from billing.services import dunning, stripe_sync
 from campaigns.models import Campaign, EmailTemplate, Message
 from campaigns.services import campaigns as svc
 from infrastructure.models import VpsInstance
@@ -209,3 +210,27 @@ def test_payment_action_required_asks_to_authenticate_with_the_hosted_invoice(
     assert 'id="billing-banner"' not in other
     # The outsider on acme's host sees nothing (sent to log in).
     assert client_for(cast.outsider, cast.tenant).get("/billing/").status_code == 302
+
+
+def test_unpaid_keeps_the_plan_and_the_ladder_a_cancellation_keeps_the_ladder(
+    world: StripeWorld,
+) -> None:
+    """Stripe's own dunning may end in `unpaid` or `canceled`: unpaid no longer drops the tenant
+    to the default plan (the ladder decides what it may do); a canceled subscription does, but
+    the ladder stays where it is until the tenant pays a new one."""
+    cast = world.cast
+    sub = subscribe(world)
+    remote = world.client.v1.subscriptions.retrieve(sub.stripe_subscription_id).to_dict()
+    later = timezone.now() + timedelta(seconds=5)
+    stripe_sync.apply_subscription({**remote, "status": "unpaid"}, source="test", as_of=later)
+    assert plan_for(cast.tenant).slug == "growth"
+    state = Dunning.objects.get(tenant=cast.tenant)
+    assert state.status == "grace" and kinds(world) == [(0, "past_due")]
+    dunning.escalate(cast.tenant)
+    stripe_sync.apply_subscription(
+        {**remote, "status": "canceled"}, source="test", as_of=later + timedelta(seconds=5)
+    )
+    assert plan_for(cast.tenant).slug == "starter"
+    state.refresh_from_db()
+    assert state.status == "sending_paused"
+    assert sending_hold(cast.tenant) == dunning.HOLD_REASON

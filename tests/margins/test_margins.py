@@ -172,6 +172,8 @@ def test_the_staff_page_shows_the_margins_and_refuses_everyone_else(cast: Cast) 
     )
     client = Client(HTTP_HOST="localhost")
     client.force_login(staff)
+    payments = client.get("/admin/billing/payment/").content.decode()
+    assert 'href="/admin/billing/payment/margins/" id="margins-link"' in payments
     page = client.get(f"/admin/billing/payment/margins/?month={MONTH}")
     assert page.status_code == 200
     html = page.content.decode()

@@ -8,7 +8,11 @@ import logging
 from penguinmails.alerts.services import raise_alert, resolve_alert
 from penguinmails.alerts.severity import Severity
 from penguinmails.backups.restore import verify_backup
-from penguinmails.backups.services import create_backup, prune_backups
+from penguinmails.backups.services import (
+    create_backup,
+    fail_interrupted_backups,
+    prune_backups,
+)
 from penguinmails.errors import DomainError
 from penguinmails.queue.registry import JobContext, Payload, job_handler
 
@@ -41,6 +45,7 @@ def daily(payload: Payload, context: JobContext) -> None:
         )
         raise
     resolve_alert(DAILY_RULE, DAILY_SUBJECT, note=f"backup #{backup.pk} completed")
+    fail_interrupted_backups()
     pruned = prune_backups()
     log.info("backup #%s completed; %s old backup(s) pruned", backup.pk, len(pruned))
 

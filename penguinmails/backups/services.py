@@ -12,6 +12,7 @@ import hashlib
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,25 @@ def prune_backups(*, dry_run: bool = False) -> list[Backup]:
                 backup, BackupStatus.PRUNED, reason="retention", updated_at=timezone.now()
             )
     return pruned
+
+
+INTERRUPTED_AFTER = timedelta(hours=24)
+
+
+def fail_interrupted_backups() -> list[Backup]:
+    """Backups still `running` a day after they started belong to a process that died (a
+    worker killed, a machine lost): mark them failed and delete what they left in storage."""
+    stale = list(
+        Backup.objects.filter(
+            status=BackupStatus.RUNNING, started_at__lt=timezone.now() - INTERRUPTED_AFTER
+        )
+    )
+    for backup in stale:
+        with contextlib.suppress(Exception):  # a storage that is down must not stop the rest
+            get_storage(backup.storage).delete(_key(backup))
+        message = "interrupted: not finished 24 hours after it started"
+        states.transition(
+            backup, BackupStatus.FAILED, reason=message, error=message,
+            finished_at=timezone.now(), updated_at=timezone.now(),
+        )  # fmt: skip
+    return stale

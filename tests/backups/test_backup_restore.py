@@ -218,3 +218,23 @@ def test_a_dump_that_breaks_half_way_leaves_the_database_as_it_was(
     assert lead_emails(acme, "r6-") == {"r6-a@example.com"}
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE public.r6_after_backup")
+
+
+def test_prune_marks_a_backup_left_running_by_a_dead_process_failed(
+    cast: Cast, backup_dir: Path
+) -> None:
+    started = timezone.now() - timedelta(hours=25)
+    stuck = Backup.objects.create(
+        kind=BackupKind.FULL, status=BackupStatus.RUNNING, storage="dir", started_at=started
+    )
+    recent = Backup.objects.create(kind=BackupKind.FULL, status=BackupStatus.RUNNING, storage="dir")
+    partial = backup_dir / "full" / f"{started:%Y%m%dT%H%M%SZ}-{stuck.pk}.dump.enc.partial"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"half a dump")
+
+    out, _ = run("backup", "prune")
+    assert f"#{stuck.pk} marked failed: interrupted" in out
+    stuck.refresh_from_db()
+    recent.refresh_from_db()
+    assert stuck.status == BackupStatus.FAILED and recent.status == BackupStatus.RUNNING
+    assert not partial.exists()

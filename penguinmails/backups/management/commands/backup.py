@@ -11,7 +11,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from penguinmails.backups.models import Backup
 from penguinmails.backups.restore import restore_database, restore_tenant, verify_backup
-from penguinmails.backups.services import create_backup, prune_backups
+from penguinmails.backups.services import (
+    create_backup,
+    fail_interrupted_backups,
+    prune_backups,
+)
 from penguinmails.errors import DomainError
 
 
@@ -72,6 +76,9 @@ class Command(BaseCommand):
             )
 
     def do_prune(self, options: dict[str, Any]) -> None:
+        if not options["dry_run"]:
+            for b in fail_interrupted_backups():
+                self.stdout.write(f"#{b.pk} marked failed: {b.error}")
         pruned = prune_backups(dry_run=options["dry_run"])
         verb = "would prune" if options["dry_run"] else "pruned"
         for b in pruned:

@@ -177,10 +177,10 @@ class StaffAdminSite(admin.AdminSite):
 
     site_title = "PenguinMails staff"
 
-    def __init__(self, name: str = "admin") -> None:
-        super().__init__(name)
-        staging = getattr(settings, "STAGING", False)
-        self.site_header = "PenguinMails staff" + (" (staging)" if staging else "")
+    @property
+    def site_header(self) -> str:  # type: ignore[override]  # read-only here, on purpose
+        # Read per request: staff must see at a glance that this is not production.
+        return "PenguinMails staff" + (" (staging)" if getattr(settings, "STAGING", False) else "")
 
     def admin_view(self, view: _V, cacheable: bool = False) -> _V:
         """Every admin page: what services record while it runs is marked as a staff write."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib import admin
 from django.test import Client
@@ -145,3 +147,11 @@ def test_the_audit_log_is_read_only_in_the_admin(cast: Cast, admin_client: Clien
     )
     assert bulk.status_code in (200, 302)
     assert AuditEvent.objects.get(pk=event.pk).action == "domain.verify"
+
+
+def test_the_admin_header_says_staging_on_a_staging_deployment(
+    admin_client: Client, settings: Any
+) -> None:
+    assert b"PenguinMails staff (staging)" not in admin_client.get("/admin/").content
+    settings.STAGING = True
+    assert b"PenguinMails staff (staging)" in admin_client.get("/admin/").content

@@ -26,6 +26,7 @@ from deliverability.services.states import transition as move_domain
 from penguinmails import analytics_events
 from tenants.services.accounts import sign_up
 from tests.conftest import Cast
+from tests.mailboxes.conftest import USER, Imap, Smtp, connect
 from tests.sending.conftest import (
     Sandbox,
     make_campaign,
@@ -140,3 +141,14 @@ def test_nothing_is_sent_without_a_key(cast: Cast, sandbox: Sandbox, settings: A
         assert server.bodies == [] and analytics_events.client() is None
     finally:
         server.stop()
+
+
+def test_a_connected_mailbox_is_reported_without_its_address(
+    posthog: Capture, cast: Cast, smtp_server: Smtp, imap_server: Imap
+) -> None:
+    plan_for(cast.tenant)
+    connect(cast.tenant, cast.owner, smtp_server, imap_server)
+    [event] = posthog.named("mailbox connected")
+    assert event["properties"]["kind"] == "google" and event["properties"]["hosted"] is False
+    assert event["properties"]["$groups"] == {"tenant": "acme"}
+    assert USER not in b"".join(posthog.bodies).decode()

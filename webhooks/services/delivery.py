@@ -220,6 +220,12 @@ def attempt(delivery_id: int, *, now: dt.datetime | None = None) -> Attempt | No
             _succeeded(delivery, endpoint, outcome, now)
         else:
             _failed(delivery, endpoint, outcome, now)
+    # Never the URL (its query string may hold the receiver's token) nor the body.
+    log.info(
+        "webhook attempt endpoint=%s delivery=%s attempt=%s status=%s elapsed_ms=%s%s",
+        endpoint.pk, delivery.pk, delivery.attempts, outcome.status_code or "-",
+        outcome.duration_ms, f" error={outcome.error[:80]!r}" if outcome.error else "",
+    )  # fmt: skip
     if delivery.pk % PRUNE_EVERY == 0:
         prune(now=now)
     return logged

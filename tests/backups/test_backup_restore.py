@@ -119,8 +119,9 @@ def test_a_damaged_file_fails_verify_and_restore(cast: Cast, backup_dir: Path) -
 
 def test_list_and_prune_keep_what_retention_says(cast: Cast, backup_dir: Path, settings) -> None:
     run("backup", "create", "--tenant", "globex")
-    run("backup", "create", "--tenant", "globex")
+    created = json.loads(run("backup", "create", "--tenant", "globex", "--json")[0])
     old, new = Backup.objects.order_by("pk")
+    assert created["id"] == new.pk and created["sha256"] == new.sha256
     # The first one is made a day older: two days, one backup each.
     Backup.objects.filter(pk=old.pk).update(started_at=timezone.now() - timedelta(days=1))
     settings.BACKUP_KEEP_DAILY, settings.BACKUP_KEEP_WEEKLY, settings.BACKUP_KEEP_MONTHLY = 1, 0, 0
@@ -132,6 +133,7 @@ def test_list_and_prune_keep_what_retention_says(cast: Cast, backup_dir: Path, s
     assert not (backup_dir / old.path).exists() and (backup_dir / new.path).exists()
     listed = json.loads(run("backup", "list", "--json")[0])
     assert [(r["id"], r["status"]) for r in listed] == [(new.pk, "completed"), (old.pk, "pruned")]
+    assert json.loads(run("backup", "list", "--json", "--tenant", "acme")[0]) == []
 
 
 def test_bad_input_exits_non_zero_saying_why(cast: Cast, backup_dir: Path) -> None:

@@ -26,9 +26,11 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="dump the whole database or one tenant's schema")
         create.add_argument("--tenant", metavar="SLUG", help="only this tenant's schema")
+        create.add_argument("--json", action="store_true", help="the backup's record on stdout")
         listing = sub.add_parser("list", help="the backups, newest first")
         listing.add_argument("--json", action="store_true", help="machine-readable output")
         listing.add_argument("--limit", type=int, default=50)
+        listing.add_argument("--tenant", metavar="SLUG", help="only this tenant's backups")
         prune = sub.add_parser("prune", help="delete what retention no longer keeps")
         prune.add_argument("--dry-run", action="store_true", help="only say what would go")
         verify = sub.add_parser("verify", help="restore into a scratch database and compare")
@@ -60,10 +62,16 @@ class Command(BaseCommand):
 
     def do_create(self, options: dict[str, Any]) -> None:
         backup = create_backup(tenant_slug=options["tenant"], progress=self._progress)
+        if options["json"]:
+            self.stdout.write(json.dumps(_row(backup), sort_keys=True))
+            return
         self.stdout.write(f"backup #{backup.pk} completed: {backup.path} ({backup.size} bytes)")
 
     def do_list(self, options: dict[str, Any]) -> None:
-        rows = list(Backup.objects.all()[: options["limit"]])
+        rows = Backup.objects.all()
+        if options["tenant"]:
+            rows = rows.filter(tenant_slug=options["tenant"])
+        rows = rows[: options["limit"]]
         if options["json"]:
             self.stdout.write(json.dumps([_row(b) for b in rows], sort_keys=True))
             return

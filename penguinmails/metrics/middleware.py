@@ -15,7 +15,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Metric, generate_latest
 
 from penguinmails import metrics
 from penguinmails.metrics.collectors import ScrapeTimeCollector
@@ -73,11 +73,17 @@ def exposition() -> bytes:
 
 
 class _Proxy:
+    """The counted metrics inside the scrape's registry."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
-    def collect(self):  # type: ignore[no-untyped-def]
-        return self.registry.collect()
+    def collect(self) -> list[Metric]:
+        try:
+            return list(self.registry.collect())
+        except FileNotFoundError:
+            # A starting process deleted a dead one's file between the listing and the read.
+            return list(self.registry.collect())
 
 
 def serve_metrics(request: HttpRequest, networks: list[Network]) -> HttpResponse:

@@ -3,18 +3,29 @@
     python -m penguinmails.devenv exec -- .venv/bin/python bench/send.py
 
 Uses its own database (pm_bench_send on DATABASE_URL's server, dropped afterwards), its own
-redis-server on a free loopback port, its own tenant, the sandbox SMTP server on a free port (in
-a process of its own, so the server and the bench driver do not share one GIL; the same server
-for both figures) and its own worker processes (one node, -c BENCH_CONCURRENCY) and beat.
-BENCH_MESSAGES (10,000 by default: a sustained run, about 20 send jobs) sets the volume;
-BENCH_DKIM=0 sends unsigned (the sending domain's key is a placeholder). Prints,
-side by side, messages/s of:
+redis-server on a free loopback port, its own tenant, its own worker processes and beat, and two
+SMTP servers on free loopback ports:
 
-- a bare smtplib loop: the same number of prebuilt messages over BENCH_MAILBOXES connections
-  (round robin) to the same server, the baseline the pipeline cannot beat;
+- the sandbox (penguinmails.sandbox.smtp, aiosmtpd, AUTH, a Maildir), in a process of its own so
+  it does not share the bench driver's GIL;
+- Postfix's `smtp-sink` (Debian's `postfix` package, fetched with `apt-get download` and unpacked
+  with `dpkg -x` into BENCH_CACHE, ~/.cache/penguinmails-bench by default; no Postfix is
+  installed or started), a C server that is not the bottleneck. It answers AUTH with 250 where
+  smtplib wants 235, so its mailboxes are stored without an SMTP username: open_smtp then sends
+  without AUTH (the dashboard and API always store one).
+
+For each server (BENCH_TARGETS, "sandbox,sink") and each number of worker nodes (BENCH_NODES,
+"1,2": separate Celery nodes `-n w1@%h`, `-n w2@%h`, each `-c BENCH_CONCURRENCY`), messages/s of:
+
+- a bare smtplib loop: BENCH_MESSAGES (10,000) prebuilt messages over BENCH_MAILBOXES (4)
+  connections (round robin) to that server, measured right before the pipeline;
 - the pipeline: a campaign started with BENCH_MESSAGES leads (one step, no gaps, high limits),
-  from the scheduler through the durable queue and the batched send jobs into the sandbox,
-  timed from `start` to the last message recorded as sent.
+  from the scheduler through the durable queue and the batched send jobs into that server, timed
+  from `start` to the last message recorded as sent.
+
+After each run it counts what the server received: every message once (distinct Message-IDs
+equal to the campaign's, none twice, none missing), or it exits non-zero. BENCH_DKIM=0 sends
+unsigned (the sending domain's key is a placeholder).
 """
 
 from __future__ import annotations
@@ -22,12 +33,17 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import smtplib
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -37,46 +53,101 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 from bench._harness import (  # noqa: E402
     bench_database,
-    celery_processes,
     free_port,
     private_redis,
     setup_django,
+    stop,
     wait,
 )
 
 N = int(os.environ.get("BENCH_MESSAGES", "10000"))
 MAILBOXES = int(os.environ.get("BENCH_MAILBOXES", "4"))
 CONCURRENCY = os.environ.get("BENCH_CONCURRENCY", "2")
+NODES = [int(n) for n in os.environ.get("BENCH_NODES", "1,2").split(",")]
+TARGETS = os.environ.get("BENCH_TARGETS", "sandbox,sink").split(",")
+CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "penguinmails-bench"))
 DB_NAME = "pm_bench_send"
 USER, PASSWORD = "bench@send.bench.test", "bench-password"
+MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>\r\n]+>)", re.MULTILINE | re.IGNORECASE)
 
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pm-bench-send-"))
-    smtp_port = free_port()
-    sandbox = multiprocessing.get_context("spawn").Process(
-        target=serve_sandbox, args=(smtp_port, str(tmp / "maildir")), daemon=True
-    )
-    sandbox.start()
+    servers: dict[str, Server] = {}
     try:
+        if "sandbox" in TARGETS:
+            servers["sandbox"] = sandbox_server(tmp)
+        if "sink" in TARGETS:
+            servers["sink"] = sink_server(tmp)
         with bench_database(DB_NAME), private_redis(tmp):
             setup_django()
-            tenant, campaign_id, principal = setup(smtp_port)
-            wait(lambda: smtp_ready(smtp_port), 30, "the sandbox SMTP server", interval=0.1)
-            baseline = bare_smtplib(smtp_port)
-            with celery_processes(tmp, CONCURRENCY):
-                rate = pipeline(tenant, campaign_id, principal)
+            tenant, principal = setup()
+            for server in servers.values():
+                wait(lambda s=server: smtp_ready(s.port), 30, server.name, interval=0.1)
+            rows = []
+            for nodes in NODES:
+                campaigns = {
+                    name: make_campaign(principal, server, f"{name}{nodes}")
+                    for name, server in servers.items()
+                }
+                with worker_nodes(tmp, nodes):
+                    for name, server in servers.items():
+                        load = os.getloadavg()[0]
+                        baseline = bare_smtplib(server)
+                        rate = pipeline(tenant, campaigns[name], principal)
+                        check_received(tenant, campaigns[name], server)
+                        load = max(load, os.getloadavg()[0])
+                        rows.append((name, nodes, baseline, rate, load))
         print(
-            f"send path, {N} messages, {MAILBOXES} mailboxes, 1 worker node -c {CONCURRENCY}, "
-            f"sandbox SMTP in its own process, {os.cpu_count()} CPUs:"
+            f"send path, {N} messages, {MAILBOXES} mailboxes, worker nodes -c {CONCURRENCY}, "
+            f"{os.cpu_count()} CPUs (messages/s; every message received once):"
         )
-        print(f"  bare smtplib loop:       {baseline:8.0f} messages/s")
-        print(f"  scheduler+queue+pipeline:{rate:8.0f} messages/s")
-        print(f"  ratio (pipeline / bare): {rate / baseline:8.2f}  (goal: 1,000 messages/s)")
+        print("  server   nodes  bare smtplib  pipeline  ratio  load (1 min)")
+        for name, nodes, baseline, rate, load in rows:
+            print(
+                f"  {name:8} {nodes:5} {baseline:12.0f} {rate:9.0f} {rate / baseline:6.2f}"
+                f"  {load:5.1f}"
+            )
+        print("  goal: pipeline >= 0.8 x the bare loop, into both servers")
     finally:
-        sandbox.terminate()
-        sandbox.join(10)
+        for server in servers.values():
+            server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- the servers ---------------------------------------------------------------------------------
+class Server:
+    def __init__(self, name: str, port: int, auth: bool, stop_fn, received_fn) -> None:  # noqa: ANN001
+        self.name, self.port, self.auth = name, port, auth
+        self._stop, self._received = stop_fn, received_fn
+
+    def stop(self) -> None:
+        self._stop()
+
+    def received(self) -> Counter[bytes]:
+        """Message-ID -> how many times the server got it, so far."""
+        return self._received()
+
+
+def sandbox_server(tmp: Path) -> Server:
+    port, maildir = free_port(), tmp / "maildir"
+    proc = multiprocessing.get_context("spawn").Process(
+        target=serve_sandbox, args=(port, str(maildir)), daemon=True
+    )
+    proc.start()
+
+    def halt() -> None:
+        proc.terminate()
+        proc.join(10)
+
+    def received() -> Counter[bytes]:
+        found: Counter[bytes] = Counter()
+        for path in (maildir / "new").iterdir():
+            head = path.read_bytes().split(b"\r\n\r\n", 1)[0]
+            found.update(MESSAGE_ID.findall(head))
+        return found
+
+    return Server("sandbox", port, True, halt, received)
 
 
 def serve_sandbox(port: int, maildir: str) -> None:
@@ -88,6 +159,49 @@ def serve_sandbox(port: int, maildir: str) -> None:
     signal.pause()
 
 
+def smtp_sink_binary() -> tuple[Path, dict[str, str]]:
+    """smtp-sink from Debian's postfix package, unpacked once into CACHE (nothing installed)."""
+    root = CACHE / "postfix" / "root"
+    binary = root / "usr/sbin/smtp-sink"
+    if not binary.exists():
+        (CACHE / "postfix").mkdir(parents=True, exist_ok=True)
+        try:
+            subprocess.run(
+                ["apt-get", "download", "postfix"], cwd=CACHE / "postfix", check=True,
+                capture_output=True, timeout=300,
+            )  # fmt: skip
+            (deb,) = (CACHE / "postfix").glob("postfix_*.deb")
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, capture_output=True)
+        except (subprocess.SubprocessError, ValueError, OSError) as exc:
+            raise SystemExit(
+                f"could not fetch Debian's postfix package for smtp-sink: {exc}"
+            ) from exc
+    return binary, {**os.environ, "LD_LIBRARY_PATH": str(root / "usr/lib/postfix")}
+
+
+def sink_server(tmp: Path) -> Server:
+    binary, env = smtp_sink_binary()
+    port, dumps = free_port(), tmp / "sink"
+    dumps.mkdir()
+    tmp.chmod(0o711)  # smtp-sink writes as `nobody` once it dropped root
+    dumps.chmod(0o777)
+    dump = dumps / "all"
+    # As root, smtp-sink must be told whose privileges to take after binding its socket.
+    privs = ["-u", "nobody"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen(
+        [str(binary), *privs, "-D", str(dump), "-c", f"127.0.0.1:{port}", "1000"],
+        env=env, stdout=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+    def received() -> Counter[bytes]:
+        found: Counter[bytes] = Counter()
+        for path in dumps.iterdir():  # one file (-D appends), whatever suffix it was given
+            found.update(MESSAGE_ID.findall(path.read_bytes()))
+        return found
+
+    return Server("sink", port, False, lambda: stop(proc), received)
+
+
 def smtp_ready(port: int) -> bool:
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=1) as client:
@@ -96,14 +210,13 @@ def smtp_ready(port: int) -> bool:
         return False
 
 
-def setup(smtp_port: int):  # noqa: ANN201 - (tenant, campaign id, principal)
+# --- the tenant and its campaigns ----------------------------------------------------------------
+def setup():  # noqa: ANN201 - (tenant, principal)
     from django_tenants.utils import schema_context
 
     from billing.models import Plan
     from billing.services.plans import change_plan
-    from campaigns.models import EmailTemplate, Lead, LeadList
-    from campaigns.services import campaigns as svc
-    from deliverability.models import Mailbox, MailboxKind, MailboxStatus, Security, SendingDomain
+    from deliverability.models import SendingDomain
     from tenants.models import Membership, User
     from tenants.services.access import principal_for_membership
     from tenants.services.tenancy import create_tenant, ensure_template_tenant
@@ -130,48 +243,99 @@ def setup(smtp_port: int):  # noqa: ANN201 - (tenant, campaign id, principal)
             dkim_public_key=public, dkim_private_key=private, dmarc_rua="d@send.bench.test",
             status="verified",
         )  # fmt: skip
+    return tenant, principal
+
+
+def make_campaign(principal, server: Server, tag: str) -> int:  # noqa: ANN001
+    """A one-step campaign of N leads over MAILBOXES mailboxes on `server`; its id."""
+    from django_tenants.utils import schema_context
+
+    from campaigns.models import EmailTemplate, Lead, LeadList
+    from campaigns.services import campaigns as svc
+    from deliverability.models import Mailbox, MailboxKind, MailboxStatus, Security
+
+    with schema_context(principal.tenant.schema_name):
         boxes = [
             Mailbox.objects.create(
-                address=f"box{i}@send.bench.test",
+                address=f"box{i}-{tag}@send.bench.test",
                 display_name=f"Box {i}",
                 kind=MailboxKind.OTHER,
                 smtp_host="127.0.0.1",
-                smtp_port=smtp_port,
+                smtp_port=server.port,
                 smtp_security=Security.NONE,
-                smtp_username=USER,
-                smtp_password=PASSWORD,
+                smtp_username=USER if server.auth else "",
+                smtp_password=PASSWORD if server.auth else "",
                 daily_limit=N,
                 status=MailboxStatus.ACTIVE,
             )  # fmt: skip
             for i in range(MAILBOXES)
         ]
         template = EmailTemplate.objects.create(
-            name="Bench", subject="Hello {{first_name|there}}",
+            name=f"Bench {tag}", subject="Hello {{first_name|there}}",
             html_body='<p>Hi {{first_name}}, <a href="https://example.org/x">look</a>.</p>',
             text_body="Hi {{first_name}}, https://example.org/x",
         )  # fmt: skip
-        lead_list = LeadList.objects.create(name="Bench")
+        lead_list = LeadList.objects.create(name=f"Bench {tag}")
         leads = Lead.objects.bulk_create(
-            Lead(email=f"lead{i}@example.com", first_name=f"L{i}") for i in range(N)
+            Lead(email=f"lead{i}@{tag}.example.com", first_name=f"L{i}") for i in range(N)
         )
         Lead.lists.through.objects.bulk_create(
             Lead.lists.through(lead_id=lead.pk, leadlist_id=lead_list.pk) for lead in leads
         )
         campaign = svc.create_campaign(
-            principal, name="Bench", lead_list_ids=[lead_list.pk],
+            principal, name=f"Bench {tag}", lead_list_ids=[lead_list.pk],
             mailbox_ids=[b.pk for b in boxes], window_days=list(range(7)),
             window_start=dt.time(0), window_end=dt.time(23, 59),
             daily_cap=N, min_gap_seconds=0, max_gap_seconds=0,
         )  # fmt: skip
         svc.add_step(principal, campaign, delay_amount=0, variants=[(template.pk, 1)])
-    return tenant, campaign.pk, principal
+    return int(campaign.pk)
 
 
-def bare_smtplib(port: int) -> float:
+# --- the workers ---------------------------------------------------------------------------------
+@contextmanager
+def worker_nodes(workdir: Path, nodes: int) -> Iterator[None]:
+    """`nodes` separate Celery worker nodes (`-n w1@%h`, `-n w2@%h`, ...; each -c CONCURRENCY,
+    every queue) and one beat, as `make run` starts them on several hosts over one Redis;
+    returns once every node is seen alive, stops them all on the way out."""
+    from penguinmails.queue import live
+
+    celery = [sys.executable, "-m", "celery", "-A", "penguinmails"]
+    commands = [
+        celery
+        + ["worker", "-Q", "high,default,low", "-c", CONCURRENCY, "-n", f"w{i}@%h"]
+        + ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"]
+        for i in range(1, nodes + 1)
+    ]
+    commands.append(celery + ["beat", "-s", str(workdir / f"beat{nodes}"), "--loglevel", "WARNING"])
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
+        for cmd in commands
+    ]
+    try:
+        names = {f"w{i}@" for i in range(1, nodes + 1)}
+        wait(
+            lambda: names <= {w.split("@")[0] + "@" for w in live.live_workers()},
+            90, f"{nodes} worker nodes", interval=0.1,
+        )  # fmt: skip
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()  # the main process: a warm shutdown that lets its pool finish
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                stop(proc)
+
+
+# --- the figures ---------------------------------------------------------------------------------
+def bare_smtplib(server: Server) -> float:
     clients = []
     for _ in range(MAILBOXES):
-        client = smtplib.SMTP("127.0.0.1", port)
-        client.login(USER, PASSWORD)
+        client = smtplib.SMTP("127.0.0.1", server.port)
+        if server.auth:
+            client.login(USER, PASSWORD)
         clients.append(client)
     messages = []
     for i in range(N):
@@ -197,10 +361,41 @@ def pipeline(tenant, campaign_id: int, principal) -> float:  # noqa: ANN001
     with schema_context(tenant.schema_name):
         started = time.perf_counter()
         svc.start_campaign(principal, Campaign.objects.get(pk=campaign_id))
-        done = Message.objects.filter(status=MessageStatus.SENT)
+        done = Message.objects.filter(campaign_id=campaign_id, status=MessageStatus.SENT)
         wait(lambda: done.count() >= N, 1800, "the pipeline", interval=0.25)
         elapsed = time.perf_counter() - started
     return N / elapsed
+
+
+def check_received(tenant, campaign_id: int, server: Server) -> None:  # noqa: ANN001
+    """Every message of the campaign reached the server exactly once, and nothing else of it."""
+    from django_tenants.utils import schema_context
+
+    from campaigns.models import Message
+
+    with schema_context(tenant.schema_name):
+        ours = set(
+            Message.objects.filter(campaign_id=campaign_id).values_list("message_id", flat=True)
+        )
+        statuses = Counter(
+            Message.objects.filter(campaign_id=campaign_id).values_list("status", flat=True)
+        )
+    expected = {m.encode() for m in ours if m}
+    received: Counter[bytes] = Counter()
+    deadline = time.monotonic() + 10  # the sink appends its dump as it goes
+    while time.monotonic() < deadline:
+        received = Counter({k: v for k, v in server.received().items() if k in expected})
+        if len(received) >= len(expected):
+            break
+        time.sleep(0.2)
+    twice = sum(1 for v in received.values() if v > 1)
+    missing = len(expected - set(received))
+    print(
+        f"  {server.name}: {len(received)} distinct Message-IDs received of {len(expected)} "
+        f"({dict(statuses)}), {twice} twice, {missing} missing"
+    )
+    if twice or missing or len(expected) != N:
+        raise SystemExit(f"{server.name}: a message was sent twice or lost")
 
 
 if __name__ == "__main__":

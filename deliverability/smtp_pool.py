@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import smtplib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Callable, Collection, Sequence
 from typing import cast
 
 from django.db import connection
@@ -25,9 +23,20 @@ from django.db import connection
 from deliverability.models import Mailbox
 from deliverability.services import mailboxes as service
 from deliverability.services.mailbox_probe import StepFailed, open_smtp
+from deliverability.smtp_steps import (
+    Delivery,
+    Outcome,
+    Outgoing,
+    Stage,
+    bodies,
+    deliver_once,
+    envelopes,
+)
 from penguinmails.crypto import SecretUnavailable
 from tenants.db import TenantConnection
 from tenants.models import Tenant
+
+__all__ = ["Delivery", "Outcome", "Outgoing", "SmtpPool", "TRUST_IDLE_SECONDS"]
 
 
 class SmtpPool:
@@ -96,6 +105,27 @@ class SmtpPool:
         self.opened += 1
         return client
 
+    def _client(self, mailbox: Mailbox) -> tuple[smtplib.SMTP, bool] | Delivery:
+        """(the mailbox's connection, whether it was just opened), or why there is none (the
+        message is deferred; a failed login counts toward the mailbox's pause)."""
+        client = self._connections.get(mailbox.pk)
+        fresh = client is None
+        idle = time.monotonic() - self._used.get(mailbox.pk, 0.0)
+        if client is not None and idle > TRUST_IDLE_SECONDS and not self._alive(client):
+            self._drop(mailbox.pk)
+            client = None
+        if client is None:
+            try:
+                client = self.connection_for(mailbox)
+            except SecretUnavailable as exc:
+                return Delivery(Outcome.DEFERRED, None, exc.message[:500])
+            except StepFailed as failed:
+                step, error = str(failed.result.step), failed.result.message
+                self._failed(mailbox, step, error)
+                return Delivery(Outcome.DEFERRED, None, f"{step}: {error}"[:500])
+            fresh = True
+        return client, fresh
+
     # --- sending -------------------------------------------------------------------------------
     def _failed(self, mailbox: Mailbox, step: str, error: str) -> bool:
         """Count a failed send toward the mailbox's pause; True when this one paused it."""
@@ -124,27 +154,13 @@ class SmtpPool:
         connection is closed without the body (the server drops the transaction) and the
         exception propagates."""
         for attempt in (1, 2):
-            client = self._connections.get(mailbox.pk)
-            fresh = client is None
-            if client is not None and time.monotonic() - self._used.get(mailbox.pk, 0.0) > (
-                TRUST_IDLE_SECONDS
-            ):
-                if not self._alive(client):
-                    self._drop(mailbox.pk)
-                    client = None
-            if client is None:
-                try:
-                    client = self.connection_for(mailbox)
-                except SecretUnavailable as exc:
-                    return Delivery(Outcome.DEFERRED, None, exc.message[:500])
-                except StepFailed as failed:
-                    step, error = str(failed.result.step), failed.result.message
-                    self._failed(mailbox, step, error)
-                    return Delivery(Outcome.DEFERRED, None, f"{step}: {error}"[:500])
-                fresh = True
+            got = self._client(mailbox)
+            if isinstance(got, Delivery):
+                return got
+            client, fresh = got
             try:
-                delivery = _deliver_once(client, raw, from_addr, to_addr, before_body)
-            except _Stage as lost:
+                delivery = deliver_once(client, raw, from_addr, to_addr, before_body)
+            except Stage as lost:
                 self._drop(mailbox.pk)
                 return lost.delivery
             except (smtplib.SMTPException, OSError) as exc:
@@ -160,23 +176,106 @@ class SmtpPool:
             return delivery
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def deliver_group(
+        self,
+        group: Sequence[Outgoing],
+        before_bodies: Callable[[list[int]], Collection[int]],
+        meanwhile: Callable[[], None] | None = None,
+    ) -> list[Delivery | None]:
+        """Send messages on distinct mailboxes at once, one each, as deliver() does one: every
+        step is written to every connection before any reply is read, so the round trips of the
+        connections overlap, and where the server offers PIPELINING (RFC 2920) MAIL, RCPT and
+        DATA go in one write. `before_bodies(indexes)` runs once, after the 354s and before any
+        body, and returns the indexes whose bodies may go: the others are withheld (their
+        connections closed mid-DATA, the server drops them) and get None. If it raises, every
+        connection at DATA is closed and the exception propagates. `meanwhile` runs once, after
+        the first commands are written and before their replies are read: the caller's own
+        work (composing the next group) overlaps the servers' answers."""
+        if len({out.mailbox.pk for out in group}) != len(group):
+            raise ValueError("deliver_group takes one message per mailbox")
+        results: list[Delivery | None] = [None] * len(group)
+        clients: dict[int, smtplib.SMTP] = {}
+        fresh: set[int] = set()
+        for i, out in enumerate(group):
+            got = self._client(out.mailbox)
+            if isinstance(got, Delivery):
+                results[i] = got
+            else:
+                clients[i] = got[0]
+                if got[1]:
+                    fresh.add(i)
+        at_data, again = self._sort(envelopes(clients, group, meanwhile), group, fresh, results)
+        try:
+            allowed = set(before_bodies(at_data)) if at_data else set()
+        except BaseException:
+            for i in at_data:
+                self._drop(group[i].mailbox.pk)  # mid-DATA: the server discards them
+            raise
+        for i in at_data:
+            if i not in allowed:
+                self._drop(group[i].mailbox.pk)
+        for i, delivery in bodies({i: clients[i] for i in at_data if i in allowed}, group):
+            results[i] = delivery
+            if delivery.outcome == Outcome.LOST:
+                self._drop(group[i].mailbox.pk)
+            else:
+                self._used[group[i].mailbox.pk] = time.monotonic()
+            if delivery.outcome == Outcome.SENDER_REFUSED:
+                self._failed(group[i].mailbox, "send", delivery.response)
+        for i in again:
+            results[i] = self._deliver_gated(group[i], i, before_bodies)
+        return results
 
-# --- the campaign sender's delivery (campaigns.sending.pipeline, docs/sending.md) -------------
-class Outcome(StrEnum):
-    """How one delivery ended, told apart the way the campaign sender needs."""
+    def _sort(
+        self,
+        staged: dict[int, Delivery | BaseException | None],
+        group: Sequence[Outgoing],
+        fresh: set[int],
+        results: list[Delivery | None],
+    ) -> tuple[list[int], list[int]]:
+        """(the indexes at DATA, those to try again alone); refusals go into `results`."""
+        at_data: list[int] = []
+        again: list[int] = []
+        for i, step in staged.items():
+            mailbox = group[i].mailbox
+            if isinstance(step, Delivery):
+                results[i] = step
+                if step.outcome == Outcome.SENDER_REFUSED:
+                    self._failed(mailbox, "send", step.response)
+                else:
+                    self._used[mailbox.pk] = time.monotonic()
+            elif isinstance(step, BaseException):
+                # Before DATA: nothing was handed over; a reused connection is tried once more.
+                self._drop(mailbox.pk)
+                if i in fresh:
+                    results[i] = self._send_failed(mailbox, step)
+                else:
+                    again.append(i)
+            else:
+                at_data.append(i)
+        return at_data, again
 
-    ACCEPTED = "accepted"  # 250 after DATA
-    REFUSED = "refused"  # 5xx for the recipient or the content: a hard bounce
-    DEFERRED = "deferred"  # 4xx, or the connection failed before DATA: retry later
-    SENDER_REFUSED = "sender_refused"  # 5xx to MAIL FROM: the mailbox's problem, not the lead's
-    LOST = "lost"  # the connection died after the message was sent, before the reply
+    def _send_failed(self, mailbox: Mailbox, exc: BaseException) -> Delivery:
+        self._failed(mailbox, "send", f"{type(exc).__name__}: {exc}")
+        return Delivery(Outcome.DEFERRED, None, f"{type(exc).__name__}: {exc}"[:500])
 
+    def _deliver_gated(
+        self, out: Outgoing, index: int, before_bodies: Callable[[list[int]], Collection[int]]
+    ) -> Delivery | None:
+        """deliver() of one message of a group, its body gated by `before_bodies([index])`."""
 
-@dataclass(frozen=True)
-class Delivery:
-    outcome: Outcome
-    code: int | None = None
-    response: str = ""
+        def gate() -> None:
+            if index not in before_bodies([index]):
+                raise _Withheld
+
+        try:
+            return self.deliver(
+                out.raw, mailbox=out.mailbox, from_addr=out.from_addr, to_addr=out.to_addr,
+                before_body=gate,
+            )  # fmt: skip
+        except _Withheld:
+            self._drop(out.mailbox.pk)
+            return None
 
 
 # A connection used this recently is trusted without a NOOP: at volume the NOOP would double
@@ -184,64 +283,5 @@ class Delivery:
 TRUST_IDLE_SECONDS = 10.0
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
-
-
-class _Stage(Exception):
-    def __init__(self, delivery: Delivery) -> None:
-        self.delivery = delivery
-
-
-def _deliver_once(
-    client: smtplib.SMTP,
-    raw: bytes,
-    from_addr: str,
-    to_addr: str,
-    before_body: Callable[[], None] | None = None,
-) -> Delivery:
-    """MAIL, RCPT, DATA one step at a time (smtplib's sendmail hides where a failure happened).
-    Raises SMTPServerDisconnected/OSError only before the message body went out."""
-
-    def refuse(code: int, response: bytes, *, sender: bool = False) -> Delivery:
-        try:
-            client.rset()
-        except (smtplib.SMTPException, OSError):
-            pass
-        text = f"{code} {_text(response)}"[:500]
-        if 400 <= code < 500:
-            return Delivery(Outcome.DEFERRED, code, text)
-        return Delivery(Outcome.SENDER_REFUSED if sender else Outcome.REFUSED, code, text)
-
-    if not client.does_esmtp:
-        client.ehlo_or_helo_if_needed()
-    code, response = client.mail(from_addr)
-    if code != 250:
-        return refuse(code, response, sender=True)
-    code, response = client.rcpt(to_addr)
-    if code not in (250, 251):
-        return refuse(code, response)
-    client.putcmd("data")
-    code, response = client.getreply()
-    if code != 354:
-        return refuse(code, response)
-    if before_body is not None:
-        try:
-            before_body()
-        except BaseException:
-            client.close()  # mid-DATA: a dropped connection makes the server discard it
-            raise
-    # Dot-stuffing, as smtplib.SMTP.data() does.
-    body = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
-    if body[-2:] != b"\r\n":
-        body += b"\r\n"
-    try:
-        client.send(body + b".\r\n")
-        code, response = client.getreply()
-    except (smtplib.SMTPServerDisconnected, OSError) as exc:
-        # The server may have the whole message: whether it was accepted cannot be known.
-        lost = Delivery(Outcome.LOST, None, f"connection lost after DATA: {exc}"[:500])
-        raise _Stage(lost) from exc
-    if code != 250:
-        return refuse(code, response)
-    return Delivery(Outcome.ACCEPTED, code, f"{code} {_text(response)}"[:500])
+class _Withheld(Exception):
+    """before_bodies() withheld this body."""

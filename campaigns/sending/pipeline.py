@@ -12,28 +12,33 @@ Order of work per batch: messages found already `sending` by this job (its previ
 are recovered (`recovery.recover_lost_sends`): those whose DATA never started are sent by this
 run, the others become unknown; the checks run in bulk; then per chunk of CLAIM_CHUNK messages:
 one committed UPDATE claims them (queued → sending, attempts + 1, the Message-ID fixed on the
-first attempt and kept on retries) before the first byte goes to SMTP, each is rendered,
-composed and delivered over the mailbox's reused connection (after the server's 354 and before
-the body, the row gets its durable DATA marker, `recovery.mark_data_started`), and one
-transaction records the chunk's results, rollups, enrollment moves, suppressions and mailbox
-counts. A crash therefore leaves at most one chunk in `sending`: the messages past DATA become
-unknown, the others go back to the queue.
+first attempt and kept on retries) before the first byte goes to SMTP; the chunk goes out in
+groups of messages on distinct mailboxes, driven at once over their reused connections
+(`SmtpPool.deliver_group`: MAIL, RCPT and DATA written to every connection before any reply is
+read, in one write where the server offers PIPELINING; the next group is rendered and composed
+while the servers answer); after the group's 354s and before its bodies one statement gives
+the rows their durable DATA marker (`recovery.mark_data_started`); and one transaction records
+the chunk's results, rollups, enrollment moves, suppressions and mailbox counts. A crash
+therefore leaves at most one chunk in `sending`: the messages past DATA become unknown, the
+others go back to the queue. Round trips per chunk of 100: two to the database for the claim
+and the record (plus their statements), one per group for the marker; per group, two waits on
+SMTP (envelope, body) shared by its connections (docs/sending.md, "Throughput").
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns import webhook_events
-from campaigns.lifecycles import MESSAGE_STATES
 from campaigns.models import (
     LEAD_FIELDS,
     Campaign,
@@ -42,7 +47,6 @@ from campaigns.models import (
     MessageStatus,
     StepVariant,
     StoppedBy,
-    SuppressionReason,
 )
 from campaigns.rendering import (
     CompiledTemplate,
@@ -56,8 +60,8 @@ from campaigns.sending import verp
 from campaigns.sending.checks import Context, Item, Stop, run_checks
 from campaigns.sending.dispatch import dispatch
 from campaigns.sending.enrollments import advance_enrollments, stop_enrollments
+from campaigns.sending.outcomes import by_mailbox, log_outcomes, record_stops, suppress_bounced
 from campaigns.sending.recovery import (
-    ClaimLost,
     accept_unknown,
     mark_data_started,
     recover_lost_sends,
@@ -65,15 +69,13 @@ from campaigns.sending.recovery import (
 )
 from campaigns.sending.sql import chunks, fetch, values
 from campaigns.services.stats import Bump, bump
-from campaigns.services.suppressions import mark_leads_bounced, suppress_many
 from campaigns.tracking import links
 from deliverability.models import DomainStatus, Mailbox
 from deliverability.services.mailboxes import record_sends
-from deliverability.smtp_pool import Delivery, Outcome, SmtpPool
-from penguinmails.states import log_moves
+from deliverability.smtp_pool import Delivery, Outcome, Outgoing, SmtpPool
 from tenants.models import Tenant
 
-CLAIM_CHUNK = 50
+CLAIM_CHUNK = 100
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
@@ -146,7 +148,7 @@ def send_batch(
     passing, stops = run_checks(ctx, due)
     if stops:
         with transaction.atomic():
-            _record_stops(campaign, stops, job_id)
+            record_stops(campaign, stops, job_id)
         for stop in stops:
             report.counts[S.SKIPPED if stop.final else "held"] += 1
             report.stopped_by[stop.check] += 1
@@ -165,40 +167,6 @@ def _batch_rows(message_ids: Sequence[int], job_id: int) -> list[tuple[Any, ...]
         ORDER BY scheduled_for, id
         """,
         [list(message_ids), job_id, [S.QUEUED.value, S.SENDING.value]],
-    )
-
-
-# --- stops ---------------------------------------------------------------------------------------
-def _record_stops(campaign: Campaign, stops: Sequence[Stop], job_id: int) -> None:
-    now = timezone.now()
-    rows = [
-        (
-            s.item.pk,
-            S.SKIPPED.value if s.final else S.QUEUED.value,
-            s.check,
-            s.reason[:500],
-            s.retry_at or s.item.scheduled_for,
-        )
-        for s in stops
-    ]
-    for part in chunks(rows, 1000):
-        body, params = values(part, ["bigint", "text", "text", "text", "timestamptz"])
-        moved = fetch(
-            f"""
-            UPDATE campaigns_message AS t
-            SET status = v.status, stopped_by = v.check_name, stop_reason = v.reason,
-                scheduled_for = v.retry_at, job_id = NULL, updated_at = %s
-            FROM ({body}) AS v(id, status, check_name, reason, retry_at)
-            WHERE t.id = v.id AND t.status = %s AND t.job_id = %s
-            RETURNING t.id, v.status, v.check_name || ': ' || v.reason
-            """,  # noqa: S608 - placeholders only
-            [now, *params, S.QUEUED.value, job_id],
-        )
-        # A held message stays queued (no move); a skipped one is logged.
-        skipped = [(pk, S.QUEUED.value, why) for pk, status, why in moved if status == S.SKIPPED]
-        log_moves(MESSAGE_STATES, skipped, S.SKIPPED, actor=job_id)
-    stop_enrollments(
-        [(campaign.pk, s.item.lead_id, f"{s.check}: {s.reason}") for s in stops if s.final]
     )
 
 
@@ -231,7 +199,7 @@ class _Sender:
                 held = [i for i in chunk if (i.mailbox_id or 0) in self.down]
                 if held:
                     with transaction.atomic():
-                        _record_stops(
+                        record_stops(
                             self.campaign,
                             [
                                 Stop(i, StoppedBy.MAILBOX_HEALTHY, self.down[i.mailbox_id or 0])
@@ -249,8 +217,7 @@ class _Sender:
                     if not self._running():
                         return
                     continue
-                sent = [self._send_one(pool, item) for item in claimed]
-                self._record([r for r in sent if r is not None])
+                self._record(self._send_chunk(pool, claimed))
 
     # claim: one committed statement per chunk, before any byte goes to SMTP
     def _claim(self, items: Sequence[Item]) -> list[Item]:
@@ -295,7 +262,7 @@ class _Sender:
             if i.pk not in got
         ]
         with transaction.atomic():
-            _record_stops(self.campaign, stops, self.job_id)
+            record_stops(self.campaign, stops, self.job_id)
         self.report.counts["held"] += len(stops)
         self.report.stopped_by[StoppedBy.CAMPAIGN_RUNNING] += len(stops)
 
@@ -310,7 +277,62 @@ class _Sender:
         data["custom"] = lead.custom_fields or {}
         return template.render(lead=data, seed=f"{item.lead_id}:{item.step_id}")
 
-    def _send_one(self, pool: SmtpPool, item: Item) -> _Result | None:
+    def _send_chunk(self, pool: SmtpPool, items: Sequence[Item]) -> list[_Result]:
+        """The chunk in groups on distinct mailboxes (SmtpPool.deliver_group): one marker
+        statement per group between its 354s and its bodies; each group is composed while the
+        servers answer the previous group's first commands."""
+        groups = list(by_mailbox(items))
+        results: list[_Result] = []
+        ready = [self._prepare(item) for item in groups[0]] if groups else []
+        for k, group in enumerate(groups):
+            following = groups[k + 1] if k + 1 < len(groups) else []
+            composed: list[_Result | tuple[Outgoing, str]] = []
+            compose_next = partial(self._prepare_into, following, composed)
+            results += self._send_group(pool, group, ready, compose_next)
+            compose_next()  # if nothing went to SMTP, it has not run
+            ready = composed
+        return results
+
+    def _prepare_into(
+        self, items: Sequence[Item], out: list[_Result | tuple[Outgoing, str]]
+    ) -> None:
+        if not out:
+            out.extend(self._prepare(item) for item in items)
+
+    def _send_group(
+        self,
+        pool: SmtpPool,
+        items: Sequence[Item],
+        prepared: Sequence[_Result | tuple[Outgoing, str]],
+        meanwhile: Callable[[], None],
+    ) -> list[_Result]:
+        results: list[_Result] = []
+        going: list[tuple[Item, Outgoing, str]] = []
+        for item, ready in zip(items, prepared, strict=True):
+            if isinstance(ready, _Result):
+                results.append(ready)
+            elif ready[0].mailbox.pk in self.down:  # went down since it was composed
+                down = Delivery(Outcome.DEFERRED, None, self.down[ready[0].mailbox.pk])
+                results.append(self._outcome(item, ready[0].mailbox, ready[1], down))
+            else:
+                going.append((item, *ready))
+        if not going:
+            return results
+
+        def mark(indexes: list[int]) -> set[int]:
+            claims = [(going[i][0].pk, going[i][0].attempts) for i in indexes]
+            held = mark_data_started(claims, job_id=self.job_id)
+            return {i for i in indexes if going[i][0].pk in held}
+
+        deliveries = pool.deliver_group([out for _, out, _ in going], mark, meanwhile)
+        for (item, out, subject), delivery in zip(going, deliveries, strict=True):
+            if delivery is None:
+                continue  # recovered (and maybe claimed again) elsewhere: not ours to record
+            results.append(self._outcome(item, out.mailbox, subject, delivery))
+        return results
+
+    def _prepare(self, item: Item) -> _Result | tuple[Outgoing, str]:
+        """The message ready for SMTP and its subject, or the result that ends it here."""
         mailbox: Mailbox = self.ctx.mailboxes[item.mailbox_id or 0]
         if mailbox.pk in self.down:
             return self._deferred(item, Delivery(Outcome.DEFERRED, None, self.down[mailbox.pk]))
@@ -339,21 +361,12 @@ class _Sender:
                 item, S.FAILED, subject=rendered.subject[:998],
                 stopped_by=StoppedBy.HEADER_INJECTION, reason=str(exc),
             )  # fmt: skip
-        try:
-            delivery = pool.deliver(
-                raw,
-                mailbox=mailbox,
-                from_addr=verp.envelope_sender(  # the header From stays the mailbox's
-                    mailbox, tenant_id=self.tenant.pk, message_pk=item.pk, domains=self.ctx.domains
-                ),
-                to_addr=item.to_email,
-                before_body=lambda: mark_data_started(
-                    item.pk, job_id=self.job_id, attempts=item.attempts
-                ),
-            )
-        except ClaimLost:
-            return None  # recovered (and maybe claimed again) elsewhere: not ours to record
-        subject = rendered.subject[:998]
+        sender = verp.envelope_sender(  # the header From stays the mailbox's
+            mailbox, tenant_id=self.tenant.pk, message_pk=item.pk, domains=self.ctx.domains
+        )
+        return Outgoing(raw, mailbox, sender, item.to_email), rendered.subject[:998]
+
+    def _outcome(self, item: Item, mailbox: Mailbox, subject: str, delivery: Delivery) -> _Result:
         if delivery.outcome == Outcome.ACCEPTED:
             return _Result(item, S.SENT, delivery.code, delivery.response, subject)
         if delivery.outcome == Outcome.REFUSED:
@@ -458,39 +471,16 @@ class _Sender:
                     """,  # noqa: S608 - placeholders only
                     [S.QUEUED.value, now, *params, S.SENDING.value, self.job_id],
                 )
-                _log_outcomes(moved, self.job_id)
+                log_outcomes(moved, self.job_id)
                 recorded.update(row[0] for row in moved)
             bump(increments)
             advance_enrollments(advance)
             stop_enrollments(stop)
             if bounced:
-                _suppress_bounced(bounced, now)
+                suppress_bounced(bounced, now)
             if sends:
                 record_sends(sends, at=now)  # the mailboxes' daily counts: deliverability's
             webhook_events.send_outcomes(c, results, recorded, now)
-
-
-def _log_outcomes(moved: Sequence[tuple[int, str, str]], job_id: int) -> None:
-    """Log the non-routine outcomes (failed, bounced, unknown): one INSERT each. Sent and
-    retried messages are routine (MESSAGE_STATES.quiet): their rows already say enough."""
-    by_status: dict[str, list[tuple[int, str, str]]] = {}
-    for pk, status, why in moved:
-        if MESSAGE_STATES.logs(S.SENDING, status):
-            by_status.setdefault(status, []).append((pk, S.SENDING.value, why or ""))
-    for status, rows in by_status.items():
-        log_moves(MESSAGE_STATES, rows, status, actor=job_id)
-
-
-def _suppress_bounced(items: Sequence[Item], now: datetime) -> None:
-    """A hard bounce suppresses the address and marks the lead bounced (campaigns' own services,
-    set-based)."""
-    suppress_many(
-        (i.to_email for i in items),
-        reason=SuppressionReason.BOUNCED,
-        source="hard bounce at send time",
-        at=now,
-    )
-    mark_leads_bounced((i.lead_id for i in items), at=now)
 
 
 __all__ = ["BatchReport", "accept_unknown", "backoff", "resend_unknown", "send_batch"]

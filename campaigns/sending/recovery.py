@@ -4,9 +4,11 @@
 The durable marker: a claimed message is `sending` with `smtp_code` NULL. Right after the
 server's 354 and before the first byte of the body, the sender writes `smtp_code = 354` on the
 row, in a statement that must touch exactly that claim (status, job and attempt) or the body is
-withheld. A `sending` row found without the marker after its run died therefore never gave the
-server a message: it goes back to `queued` with its Message-ID, its enrollment untouched. Only a
-row with the marker may have been delivered, and only it becomes `unknown`.
+withheld (one statement for the group of messages the sender drives at once on distinct
+connections, each written only after its own 354). A `sending` row found without the marker
+after its run died therefore never gave the server a message: it goes back to `queued` with its
+Message-ID, its enrollment untouched. Only a row with the marker may have been delivered, and
+only it becomes `unknown`.
 
 The marker commits without waiting for fsync (`synchronous_commit` off in the statement, as the
 queue's own bookkeeping does): it is visible to every other session once written, so a killed
@@ -27,7 +29,7 @@ from django.utils import timezone
 from campaigns.lifecycles import MESSAGE_STATES
 from campaigns.models import MessageStatus, StoppedBy
 from campaigns.sending.enrollments import advance_enrollments, stop_enrollments
-from campaigns.sending.sql import execute, fetch
+from campaigns.sending.sql import execute, fetch, values
 from campaigns.services.stats import Bump, bump
 from penguinmails.states import log_moves
 
@@ -41,23 +43,25 @@ MAX_CLAIMS = 5
 SENT_COUNTERS = ("sent", "delivered")
 
 
-class ClaimLost(Exception):
-    """The row is no longer this run's claim (recovered and perhaps claimed again meanwhile):
-    the body must not go out."""
-
-
-def mark_data_started(message_pk: int, *, job_id: int, attempts: int) -> None:
-    """The durable marker, written before the body goes out (autocommit, no fsync wait)."""
-    touched = execute(
-        """
-        UPDATE campaigns_message SET smtp_code = %s, smtp_response = %s, updated_at = now()
-        WHERE id = %s AND status = %s AND job_id = %s AND attempts = %s
+def mark_data_started(claims: Sequence[tuple[int, int]], *, job_id: int) -> set[int]:
+    """The durable marker of (message id, attempts) claims at DATA, written before their bodies
+    go out (one statement for the group the sender drives at once; autocommit, no fsync wait).
+    Returns the ids still claimed by this run: only their bodies may go."""
+    if not claims:
+        return set()
+    body, params = values(claims, ["bigint", "integer"])
+    rows = fetch(
+        f"""
+        UPDATE campaigns_message AS t
+        SET smtp_code = %s, smtp_response = %s, updated_at = now()
+        FROM ({body}) AS v(id, attempts)
+        WHERE t.id = v.id AND t.status = %s AND t.job_id = %s AND t.attempts = v.attempts
           AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-        """,
-        [DATA_STARTED, DATA_STARTED_TEXT, message_pk, S.SENDING.value, job_id, attempts],
+        RETURNING t.id
+        """,  # noqa: S608 - placeholders only
+        [DATA_STARTED, DATA_STARTED_TEXT, *params, S.SENDING.value, job_id],
     )
-    if touched != 1:
-        raise ClaimLost(f"message {message_pk} is no longer claimed by job {job_id}")
+    return {row[0] for row in rows}
 
 
 @dataclass

@@ -130,24 +130,27 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 
 
 @contextmanager
-def celery_processes(workdir: Path, concurrency: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """One worker node (`-c concurrency`, every queue) and beat, as `make run` starts them;
-    returns once the worker is seen alive, stops both on the way out."""
+def celery_processes(
+    workdir: Path, concurrency: str, *, nodes: tuple[str, ...] = ("bench",)
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """A worker node per name in `nodes` (`-n name@%h -c concurrency`, every queue) and beat, as
+    `make run` starts them; returns once every node is seen alive, stops them on the way out."""
     from penguinmails.queue import live
 
     celery = [sys.executable, "-m", "celery", "-A", "penguinmails"]
     commands = [
         celery
-        + ["worker", "-Q", "high,default,low", "-c", concurrency, "-n", "bench@%h"]
-        + ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-        celery + ["beat", "-s", str(workdir / "beat"), "--loglevel", "WARNING"],
+        + ["worker", "-Q", "high,default,low", "-c", concurrency, "-n", f"{node}@%h"]
+        + ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"]
+        for node in nodes
     ]
+    commands.append(celery + ["beat", "-s", str(workdir / "beat"), "--loglevel", "WARNING"])
     procs = [
         subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL)
         for cmd in commands
     ]
     try:
-        wait(lambda: live.live_workers(), 60, "the worker", interval=0.1)
+        wait(lambda: len(live.live_workers()) >= len(nodes), 60, "the workers", interval=0.1)
         yield procs
     finally:
         for proc in procs:

@@ -328,7 +328,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
 JOB_MIGRATE_BATCH = env_int("JOB_MIGRATE_BATCH", default=500)
-# The migrator stops topping up the broker above this many waiting messages.
+# The migrator puts up to this many jobs of a queue in one Celery message (queue/batch.py).
+JOB_MESSAGE_BATCH = env_int("JOB_MESSAGE_BATCH", default=10)
+# The migrator stops topping up the broker above this many waiting jobs.
 JOB_BROKER_MAX_BACKLOG = env_int("JOB_BROKER_MAX_BACKLOG", default=5000)
 # An enqueued job not started within this is assumed lost in Redis and re-queued.
 JOB_ENQUEUED_LEASE_SECONDS = env_int("JOB_ENQUEUED_LEASE_SECONDS", default=300)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 from celery import Task, shared_task
 
 from penguinmails import heartbeat
-from penguinmails.queue import live, migrator, reaper, runner
+from penguinmails.queue import batch, live, migrator, reaper, runner
 from penguinmails.queue.producer import enqueue
-from penguinmails.queue.publisher import RUN_JOB
+from penguinmails.queue.publisher import RUN_JOB, RUN_JOBS
 
 
 @shared_task(bind=True, name=RUN_JOB, ignore_result=True)
@@ -18,6 +19,14 @@ def run_job(self: Task, job_id: int) -> str:
     """The one generic task: every job is delivered as its id."""
     worker_id = f"{self.request.hostname or 'local'}:{os.getpid()}"
     return runner.run(job_id, worker_id=worker_id).value
+
+
+@shared_task(bind=True, name=RUN_JOBS, ignore_result=True)
+def run_jobs(self: Task, job_ids: list[int]) -> dict[str, int]:
+    """Several jobs in one message (the migrator's batches); returns the count of each outcome."""
+    worker_id = f"{self.request.hostname or 'local'}:{os.getpid()}"
+    outcomes = batch.run_batch([int(i) for i in job_ids], worker_id=worker_id)
+    return dict(Counter(o.value for o in outcomes.values()))
 
 
 @shared_task(name="penguinmails.migrate_jobs", ignore_result=True)

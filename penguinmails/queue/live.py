@@ -48,17 +48,29 @@ _scripts: dict[int, Any] = {}
 
 
 def set_status(job_id: int, **fields: str) -> None:
+    set_statuses([(job_id, fields)])
+
+
+def set_statuses(updates: list[tuple[int, dict[str, str]]]) -> None:
+    """Several jobs' fields in one round trip (a batch records one job's end and the next one's
+    start together)."""
+    if not updates:
+        return
     try:
         conn = client()
         script = _scripts.get(id(conn))
         if script is None:
             script = _scripts[id(conn)] = conn.register_script(_SET_STATUS_LUA)
-        args: list[Any] = [STATUS_TTL_SECONDS]
-        for name, value in fields.items():
-            args += [name, value]
-        script(keys=[status_key(job_id)], args=args)
+        pipe = conn.pipeline(transaction=False) if len(updates) > 1 else None
+        for job_id, fields in updates:
+            args: list[Any] = [STATUS_TTL_SECONDS]
+            for name, value in fields.items():
+                args += [name, value]
+            script(keys=[status_key(job_id)], args=args, client=pipe or conn)
+        if pipe is not None:
+            pipe.execute()
     except redis.RedisError as exc:
-        log.warning("job %s: live status not written: %s", job_id, exc)
+        log.warning("jobs %s: live status not written: %s", [u[0] for u in updates], exc)
 
 
 def note_skipped_delivery(job_id: int) -> None:

@@ -31,7 +31,9 @@ def migrate_ready(*, time_budget: float = 0.9) -> int:
     while time.monotonic() < deadline:
         # Keep the broker's backlog bounded: ordering across the whole backlog stays in
         # PostgreSQL, and enqueued leases need only cover what Redis holds.
-        room = settings.JOB_BROKER_MAX_BACKLOG - sum(live.broker_depth().values())
+        # (Counted in jobs: a message holds up to JOB_MESSAGE_BATCH of them.)
+        per_message = settings.JOB_MESSAGE_BATCH
+        room = settings.JOB_BROKER_MAX_BACKLOG - sum(live.broker_depth().values()) * per_message
         limit = min(settings.JOB_MIGRATE_BATCH, room)
         if limit <= 0:
             break
@@ -39,7 +41,7 @@ def migrate_ready(*, time_budget: float = 0.9) -> int:
         if not batch:
             break
         try:
-            publish(batch)
+            publish(batch, per_message=per_message)
         except Exception:
             # Put them back at once instead of waiting for their lease to run out.
             transition(

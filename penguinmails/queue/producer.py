@@ -88,7 +88,7 @@ def enqueue_many(specs: Iterable[JobSpec]) -> list[Job]:
             Job.objects.bulk_create(keyed, batch_size=1000, ignore_conflicts=True)
             by_key = _live_with_keys(keys)
     result = [by_key.get(j.idempotency_key, j) if j.idempotency_key else j for j in jobs]
-    _publish_urgent_on_commit([j for j in result if j.status == JobStatus.QUEUED])
+    _publish_urgent_on_commit([j for j in result if j.status == JobStatus.ENQUEUED])
     return result
 
 
@@ -102,15 +102,25 @@ def _build(spec: JobSpec) -> Job:
     priority = handler.priority if spec.priority is None else spec.priority
     if not 0 <= priority <= 32767:
         raise ValidationFailed("priority must be between 0 and 32767")
-    return Job(
+    now = timezone.now()
+    run_at = spec.run_at or now
+    job = Job(
         tenant=spec.tenant,
         task=spec.task,
         payload=spec.payload,
         priority=priority,
-        run_at=spec.run_at or timezone.now(),
+        run_at=run_at,
         idempotency_key=spec.idempotency_key or None,
         max_attempts=spec.max_attempts or handler.max_attempts,
+        created_at=now,
     )
+    if priority < URGENT_BELOW and run_at <= now:
+        # Urgent: written enqueued, with the lease that covers its message, and published after
+        # commit (no second statement). Should the publish never happen, the lease brings it
+        # back (the reaper), as for any lost message.
+        job.status = JobStatus.ENQUEUED
+        job.lease_expires_at = now + timedelta(seconds=settings.JOB_ENQUEUED_LEASE_SECONDS)
+    return job
 
 
 def _live_with_keys(keys: list[str]) -> dict[str, Job]:
@@ -119,31 +129,18 @@ def _live_with_keys(keys: list[str]) -> dict[str, Job]:
 
 
 def _publish_urgent_on_commit(jobs: list[Job]) -> None:
-    now = timezone.now()
-    urgent = [
-        Publishable(j.pk, j.priority, j.task)
-        for j in jobs
-        if j.priority < URGENT_BELOW and j.run_at <= now
-    ]
+    urgent = [Publishable(j.pk, j.priority, j.task) for j in jobs if j.status == JobStatus.ENQUEUED]
     if urgent:
         transaction.on_commit(lambda: publish_urgent(urgent))
 
 
 def publish_urgent(jobs: list[Publishable]) -> None:
-    """Mark the rows enqueued, then publish. Failing here loses nothing: the migrator publishes
-    whatever is still queued, and the reaper re-queues enqueued rows whose message is lost."""
-    ids = [j.id for j in jobs]
+    """Publish urgent jobs (written enqueued). Failing here loses nothing: they go back to
+    queued for the migrator, or, should even that fail, their lease brings them back."""
     try:
-        # Before publishing, so a fast worker's claim (enqueued -> running) cannot be undone.
-        lease = timezone.now() + timedelta(seconds=settings.JOB_ENQUEUED_LEASE_SECONDS)
-        transition(
-            Job.objects.filter(pk__in=ids),
-            to=JobStatus.ENQUEUED,
-            from_=[JobStatus.QUEUED],
-            lease_expires_at=lease,
-        )
         publish(jobs)
     except Exception:  # noqa: BLE001 - the caller's transaction has committed; never fail it now
+        ids = [j.id for j in jobs]
         log.exception("urgent jobs %s not published at once; the migrator will", ids)
         try:
             transition(

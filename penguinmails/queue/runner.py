@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -29,6 +30,7 @@ from penguinmails.models import CLAIMABLE_STATUSES, Job, JobStatus
 from penguinmails.queue import live
 from penguinmails.queue.registry import Handler, JobContext, UnknownHandler, get_handler
 from penguinmails.queue.states import check_move
+from penguinmails.queue.timelimit import soft_time_limit
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +87,13 @@ def _task_label(task: str) -> str:
 # back a step and run again (delivery is at least once anyway). Enqueues, in the producer's
 # transaction, stay fully durable. Both moves are checked against the state machine (check_move)
 # and conditional on the current status, like every transition.
-_CLAIM_SQL = """
-    WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+# The claimed row, and its tenant's schema in the same round trip (NULL when the tenant row is
+# gone: the job is then refused, never run in public).
+_RETURNING = """
+    RETURNING id, task, tenant_id, payload, attempts, max_attempts, started_at,
+              (SELECT t.schema_name FROM {tenants} t WHERE t.id = jobs.tenant_id)
+"""
+_CLAIM_UPDATE = """
     UPDATE jobs SET status = %s, attempts = attempts + 1, worker_id = %s, started_at = %s,
                     lease_expires_at = %s, updated_at = %s
     FROM async_commit
@@ -94,8 +101,34 @@ _CLAIM_SQL = """
       -- A stale duplicate message must not start a job waiting out its retry backoff (or
       -- scheduled later): only published jobs, or jobs already due, are claimable.
       AND (status = %s OR run_at <= %s)
-    RETURNING id, task, tenant_id, payload, attempts, max_attempts, started_at
 """
+_CLAIM_SQL = (
+    "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))"
+    + _CLAIM_UPDATE
+    + _RETURNING
+)
+
+
+def _claim_sql(template: str) -> str:
+    """The statement with the tenant table's name filled in (computed once per process)."""
+    sql = _sql_cache.get(template)
+    if sql is None:
+        tenants = connection.ops.quote_name(get_tenant_model()._meta.db_table)
+        sql = _sql_cache[template] = template.replace("{tenants}", tenants)
+    return sql
+
+
+_sql_cache: dict[str, str] = {}
+
+
+def claim_params(job_id: int, worker_id: str, now: datetime) -> list[Any]:
+    """The parameters of _CLAIM_UPDATE, checked against the state machine."""
+    check_move(CLAIMABLE_STATUSES, JobStatus.RUNNING)
+    lease = now + timedelta(seconds=settings.JOB_RUNNING_LEASE_SECONDS)
+    return [
+        JobStatus.RUNNING.value, worker_id, now, lease, now, job_id,
+        [str(s) for s in CLAIMABLE_STATUSES], JobStatus.ENQUEUED.value, now,
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,6 +143,15 @@ class ClaimedJob:
     attempts: int
     max_attempts: int
     started_at: datetime | None
+    # The tenant's schema, read with the claim; None for a platform job or a vanished tenant.
+    schema_name: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ClaimedJob:
+        pk, task, tenant_id, payload, attempts, max_attempts, started_at, schema_name = row
+        if isinstance(payload, str):  # jsonb arrives parsed, but be safe with a text column
+            payload = json.loads(payload)
+        return cls(pk, task, tenant_id, payload, attempts, max_attempts, started_at, schema_name)
 
 
 _last_recycle_check = 0.0
@@ -128,37 +170,27 @@ def _recycle_connection_now_and_then() -> None:
 
 def claim(job_id: int, *, worker_id: str) -> ClaimedJob | None:
     """The conditional UPDATE only one claimer wins; None when someone else has the job."""
-    check_move(CLAIMABLE_STATUSES, JobStatus.RUNNING)
-    now = timezone.now()
-    lease = now + timedelta(seconds=settings.JOB_RUNNING_LEASE_SECONDS)
-    params: list[Any] = [
-        JobStatus.RUNNING.value, worker_id, now, lease, now, job_id,
-        [str(s) for s in CLAIMABLE_STATUSES], JobStatus.ENQUEUED.value, now,
-    ]  # fmt: skip
+    params = claim_params(job_id, worker_id, timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, params)
+        cursor.execute(_claim_sql(_CLAIM_SQL), params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    pk, task, tenant_id, payload, attempts, max_attempts, started_at = row
-    if isinstance(payload, str):  # jsonb arrives parsed, but be safe with a text column
-        payload = json.loads(payload)
-    return ClaimedJob(pk, task, tenant_id, payload, attempts, max_attempts, started_at)
+    return None if row is None else ClaimedJob.from_row(row)
 
 
-def _run_claimed(job: ClaimedJob, worker_id: str) -> Outcome:
+def _run_claimed(job: ClaimedJob, worker_id: str, *, record_completion: bool = True) -> Outcome:
+    """Run a claimed job's handler and record a failure. A success is recorded too, unless the
+    caller (a batch) records it itself with its next claim: then COMPLETED means "to record"."""
     try:
         handler = get_handler(job.task)
     except UnknownHandler as exc:
         return _finish_dead(job, worker_id, str(exc))
     schema = "public"
     if job.tenant_id is not None:
-        tenant = get_tenant_model().objects.filter(pk=job.tenant_id).first()
-        if tenant is None:
+        if job.schema_name is None:
             return _finish_dead(
                 job, worker_id, f"tenant {job.tenant_id} no longer exists; refused to run"
             )
-        schema = tenant.schema_name
+        schema = job.schema_name
     elif handler.tenant_scoped:
         return _finish_dead(job, worker_id, "tenant job without a tenant; refused to run in public")
 
@@ -173,17 +205,22 @@ def _run_claimed(job: ClaimedJob, worker_id: str) -> Outcome:
         worker_id=worker_id,
         heartbeat=heartbeat,
     )
+    # A batch's jobs share one Celery message, so each gets its own soft limit here.
+    limit = None if record_completion else handler.timeout
     try:
-        if schema == "public":
-            handler.func(job.payload, context)
-        else:
-            with schema_context(schema):
+        with soft_time_limit(limit):
+            if schema == "public":
                 handler.func(job.payload, context)
+            else:
+                with schema_context(schema):
+                    handler.func(job.payload, context)
     except SoftTimeLimitExceeded:
         return _finish_failed(job, worker_id, handler, f"timed out after {handler.timeout}s", True)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
         error = f"{type(exc).__name__}: {exc}"
         return _finish_failed(job, worker_id, handler, error, isinstance(exc, handler.transient))
+    if not record_completion:
+        return Outcome.COMPLETED
     return _finish(job, worker_id, JobStatus.COMPLETED, Outcome.COMPLETED)
 
 

@@ -91,3 +91,11 @@ def die(payload: Payload, context: JobContext) -> None:
 @job_handler("test.noop")
 def noop(payload: Payload, context: JobContext) -> None:
     pass
+
+
+@job_handler("test.slow", timeout=1, max_attempts=2)
+def slow(payload: Payload, context: JobContext) -> None:
+    """Outlives its one-second time limit (a batch must cut it there and go on)."""
+    report(payload["token"], context)
+    time.sleep(5)
+    report(payload["token"], context, finished=True)

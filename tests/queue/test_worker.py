@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.db import transaction
@@ -87,7 +88,8 @@ def test_it_starts_an_urgent_job_before_1000_waiting_low_priority_jobs(
     wait_for(all_published, timeout=30, what="the backlog published")
     urgent = enqueue("test.record", {"token": token()}, priority=10)
     depth = live.broker_depth()
-    assert (depth["high"], depth["low"]) == (1, 1000)
+    # The backlog travels in messages of JOB_MESSAGE_BATCH jobs.
+    assert (depth["high"], depth["low"]) == (1, -(-1000 // settings.JOB_MESSAGE_BATCH))
     live.client().set(f"test:gate:{gate}", 1)
 
     ids = [j.pk for j in lows]
@@ -266,13 +268,18 @@ def test_it_completes_all_1000_jobs_when_redis_is_flushed_midway(
         stdout=(tmp_path / "beat.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
+
+    # The migrator publishes full messages of JOB_MESSAGE_BATCH jobs here (one queue).
+    def jobs_in_broker() -> int:
+        return sum(live.broker_depth().values()) * settings.JOB_MESSAGE_BATCH
+
     try:
         wait_for(
-            lambda: done.count() >= 50 and sum(live.broker_depth().values()) > 100,
+            lambda: done.count() >= 50 and jobs_in_broker() > 100,
             timeout=60,
             what="jobs flowing",
         )
-        in_broker = sum(live.broker_depth().values())
+        in_broker = jobs_in_broker()
         assert redis.Redis.from_url(private_redis).flushall()
         # (No depth check after the flush: the migrator may already be publishing again.)
         assert in_broker > 100

@@ -162,18 +162,24 @@ def _invoice(obj: dict[str, Any], kind: str, at: dt.datetime) -> None:
 
 
 def _alert(payment: Payment, kind: str) -> None:
-    """A failed payment opens the alert engine's billing.payment_failed for its invoice (staff,
-    the tenant's dashboard banner); the invoice paid resolves it."""
+    """A failed payment opens the alert engine's billing.payment_failed for its invoice, for staff
+    only (no tenant_schema): the tenant is told by the dunning ladder's banner and emails, and a
+    second banner on its dashboard would only repeat it. The invoice paid resolves it."""
     subject = f"invoice:{payment.stripe_invoice_id}"
     if kind == "invoice.payment_failed":
+        tenant = payment.tenant
         raise_alert(
             PAYMENT_ALERT,
             subject,
-            summary=f"A payment of {payment.amount} {payment.currency.upper()} failed: "
-            "update the card in Billing to keep the plan.",
+            summary=f"{tenant.name} ({tenant.schema_name}): a payment of {payment.amount} "
+            f"{payment.currency.upper()} failed. A renewal's failure starts the dunning ladder: "
+            "the plan is kept, campaigns pause after the grace period unless it is paid.",
             severity=Severity.CRITICAL,
-            detail={"payment_id": payment.pk, "invoice": payment.stripe_invoice_id},
-            tenant_schema=payment.tenant.schema_name,
+            detail={
+                "payment_id": payment.pk,
+                "invoice": payment.stripe_invoice_id,
+                "tenant": tenant.schema_name,
+            },
         )
     elif kind == "invoice.paid":
         resolve_alert(PAYMENT_ALERT, subject, note="invoice.paid")

@@ -1,62 +1,54 @@
 """A failed payment (Stripe's invoice.payment_failed) opens "billing.payment_failed" for the
-invoice, on the tenant's dashboard only; invoice.paid resolves it."""
+invoice as a staff alert; the tenant sees one banner, the dunning ladder's, never a second one
+from the alert engine; invoice.paid resolves the alert."""
 
 from __future__ import annotations
 
-import json
-import time
+import re
 
 import pytest
 
-from billing.models import Subscription
 from penguinmails.alerts import Alert, AlertState
+from tests.billing_grace.test_grace import fail_renewal, pay_overdue
 from tests.conftest import client_for
-from tests.stripe.conftest import (  # noqa: F401 - the fixtures
-    StripeWorld,
-    local_stripe,
-    run_jobs,
-    sign,
-    world,
-)
+from tests.stripe.conftest import StripeWorld, local_stripe, world  # noqa: F401 - the fixtures
+from tests.stripe.test_checkout import subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _send(world: StripeWorld, event_id: str, kind: str, invoice: dict[str, object]) -> None:  # noqa: F811
-    body = json.dumps(
-        {
-            "id": event_id,
-            "object": "event",
-            "type": kind,
-            "created": int(time.time()),
-            "data": {"object": invoice},
-        }
-    ).encode()
-    assert world.post(body, sign(body, at=int(time.time()))).status_code == 200
-    run_jobs()
+def banners(page: str) -> list[str]:
+    return re.findall(r'<div class="banner banner-\w+" role="alert"[^>]*>', page)
 
 
-def test_a_failed_payment_opens_the_alert_and_the_paid_invoice_resolves_it(
+def test_a_failed_renewal_shows_one_truthful_banner_and_a_staff_alert_until_paid(
     world: StripeWorld,  # noqa: F811
 ) -> None:
     cast = world.cast
-    response = client_for(cast.owner, cast.tenant).post(
-        "/billing/checkout/", {"plan": "growth", "interval": "month"}
-    )
-    assert world.pay(response["Location"], card="4000000000000341").status_code == 303
-    world.wait_for("checkout.session.completed")
-    world.deliver()
-    sub = Subscription.objects.get(tenant=cast.tenant)
-    invoice = world.client.v1.invoices.list(params={"customer": sub.stripe_customer_id}).data[0]
-    _send(world, "evt_alert_failed_1", "invoice.payment_failed", invoice.to_dict())
+    subscribe(world)
+    fail_renewal(world)
 
-    alert = Alert.objects.get(rule="billing.payment_failed", subject=f"invoice:{invoice.id}")
-    assert alert.state == AlertState.FIRING and alert.tenant_schema == cast.tenant.schema_name
+    alert = Alert.objects.get(rule="billing.payment_failed", state=AlertState.FIRING)
+    assert alert.tenant_schema == ""  # staff only: not drawn on the tenant's dashboard
+    assert alert.detail["tenant"] == cast.tenant.schema_name
+    assert cast.tenant.name in alert.summary and "the plan is kept" in alert.summary
+    assert "update the card" not in alert.summary
+
     page = client_for(cast.owner, cast.tenant).get("/").content.decode()
-    assert "update the card in Billing" in page
+    assert banners(page) == ['<div class="banner banner-warn" role="alert" id="billing-banner">'], (
+        banners(page)
+    )
+    assert "Your payment failed. Campaigns pause on" in page
+    assert 'data-alert="billing.payment_failed"' not in page
     other = client_for(cast.outsider, cast.other_tenant).get("/").content.decode()
-    assert "update the card in Billing" not in other
+    assert banners(other) == []
 
-    _send(world, "evt_alert_paid_1", "invoice.paid", {**invoice.to_dict(), "status": "paid"})
+    cast.admin.is_staff = cast.admin.is_superuser = True
+    cast.admin.save()
+    admin = client_for(cast.admin, None).get("/admin/").content.decode()
+    assert "billing.payment_failed" in admin and cast.tenant.name in admin
+
+    pay_overdue(world)
     alert.refresh_from_db()
     assert alert.state == AlertState.RESOLVED and alert.resolution == "invoice.paid"
+    assert banners(client_for(cast.owner, cast.tenant).get("/").content.decode()) == []

@@ -638,6 +638,10 @@ WEBHOOK_SUBSCRIPTIONS_CACHE_SECONDS = env_int("WEBHOOK_SUBSCRIPTIONS_CACHE_SECON
 WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", default=30)
 # How often a process asks Redis whether the endpoints changed (another process wrote).
 WEBHOOK_SUBSCRIPTIONS_CHECK_SECONDS = env_int("WEBHOOK_SUBSCRIPTIONS_CHECK_SECONDS", default=1)
+# After this many failed attempts in a row, an endpoint's attempts are held (not sent) but
+# for one a minute (the circuit breaker), until one succeeds.
+WEBHOOK_BREAKER_FAILURES = env_int("WEBHOOK_BREAKER_FAILURES", default=10)
+WEBHOOK_BREAKER_SECONDS = env_int("WEBHOOK_BREAKER_SECONDS", default=60)
 
 # --- Backups (docs/operations.md, "Backups and migrations") ----------------------------------
 # Where encrypted dumps go: "dir" (BACKUP_DIR) or "s3" (any S3-compatible storage, BACKUP_S3_*).

@@ -36,6 +36,7 @@ class Endpoint(models.Model):
     disabled_at = models.DateTimeField(null=True, blank=True)
     failing_since = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)  # the breaker's clock
     created_by_email = models.EmailField(blank=True)  # users live in the public schema
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -246,3 +246,29 @@ def test_a_process_sees_another_ones_new_endpoint_by_the_version_in_redis(
     with schema_context(cast.tenant.schema_name):
         assert subscriptions.has_subscribers("message.sent")
         assert len(delivery_svc.emit("message.sent", {"message_id": 1})) == 1
+
+
+def test_the_breaker_holds_attempts_to_a_failing_endpoint_but_one_a_minute(
+    cast: Cast, receiver: Receiver, settings: Any
+) -> None:
+    settings.WEBHOOK_BREAKER_FAILURES = 2
+    settings.WEBHOOK_BREAKER_SECONDS = 60
+    receiver.statuses = [500, 500, 200]
+    make_endpoint(cast.tenant, cast.owner, receiver.url)
+    queued = [emit_sent(cast, n=n)[0] for n in range(4)]
+    start = timezone.now()
+    with schema_context(cast.tenant.schema_name):
+        for delivery in queued:
+            delivery_svc.attempt(delivery.pk, now=start)
+        # Two real failures, then the breaker holds the other two: nothing sent, logged, retried.
+        assert len(receiver.received) == 2
+        held = Attempt.objects.filter(delivery_id__in=[d.pk for d in queued[2:]])
+        assert {a.error for a in held} == {delivery_svc.BREAKER_MESSAGE}
+        assert Endpoint.objects.get().consecutive_failures == 2  # held ones do not count
+        # A minute later one goes through (half-open); its success closes the breaker.
+        later = start + dt.timedelta(seconds=61)
+        assert delivery_svc.attempt(queued[2].pk, now=later).succeeded  # type: ignore[union-attr]
+        assert delivery_svc.attempt(queued[3].pk, now=later).succeeded  # type: ignore[union-attr]
+        endpoint = Endpoint.objects.get()
+    assert len(receiver.received) == 4
+    assert (endpoint.consecutive_failures, endpoint.failing_since) == (0, None)

@@ -58,6 +58,7 @@ EXCERPT = 500
 PRUNE_EVERY = 200  # every this many deliveries, one prune of the schema's old ones
 PRUNE_BATCH = 5000
 MAX_RESPONSE_BYTES = 4096  # read no more of an answer than the log keeps (and a little more)
+BREAKER_MESSAGE = "Not sent: the endpoint failed its last attempts; held until it answers again."
 
 
 # --- emitting ------------------------------------------------------------------------------------
@@ -199,12 +200,18 @@ def attempt(delivery_id: int, *, now: dt.datetime | None = None) -> Attempt | No
         states.transition(delivery, DeliveryStatus.FAILED, reason="endpoint disabled",
                           last_error="The endpoint is disabled.", completed_at=now)  # fmt: skip
         return None
-    try:
-        outcome = _post(endpoint.url, _signing_secrets(endpoint, now), delivery)
-    except SecretUnavailable:
-        # The key that encrypted it is gone: an attempt that failed, retried and logged like
-        # any other, so the owner sees why (rotate the secret or restore the key).
-        outcome = Outcome(error="The signing secret cannot be decrypted (FIELD_ENCRYPTION_KEYS).")
+    held = _breaker_open(endpoint, now)
+    if held:
+        outcome = Outcome(error=BREAKER_MESSAGE)
+    else:
+        try:
+            outcome = _post(endpoint.url, _signing_secrets(endpoint, now), delivery)
+        except SecretUnavailable:
+            # The key that encrypted it is gone: an attempt that failed, retried and logged
+            # like any other, so the owner sees why (rotate the secret or restore the key).
+            outcome = Outcome(
+                error="The signing secret cannot be decrypted (FIELD_ENCRYPTION_KEYS)."
+            )
     with transaction.atomic():
         logged = Attempt.objects.create(
             delivery=delivery,
@@ -219,7 +226,7 @@ def attempt(delivery_id: int, *, now: dt.datetime | None = None) -> Attempt | No
         if outcome.ok:
             _succeeded(delivery, endpoint, outcome, now)
         else:
-            _failed(delivery, endpoint, outcome, now)
+            _failed(delivery, endpoint, outcome, now, counted=not held)
     # Never the URL (its query string may hold the receiver's token) nor the body.
     log.info(
         "webhook attempt endpoint=%s delivery=%s attempt=%s status=%s elapsed_ms=%s%s",
@@ -254,11 +261,28 @@ def _succeeded(delivery: Delivery, endpoint: Endpoint, outcome: Outcome, now: dt
     states.transition(delivery, DeliveryStatus.SUCCEEDED, last_status_code=outcome.status_code,
                       last_error="", completed_at=now, next_attempt_at=None)  # fmt: skip
     Endpoint.objects.filter(pk=endpoint.pk).exclude(consecutive_failures=0).update(
-        failing_since=None, consecutive_failures=0
+        failing_since=None, consecutive_failures=0, last_failure_at=None
     )
 
 
-def _failed(delivery: Delivery, endpoint: Endpoint, outcome: Outcome, now: dt.datetime) -> None:
+def _breaker_open(endpoint: Endpoint, now: dt.datetime) -> bool:
+    """Whether to hold this attempt without sending: the endpoint failed its last
+    WEBHOOK_BREAKER_FAILURES attempts and the newest failure is under WEBHOOK_BREAKER_SECONDS
+    old. During an outage a busy workspace's deliveries then cost no connection and no worker
+    time; once a minute one goes through (half-open), and its success closes the breaker."""
+    last = endpoint.last_failure_at
+    return (
+        endpoint.consecutive_failures >= settings.WEBHOOK_BREAKER_FAILURES
+        and last is not None
+        and now - last < dt.timedelta(seconds=settings.WEBHOOK_BREAKER_SECONDS)
+    )
+
+
+def _failed(
+    delivery: Delivery, endpoint: Endpoint, outcome: Outcome, now: dt.datetime, *, counted: bool
+) -> None:
+    """Schedule the next attempt or give up; a `counted` failure (a real try, not one the
+    breaker held) extends the endpoint's failure streak."""
     error = outcome.error or f"HTTP {outcome.status_code}"
     delays = settings.WEBHOOK_RETRY_DELAYS
     if delivery.round_attempts <= len(delays):
@@ -272,10 +296,11 @@ def _failed(delivery: Delivery, endpoint: Endpoint, outcome: Outcome, now: dt.da
         states.transition(delivery, DeliveryStatus.FAILED, reason=error[:300],
                           last_status_code=outcome.status_code, last_error=error[:300],
                           completed_at=now, next_attempt_at=None)  # fmt: skip
-    Endpoint.objects.filter(pk=endpoint.pk, failing_since=None).update(failing_since=now)
-    Endpoint.objects.filter(pk=endpoint.pk).update(
-        consecutive_failures=F("consecutive_failures") + 1
-    )
+    if counted:
+        Endpoint.objects.filter(pk=endpoint.pk, failing_since=None).update(failing_since=now)
+        Endpoint.objects.filter(pk=endpoint.pk).update(
+            consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now
+        )
     endpoint.refresh_from_db()
     _disable_if_sustained(endpoint, now)
 

@@ -153,6 +153,7 @@ def set_enabled(principal: Principal, endpoint: Endpoint, *, enabled: bool) -> E
                 disabled_at=None,
                 failing_since=None,
                 consecutive_failures=0,
+                last_failure_at=None,
             )
         else:
             disable(endpoint, reason="Disabled by hand.", actor=principal.user)

@@ -16,7 +16,7 @@ from rest_framework import mixins, serializers
 from tenants.models import AuditEvent, AuditSource, Tenant
 from tenants.permissions import Area
 from tenants.rest.viewsets import TenantScopedViewSet
-from tenants.services.audit import LogFilter, tenant_log
+from tenants.services.audit import LogFilter, require_log_access, tenant_log
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -68,6 +68,7 @@ class AuditEventViewSet(mixins.ListModelMixin, TenantScopedViewSet):
     http_method_names = ["get", "head", "options"]
 
     def scoped_queryset(self, tenant: Tenant) -> QuerySet[AuditEvent]:
+        require_log_access(self.principal)  # a refused role hears 403, not about its filters
         query = AuditQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return tenant_log(self.principal, LogFilter(**query.validated_data))

@@ -100,7 +100,7 @@ def tenant_log(principal: Principal, filters: LogFilter | None = None) -> QueryS
         events = events.filter(source=f.source)
     if f.since is not None:
         events = events.filter(created_at__gte=_day_start(f.since))
-    if f.until is not None:
+    if f.until is not None and f.until < date.max:  # date.max: no day after it, no bound
         events = events.filter(created_at__lt=_day_start(f.until + timedelta(days=1)))
     return events.order_by("-created_at", "-id")
 

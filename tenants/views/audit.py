@@ -8,6 +8,7 @@ from django import forms
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from tenants.models import AuditSource
 from tenants.permissions import Area
@@ -75,6 +76,7 @@ def _context(principal: Principal, form: AuditFilterForm, request: HttpRequest) 
     }
 
 
+@require_safe
 @area_required(Area.TEAM)
 def audit_log(request: HttpRequest) -> HttpResponse:
     principal = principal_of(request)

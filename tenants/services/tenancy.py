@@ -18,6 +18,7 @@ from tenants.models import TENANT_STATES, Domain, Membership, Role, Tenant, Tena
 from tenants.permissions import BuiltinRole
 from tenants.services import audit
 from tenants.services.schema_clone import clone_template_schema
+from tenants.services.schema_pool import request_fill, take_spare
 
 RESERVED_SLUGS = frozenset(
     {
@@ -107,8 +108,11 @@ def create_tenant(*, name: str, slug: str, owner: User, actor: User | None = Non
     if not schema_exists(settings.TENANT_TEMPLATE_SCHEMA):
         ensure_template_tenant()
     tenant = Tenant.objects.create(name=name, slug=slug, schema_name=schema_name_for(slug))
-    # Clone inside this transaction: if anything below fails, the schema goes with it.
-    clone_template_schema(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name)
+    # A spare schema renamed, or a clone, inside this transaction: if anything below fails,
+    # the schema goes with it (a renamed spare is a spare again).
+    if not take_spare(tenant.schema_name):
+        clone_template_schema(settings.TENANT_TEMPLATE_SCHEMA, tenant.schema_name)
+    request_fill()  # with TENANT_SPARE_SCHEMAS > 0, tops the pool up after the commit
     Domain.objects.create(domain=host_for(slug), tenant=tenant, is_primary=True)
     Membership.objects.create(
         tenant=tenant, user=owner, role=Role.objects.get(tenant=None, slug=BuiltinRole.OWNER)

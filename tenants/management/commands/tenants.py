@@ -25,6 +25,7 @@ from tenants.models import Membership, Role, Tenant, TenantStatus, User
 from tenants.permissions import BuiltinRole
 from tenants.services import audit
 from tenants.services.apikeys import create_api_key
+from tenants.services.schema_pool import fill_spares
 from tenants.services.tenancy import (
     create_tenant,
     ensure_template_tenant,
@@ -148,7 +149,9 @@ class Command(BaseCommand):
         )
 
         sub.add_parser(
-            "prepare-template", help="Create the template schema new tenants are cloned from."
+            "prepare-template",
+            help="Create the template schema new tenants are cloned from (and the spare "
+            "schemas, TENANT_SPARE_SCHEMAS).",
         )
         sub.add_parser("demo", help="DEBUG only: ensure the demo tenant; print a fresh login.")
         migrate = sub.add_parser(
@@ -265,6 +268,10 @@ class Command(BaseCommand):
     def prepare_template(self, options: dict[str, Any]) -> None:
         template = ensure_template_tenant()
         self.stdout.write(f"Template schema {template.schema_name} is ready.")
+        # TENANT_SPARE_SCHEMAS > 0: clone that many spares now (docs/scaling.md).
+        made, dropped = fill_spares()
+        if made or dropped:
+            self.stdout.write(f"Spare schemas: {made} cloned, {dropped} stale dropped.")
 
     # --- demo -------------------------------------------------------------------------------
     def demo(self, options: dict[str, Any]) -> None:

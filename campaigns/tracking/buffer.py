@@ -10,17 +10,25 @@ written twice by two flushers.
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
+import os
+import ssl
+import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from django.conf import settings
 
 from campaigns.tracking.tokens import TokenKind
 from penguinmails.queue import live
 
+log = logging.getLogger(__name__)
 EVENTS_KEY = "tracking:events"
 PROCESSING_KEY = "tracking:processing"
 ATTEMPTS_KEY = "tracking:processing:attempts"
@@ -29,6 +37,8 @@ DROPPED_KEY = "tracking:dropped"
 LOCK_KEY = "tracking:flush:lock"
 MAX_BATCH = 5000  # Lua's unpack() takes at most ~8,000 values
 OPEN, CLICK, UNSUBSCRIBE = TokenKind.OPEN, TokenKind.CLICK, TokenKind.UNSUBSCRIBE
+# One encoder: json.dumps builds a new one per call when given `separators` (~3 µs).
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class Event:
     head: bool = False  # a HEAD request (link checkers use HEAD)
 
     def encode(self) -> str:
-        return json.dumps(
+        return _JSON.encode(
             [
                 1,
                 self.kind,
@@ -56,8 +66,7 @@ class Event:
                 self.user_agent,
                 self.url,
                 int(self.head),
-            ],
-            separators=(",", ":"),
+            ]
         )
 
     @classmethod
@@ -75,8 +84,161 @@ class Event:
 
 
 def push(event: Event) -> None:
-    """Buffer one event. Raises redis.RedisError when Redis is unreachable."""
-    live.client().lpush(EVENTS_KEY, event.encode())
+    """Buffer one event: its LPUSH is written to Redis at once, its reply read later (`_Pusher`).
+    Raises redis.RedisError when Redis is unreachable."""
+    _pusher.lpush(event.encode().encode())
+
+
+def settle() -> None:
+    """Wait for the replies to this process's pushes (what `depth` and the flusher's claim see
+    then includes them). Raises redis.RedisError if Redis failed them."""
+    _pusher.settle()
+
+
+class _Pusher:
+    """The endpoints' LPUSH, on one connection per process that redis-py opened (its URL parsing,
+    AUTH, SELECT, TLS), written on the socket itself; the reply is read later, not waited for.
+
+    redis-py 8's command path (pool checkout, retry policy, reply callbacks) costs ~45 µs of CPU
+    a call, and waiting for the reply another ~25-40 µs (the worker sleeps in `recv` and is woken:
+    two context switches), against ~30 µs for the rest of the request (docs/tracking.md,
+    "Speed"). So a push writes its command and returns: the event is in Redis's socket before the
+    response leaves; the replies that have come in are read without waiting at the next push, at
+    `settle`, and at the process's exit. A command is kept until its reply (at most `WINDOW`: past
+    that the push waits). A connection found closed (end of file, a reset, a broken pipe: Redis
+    restarted, its idle `timeout`, CLIENT KILL) ran none of the commands it has not answered:
+    they are written again, once, on a new connection. An error reply or a timeout costs those
+    events, logged, as a Redis that is down does.
+    """
+
+    WINDOW = 64
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: Any = None
+        self.timeout: float | None = None
+        self.owner = (0, "")  # the connection's process and URL: a forked worker opens its own
+        self.unacked: deque[bytes] = deque()
+        self.partial = b""
+
+    def lpush(self, value: bytes) -> None:
+        command = b"%s$%d\r\n%s\r\n" % (_LPUSH, len(value), value)
+        with self.lock:
+            self._own()
+            self.unacked.append(command)
+            self._write(command)
+            self._read(wait=len(self.unacked) >= self.WINDOW)
+
+    def settle(self) -> None:
+        with self.lock:
+            if self.conn is None or self.owner[0] != os.getpid():
+                return
+            while self.unacked:
+                self._read(wait=True)
+
+    def _own(self) -> None:
+        owner = (os.getpid(), settings.REDIS_URL)
+        if self.owner != owner:
+            if self.owner[0] == owner[0]:
+                self._settle_quietly()  # the same process, another Redis (tests)
+            # A parent's socket and commands are not this process's.
+            self.conn, self.owner, self.partial = None, owner, b""
+            self.unacked.clear()
+
+    def _settle_quietly(self) -> None:
+        try:
+            while self.conn is not None and self.unacked:
+                self._read(wait=True)
+        except redis.RedisError:
+            pass  # logged by `_lose`
+
+    def _connect(self) -> None:
+        pool = live.client().connection_pool
+        conn = pool.connection_class(**pool.connection_kwargs)
+        conn.connect()
+        self.conn, self.partial = conn, b""
+        self.timeout = conn._sock.gettimeout()
+
+    def _write(self, command: bytes) -> None:
+        """Write `command` (the last of `unacked`); on a connection found closed, all of
+        `unacked` again on a new one."""
+        again = self.conn is None
+        try:
+            if again:
+                self._connect()
+                self.conn._sock.sendall(b"".join(self.unacked))
+            else:
+                self.conn._sock.sendall(command)
+            return
+        except redis.RedisError as exc:
+            self._lose(exc)
+            raise
+        except OSError as exc:
+            if again:
+                self._lose(exc)
+                raise redis.ConnectionError(str(exc)) from exc
+            self._drop()
+        self._resend()
+
+    def _resend(self) -> None:
+        try:
+            self._connect()
+            self.conn._sock.sendall(b"".join(self.unacked))
+        except (OSError, redis.RedisError) as exc:
+            self._lose(exc)
+            if isinstance(exc, redis.RedisError):
+                raise
+            raise redis.ConnectionError(str(exc)) from exc
+
+    def _read(self, *, wait: bool) -> None:
+        """Take the replies that have come in (`wait`: at least one)."""
+        sock = self.conn._sock
+        sock.settimeout(self.timeout if wait else 0.0)
+        try:
+            chunk = sock.recv(65536)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return
+        except ConnectionResetError:
+            chunk = b""
+        except OSError as exc:  # a timeout: the commands may have run
+            self._lose(exc)
+            raise redis.TimeoutError(str(exc)) from exc
+        finally:
+            if self.conn is not None:
+                sock.settimeout(self.timeout)
+        if not chunk:
+            # Closed: what it has not answered was not run.
+            self._drop()
+            if self.unacked:
+                self._resend()
+            return
+        *lines, self.partial = (self.partial + chunk).split(b"\r\n")
+        refused = 0
+        for line in lines:
+            if self.unacked:
+                self.unacked.popleft()
+            if not line.startswith(b":"):
+                refused += 1
+                log.warning("tracking: an event was refused by Redis: %s", line[:200])
+        if refused:
+            raise redis.ResponseError(f"{refused} tracking events refused by Redis")
+
+    def _lose(self, exc: BaseException) -> None:
+        if len(self.unacked) > 1:
+            log.warning("tracking: %d events lost: %s", len(self.unacked), exc)
+        self.unacked.clear()
+        self._drop()
+
+    def _drop(self) -> None:
+        conn, self.conn = self.conn, None
+        self.partial = b""
+        if conn is not None:
+            conn.disconnect()  # redis-py's: a socket already broken closes quietly
+
+
+_LPUSH = b"*3\r\n$5\r\nLPUSH\r\n$%d\r\n%s\r\n" % (len(EVENTS_KEY), EVENTS_KEY.encode())
+_pusher = _Pusher()
+atexit.register(_pusher._settle_quietly)
 
 
 # The oldest `n` events (the list's tail: producers push at its head) move to the processing
@@ -130,6 +292,7 @@ class Claim:
 
     def next_batch(self, size: int) -> list[bytes]:
         """Oldest first."""
+        _settle_quietly()
         items = self.client.eval(
             _CLAIM_LUA, 3, EVENTS_KEY, PROCESSING_KEY, ATTEMPTS_KEY, min(size, MAX_BATCH)
         )
@@ -153,6 +316,13 @@ class Claim:
         )
 
 
+def _settle_quietly() -> None:
+    # This process's own pushes first (an endpoint and a flusher or a test in one process).
+    with _pusher.lock:
+        if _pusher.owner[0] == os.getpid():
+            _pusher._settle_quietly()
+
+
 def count_dropped(n: int) -> None:
     if n:
         live.client().incrby(DROPPED_KEY, n)
@@ -160,6 +330,7 @@ def count_dropped(n: int) -> None:
 
 def depth() -> dict[str, int]:
     """Waiting, in flight, buried and dropped-so-far counts (ops and tests)."""
+    _settle_quietly()
     client = live.client()
     pipe = client.pipeline(transaction=False)
     pipe.llen(EVENTS_KEY)

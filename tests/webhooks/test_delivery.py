@@ -272,3 +272,8 @@ def test_the_breaker_holds_attempts_to_a_failing_endpoint_but_one_a_minute(
         endpoint = Endpoint.objects.get()
     assert len(receiver.received) == 4
     assert (endpoint.consecutive_failures, endpoint.failing_since) == (0, None)
+
+
+def test_emitting_in_the_public_schema_sends_nothing_and_does_not_fail(cast: Cast) -> None:
+    connection.set_schema_to_public()
+    assert delivery_svc.emit("message.sent", {"message_id": 1}) == []

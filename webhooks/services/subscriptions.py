@@ -21,6 +21,7 @@ from typing import cast
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
+from django_tenants.utils import get_public_schema_name
 
 from penguinmails.db import TenantConnection
 from webhooks.models import Endpoint, EndpointStatus
@@ -60,6 +61,8 @@ def _version(schema: str) -> str | None:
 def subscribed_events() -> frozenset[str]:
     """The event names at least one enabled endpoint of this schema subscribes to."""
     schema = _schema()
+    if schema == get_public_schema_name():
+        return frozenset()  # endpoints live in tenant schemas only: nothing to send from public
     now = time.monotonic()
     hit = _cache.get(schema)
     if hit is not None and now - hit.checked_at < settings.WEBHOOK_SUBSCRIPTIONS_CHECK_SECONDS:

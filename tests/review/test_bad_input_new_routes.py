@@ -39,7 +39,9 @@ class Probe:
         who: str = "",
     ) -> int:
         kwargs: dict[str, Any] = {}
-        if raw is not None:
+        if raw is not None and method.upper() in ("GET", "HEAD"):
+            kwargs = {}
+        elif raw is not None:
             kwargs = {"data": raw, "content_type": "application/json"}
         elif data is not None:
             kwargs = {"data": data}

@@ -303,6 +303,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MailboxKindEnum": "deliverability.models.MailboxKind",
         "EventKindEnum": "campaigns.models.EventKind",
+        "EndpointStatusEnum": "webhooks.models.EndpointStatus",
     },
 }
 

@@ -20,7 +20,7 @@ from warmup.services import plan_settings
 from warmup.services.plan_settings import Summary
 
 
-class PlanSerializer(serializers.Serializer):
+class WarmupPlanSerializer(serializers.Serializer):
     status = serializers.CharField()
     status_reason = serializers.CharField()
     started_on = serializers.DateField()
@@ -40,7 +40,7 @@ class WarmupSerializer(serializers.Serializer):
     mailbox_id = serializers.IntegerField()
     address = serializers.EmailField()
     enabled = serializers.BooleanField(help_text="In the warm-up pool (plan not off).")
-    plan = PlanSerializer(allow_null=True, help_text="null: never joined the pool.")
+    plan = WarmupPlanSerializer(allow_null=True, help_text="null: never joined the pool.")
     day = serializers.IntegerField(allow_null=True, help_text="Day N of the ramp.")
     volume_today = serializers.IntegerField(help_text="Warm-up messages the ramp plans today.")
     sent_today = serializers.IntegerField()

@@ -16,7 +16,12 @@ from billing.entitlements import plan_for
 from billing.models import BillingInterval, Payment, Plan
 from billing.services.dunning import summary_for
 from billing.services.plans import choose_plan, over_limits, self_serve_available, usage_for
-from billing.services.stripe_billing import live_subscription, portal_url, start_checkout
+from billing.services.stripe_billing import (
+    live_subscription,
+    next_invoice,
+    portal_url,
+    start_checkout,
+)
 from billing.services.stripe_client import configured, user_facing
 from penguinmails.errors import Conflict, ValidationFailed
 from tenants.models import Tenant
@@ -66,6 +71,7 @@ def _context(
     plan = plan_for(tenant)
     plans = _public_plans()
     stripe_on = configured()
+    subscription = live_subscription(tenant) if stripe_on else None
     return {
         "plan": plan,
         "limits": plan.parsed_limits,
@@ -75,7 +81,8 @@ def _context(
         "can_choose": principal.allows(Area.BILLING, Level.WRITE),
         "self_serve": self_serve_available(),
         "stripe": stripe_on,
-        "subscription": live_subscription(tenant) if stripe_on else None,
+        "subscription": subscription,
+        "next_invoice": next_invoice(subscription) if subscription else None,
         "payments": Payment.objects.filter(tenant=tenant)[:24],
         **dunning_context(tenant),
         "form": form or ChoosePlanForm(plans=plans, initial={"plan": plan.slug}),

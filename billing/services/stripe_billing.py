@@ -4,6 +4,8 @@ subscribe, a prorated subscription update to change plan, the Customer Portal (d
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -27,6 +29,8 @@ from tenants.models import Membership, Tenant
 from tenants.permissions import Area, BuiltinRole, Level
 from tenants.services.access import Principal, require
 from tenants.services.tenancy import tenant_url
+
+log = logging.getLogger(__name__)
 
 
 def _cents(amount: Decimal) -> int:
@@ -165,6 +169,38 @@ def live_subscription(tenant: Tenant) -> Subscription | None:
         .select_related("plan")
         .order_by("-created_at", "-pk")
         .first()
+    )
+
+
+@dataclass(frozen=True)
+class NextInvoice:
+    """Stripe's preview of a subscription's next invoice: what the card will be charged, when."""
+
+    amount: Decimal
+    currency: str
+    on: dt.datetime | None
+
+
+def next_invoice(subscription: Subscription) -> NextInvoice | None:
+    """The subscription's next invoice as Stripe computes it (prorations and credits of a plan
+    change included), or None: a subscription ending at its period's end has none, and when
+    Stripe cannot answer now the billing page shows the period's end date alone."""
+    if subscription.cancel_at_period_end:
+        return None
+    params = {
+        "customer": subscription.stripe_customer_id,
+        "subscription": subscription.stripe_subscription_id,
+    }
+    try:
+        preview = client().v1.invoices.create_preview(params=params).to_dict()  # type: ignore[arg-type]
+    except stripe.StripeError as exc:
+        log.warning("billing: no next-invoice preview (%s)", type(exc).__name__)
+        return None
+    when = preview.get("next_payment_attempt") or preview.get("period_end")
+    return NextInvoice(
+        amount=(Decimal(int(preview.get("amount_due") or 0)) / 100).quantize(Decimal("0.01")),
+        currency=str(preview.get("currency") or "usd"),
+        on=dt.datetime.fromtimestamp(int(when), tz=dt.UTC) if when else None,
     )
 
 

@@ -7,6 +7,10 @@ tests; docs/billing.md, "The local Stripe").
   replaced (working or failing), the subscription's next invoice is created and charged at once.
   A failing charge makes the subscription past_due and sends `invoice.payment_failed`; paying the
   invoice later makes it active again and sends `invoice.paid` (localstripe's own rules).
+- Invoice previews (`POST /v1/invoices/create_preview`, `GET /v1/invoices/upcoming`, the billing
+  page's "Next invoice") change nothing, as at Stripe: localstripe's attach the customer's pending
+  invoice items (a plan change's proration) to the discarded preview, so the next real invoice
+  would lose them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 from localstripe import resources as ls
+from localstripe import server as ls_server
 from localstripe.errors import UserError
 
 _base: list[Callable[[], str]] = []
@@ -58,6 +63,19 @@ def renew(subscription_id: str, card: str) -> Any:
     use_card(sub.customer, card)
     invoice = ls.Invoice._api_create(customer=sub.customer, subscription=sub.id)
     return charge(invoice.id)
+
+
+def _without_side_effects(preview: Callable[..., Any]) -> Callable[..., Any]:
+    def run(customer: Any = None, **data: Any) -> Any:
+        listed = ls.InvoiceItem._api_list_all(None, customer=customer, limit=99)._list
+        pending = [item for item in listed if item.invoice is None]
+        try:
+            return preview(customer=customer, **data)
+        finally:
+            for item in pending:
+                item.invoice = None
+
+    return run
 
 
 def install(
@@ -110,6 +128,11 @@ def install(
         renew(sub.id, cards["fail"] if form.get("fail") else cards["ok"])
         raise web.HTTPSeeOther(session.return_url)
 
+    for method, url, preview in (
+        ("POST", "/v1/invoices/create_preview", ls.Invoice._api_create_preview_invoice),
+        ("GET", "/v1/invoices/upcoming", ls.Invoice._api_upcoming_invoice),
+    ):
+        app.router.add_route(method, url, ls_server.api_extra(_without_side_effects(preview), url))
     app.router.add_get("/invoice/{id}", invoice_page)
     app.router.add_post("/invoice/{id}", pay_invoice)
     app.router.add_post("/portal/{id}/renew", renew_action)

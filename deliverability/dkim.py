@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ def load_key(domain: str, selector: str, private_pem: str) -> DkimKey:
 def signature_header(message: bytes, key: DkimKey, *, now: float | None = None) -> bytes:
     """The `DKIM-Signature: ...` field (CRLF-terminated) for `message` (CRLF line ends):
     rsa-sha256, relaxed/relaxed, the SIGNED_HEADERS. Put it in front of the message."""
-    headers, body = dkim.rfc822_parse(message)
+    headers, body = _parse(message)
     body_hash = base64.b64encode(hashlib.sha256(_CANON.canonicalize_body(body)).digest())
     fields = [
         (b"v", b"1"),
@@ -99,19 +100,40 @@ def signature_header(message: bytes, key: DkimKey, *, now: float | None = None) 
     ]
     unsigned = dkim.RE_BTAG.sub(b"\\1", dkim.fold(_join(fields), namelen=len(_NAME)))
     hasher = hashlib.sha256()
-    dkim.hash_headers(
-        hasher,
-        _CANON,
-        _CANON.canonicalize_headers(headers),
-        SIGNED_HEADERS,
-        (_NAME, b" " + unsigned),
-        dict(fields),
-    )
+    # dkim.hash_headers, with only the signed fields canonicalised (not every field).
+    signed = _CANON.canonicalize_headers(dkim.select_headers(headers, SIGNED_HEADERS))
+    (own,) = _CANON.canonicalize_headers([(_NAME, dkim.RE_BTAG.sub(b"\\1", b" " + unsigned))])
+    for name, value in [*signed, (own[0], own[1].rstrip())]:
+        hasher.update(name)
+        hasher.update(b":")
+        hasher.update(value)
     signature = key.private_key.sign(
         hasher.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
     )
     fields[-1] = (b"b", base64.b64encode(signature))
     return _NAME + b": " + dkim.fold(_join(fields) + b"\r\n", namelen=len(_NAME))
+
+
+_FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
+
+
+def _parse(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """dkim.rfc822_parse's (fields, body) for a message with CRLF line ends only (what compose
+    builds), without splitting and joining again every line of the body; anything else goes
+    to dkimpy."""
+    end = message.find(b"\r\n\r\n")
+    if end < 0 or message.count(b"\n") != message.count(b"\r\n"):
+        return dkim.rfc822_parse(message)  # type: ignore[no-any-return]
+    fields: list[tuple[bytes, bytes]] = []
+    for line in message[:end].split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] = (fields[-1][0], fields[-1][1] + line + b"\r\n")
+            continue
+        match = _FIELD_NAME.match(line)
+        if match is None:
+            return dkim.rfc822_parse(message)  # type: ignore[no-any-return]
+        fields.append((match.group(1), line[match.end() :] + b"\r\n"))
+    return fields, message[end + 4 :]
 
 
 def _join(fields: list[tuple[bytes, bytes]]) -> bytes:

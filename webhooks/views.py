@@ -71,9 +71,12 @@ def create(request: HttpRequest) -> HttpResponse:
 
 
 @area_required(Area.SETTINGS)
-def detail(request: HttpRequest, webhook_id: int) -> HttpResponse:
+def detail(
+    request: HttpRequest, webhook_id: int, form: EndpointForm | None = None, status: int = 200
+) -> HttpResponse:
     principal = principal_of(request)
     endpoint = _endpoint(webhook_id)
+    initial = {"url": endpoint.url, "events": endpoint.events, "description": endpoint.description}
     deliveries = list(
         Delivery.objects.filter(endpoint=endpoint).prefetch_related("attempt_log")[:LOG_ROWS]
     )
@@ -82,8 +85,31 @@ def detail(request: HttpRequest, webhook_id: int) -> HttpResponse:
         "deliveries": deliveries,
         "transitions": states.history(endpoint, limit=10, newest_first=True),
         "can_write": principal.allows(Area.SETTINGS, Level.WRITE),
+        "form": form or EndpointForm(initial=initial),
     }
-    return render(request, "webhooks/detail.html", context)
+    return render(request, "webhooks/detail.html", context, status=status)
+
+
+@require_POST
+@area_required(Area.SETTINGS, level=Level.WRITE)
+def edit(request: HttpRequest, webhook_id: int) -> HttpResponse:
+    endpoint = _endpoint(webhook_id)
+    form = EndpointForm(request.POST)
+    if form.is_valid():
+        try:
+            endpoint_svc.update_endpoint(
+                principal_of(request),
+                endpoint,
+                url=form.cleaned_data["url"],
+                events=form.cleaned_data["events"],
+                description=form.cleaned_data["description"],
+            )
+        except ValidationFailed as exc:
+            apply_errors(form, exc)
+        else:
+            messages.success(request, "Endpoint saved.")
+            return redirect("webhooks:detail", webhook_id=endpoint.pk)
+    return detail(request, webhook_id, form=form, status=400)
 
 
 @require_POST

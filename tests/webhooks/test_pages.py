@@ -114,3 +114,34 @@ def test_disabling_by_hand_shows_in_the_endpoints_history(cast: Cast, receiver: 
     detail = page.get(f"/webhooks/{made.endpoint.pk}/").content.decode()
     assert "Enabled → Disabled" in detail and "Disabled by hand." in detail
     assert "Send a test event" not in detail and ">Enable<" in detail
+
+
+def test_the_owner_edits_an_endpoint_and_a_bad_url_is_refused(
+    cast: Cast, receiver: Receiver, settings: Any
+) -> None:
+    made = make_endpoint(cast.tenant, cast.owner, receiver.url)
+    page = client_for(cast.owner, cast.tenant)
+    saved = page.post(
+        f"/webhooks/{made.endpoint.pk}/edit/",
+        {"url": receiver.url, "events": ["reply.received"], "description": "CRM"},
+    )
+    assert saved.status_code == 302
+    settings.NETGUARD_ALLOW_LOOPBACK = False
+    refused = page.post(
+        f"/webhooks/{made.endpoint.pk}/edit/",
+        {"url": "https://10.0.0.1/x", "events": ["reply.received"]},
+    )
+    assert refused.status_code == 400 and b"public internet address" in refused.content
+    with schema_context(cast.tenant.schema_name):
+        endpoint = Endpoint.objects.get()
+    assert (endpoint.url, endpoint.events, endpoint.description) == (
+        receiver.url,
+        ["reply.received"],
+        "CRM",
+    )
+    viewer = client_for(cast.viewer, cast.tenant)
+    assert b'id="webhook-edit"' not in viewer.get(f"/webhooks/{made.endpoint.pk}/").content
+    denied = viewer.post(
+        f"/webhooks/{made.endpoint.pk}/edit/", {"url": receiver.url, "events": ["message.sent"]}
+    )
+    assert denied.status_code == 403

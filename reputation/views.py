@@ -1,7 +1,8 @@
 """Dashboard: the deliverability overview (each mailbox's, domain's and IP's latest reputation
 score, worst first, with the parts it is made of, and the live blocklist listings) and the
-listings page (which list, since when, where to ask for removal). The infrastructure page shows
-the quarantine reason beside the IP as well."""
+listings page (which list, since when, where to ask for removal); a history page per sending
+domain and per IP (score, parts, 30 days charted). The infrastructure page shows the quarantine
+reason beside the IP as well."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from reputation import scoring
-from reputation.services import blocklists, scores
+from reputation.charts import score_chart
+from reputation.services import blocklists, history, scores
 from tenants.permissions import Area
 from tenants.web import area_required, principal_of
 
@@ -51,3 +53,30 @@ def overview(request: HttpRequest) -> HttpResponse:
             "full_score": scoring.FULL_SCORE,
         },
     )
+
+
+def _history_page(request: HttpRequest, found: history.SubjectHistory) -> HttpResponse:
+    rows = found.rows
+    chart = score_chart(rows, title=f"{found.name}: reputation, {history.DAYS} days")
+    return render(
+        request,
+        "reputation/history.html",
+        {
+            "found": found,
+            "latest": found.latest,
+            "history": rows,
+            "chart": chart if len(rows) > 1 else "",
+        },
+    )
+
+
+@area_required(Area.DOMAINS)
+def domain_history(request: HttpRequest, domain_id: int) -> HttpResponse:
+    """One sending domain's score, its parts and its 30 days' history (chart and table)."""
+    return _history_page(request, history.domain_history(principal_of(request), domain_id))
+
+
+@area_required(Area.INFRASTRUCTURE)
+def ip_history(request: HttpRequest, ip_id: int) -> HttpResponse:
+    """One IP's score, its parts and its 30 days' history (chart and table)."""
+    return _history_page(request, history.ip_history(principal_of(request), ip_id))

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from tests.conftest import Cast, client_for
-from tests.review.test_bad_input_new_routes import HUGE, HUGE_ID, NUL, Probe, rows  # noqa: F401
+from tests.review.probe import HUGE, HUGE_ID, NUL, Probe
 
 BAD_URLS = [
     "",

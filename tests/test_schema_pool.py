@@ -3,6 +3,8 @@ cloned ahead of time, only while it is current, and the pool is topped up by the
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -10,8 +12,10 @@ from django.db import connection, transaction
 from django_tenants.utils import schema_exists
 
 from penguinmails.errors import ValidationFailed
+from penguinmails.models import Job
+from penguinmails.queue.registry import JobContext, get_handler
 from tenants.models import User
-from tenants.services.schema_pool import SPARE_PREFIX, fill_spares
+from tenants.services.schema_pool import FILL_TASK, SPARE_PREFIX, fill_spares
 from tenants.services.tenancy import create_tenant
 from tests.conftest import Cast
 from tests.test_tenancy import _catalog
@@ -73,3 +77,17 @@ def test_without_the_setting_there_is_no_pool(cast: Cast) -> None:
     owner = User.objects.create_user("plain@acme.example", "x-long-password-1")
     tenant = create_tenant(name="Plain", slug="plain-one", owner=owner)
     assert _catalog(tenant.schema_name) == _catalog(settings.TENANT_TEMPLATE_SCHEMA)
+
+
+def test_a_creation_asks_for_a_refill_and_the_job_restocks_the_pool(
+    pool: list[str], django_capture_on_commit_callbacks: Any
+) -> None:
+    owner = User.objects.create_user("refill@acme.example", "x-long-password-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        create_tenant(name="Refill", slug="refill-one", owner=owner)
+    assert len(_spares()) == 1
+    job = Job.objects.get(task=FILL_TASK)
+    # The registered handler, as the runner calls it (the runner recycles the test's connection).
+    context = JobContext(job.pk, 1, None, "public", "test:1", heartbeat=lambda: None)
+    get_handler(job.task).func(job.payload, context)
+    assert len(_spares()) == 2

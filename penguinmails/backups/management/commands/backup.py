@@ -68,6 +68,8 @@ class Command(BaseCommand):
         self.stdout.write(f"backup #{backup.pk} completed: {backup.path} ({backup.size} bytes)")
 
     def do_list(self, options: dict[str, Any]) -> None:
+        if options["limit"] < 1:
+            raise CommandError("--limit must be at least 1.")
         rows = Backup.objects.all()
         if options["tenant"]:
             rows = rows.filter(tenant_slug=options["tenant"])

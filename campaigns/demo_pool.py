@@ -34,6 +34,7 @@ from penguinmails.providers import DnsProviderName
 from penguinmails.queue import runner
 from penguinmails.sandbox.dns import ZoneStore
 from penguinmails.sandbox.imap import SandboxImap
+from reputation.services.scores import score_tenant
 from tenants.db import TenantConnection
 from tenants.models import Tenant, User
 from tenants.services.access import active_membership, principal_for_membership
@@ -139,5 +140,8 @@ def seed_demo_pool(
     sender: object, *, tenant: Tenant, owner: User, say: Callable[[str], None], **_: object
 ) -> None:
     """Receiver of tenants.signals.demo_workspace_ready, after campaigns.demo.seed_demo
-    (connected by CampaignsConfig.ready)."""
+    (connected by CampaignsConfig.ready). Then today's reputation scores, so the deliverability
+    overview has something to show before the nightly job runs."""
     seed_warmup_pool(tenant, owner, say=say)
+    scored = score_tenant(tenant)
+    say(f"Reputation: {len(scored)} mailbox, domain and IP score(s) computed for today")

@@ -64,6 +64,13 @@ def test_the_demo_warms_up_with_sandbox_pool_mailboxes(
     assert sent_to and sent_to <= pool_ids
     assert answered_by & demo_ids
     assert "Warm-up pool:" in output and "pool members paired for today" in output
+    # The deliverability overview shows scores from the start (not only after the nightly job).
+    from reputation.models import ReputationScore  # noqa: PLC0415
+
+    with schema_context(demo.schema_name):
+        kinds = set(ReputationScore.objects.filter(day=today).values_list("kind", flat=True))
+    assert {"mailbox", "domain"} <= kinds
+    assert "Reputation:" in output
     # Seeding again changes nothing.
     run_demo()
     assert Tenant.objects.filter(slug=POOL_SLUG).count() == 1

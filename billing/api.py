@@ -16,7 +16,7 @@ from billing.entitlements import plan_for
 from billing.models import DunningStage, DunningStep, Payment, Plan, Subscription
 from billing.services.dunning import summary_for
 from billing.services.plans import choose_plan, over_limits, usage_for
-from billing.services.stripe_billing import live_subscription
+from billing.services.stripe_billing import live_subscription, next_invoice
 from billing.services.stripe_client import configured
 from tenants.permissions import Area
 from tenants.rest.viewsets import TenantScopedMixin, TenantScopedViewSet
@@ -136,10 +136,21 @@ class DunningSerializer(serializers.Serializer):
     steps = DunningStepSerializer(many=True, help_text="newest first (docs/billing.md)")
 
 
+class NextInvoiceSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    on = serializers.DateTimeField(allow_null=True, help_text="when Stripe will charge it")
+
+
 class SubscriptionStateSerializer(serializers.Serializer):
     stripe_configured = serializers.BooleanField()
     plan = serializers.CharField(help_text="the plan the workspace is on now")
     subscription = SubscriptionSerializer(allow_null=True, help_text="null without one")
+    next_invoice = NextInvoiceSerializer(
+        allow_null=True,
+        help_text="Stripe's preview of the live subscription's next invoice; null without one, "
+        "when it ends at the period's end, or when Stripe does not answer",
+    )
     over_limits = UsageSerializer(many=True, help_text="limits above the plan: what to remove")
     dunning = DunningSerializer(help_text="an overdue payment's grace period and what it stopped")
 
@@ -159,11 +170,13 @@ class SubscriptionView(TenantScopedMixin, APIView):
     @extend_schema(responses=SubscriptionStateSerializer, operation_id="billing_subscription")
     def get(self, request: Request) -> Response:
         tenant = self.tenant
-        sub = live_subscription(tenant) or Subscription.objects.filter(tenant=tenant).first()
+        live = live_subscription(tenant)
+        sub = live or Subscription.objects.filter(tenant=tenant).first()
         data = {
             "stripe_configured": configured(),
             "plan": plan_for(tenant).slug,
             "subscription": sub,
+            "next_invoice": next_invoice(live) if live and configured() else None,
             "over_limits": over_limits(tenant),
             "dunning": self._dunning(),
         }

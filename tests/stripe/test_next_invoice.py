@@ -1,5 +1,6 @@
-"""The billing page shows the next invoice's amount and date, as Stripe previews it
-(`invoices.create_preview` at the local Stripe); without an answer from Stripe, the date alone."""
+"""The billing page (and `GET /api/v1/billing/subscription`) shows the next invoice's amount and
+date, as Stripe previews it (`invoices.create_preview` at the local Stripe); without an answer
+from Stripe, the date alone."""
 
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ def test_a_yearly_subscription_previews_the_yearly_price(world: StripeWorld) -> 
     subscribe(world, "growth", "year")
     shown = next_invoice(world)
     assert shown is not None and shown.startswith(f"Next invoice: {growth.price_per_year:.2f} USD")
+    cast = world.cast
+    state = client_for(cast.owner, cast.tenant, api=True).get("/api/v1/billing/subscription")
+    assert state.json()["next_invoice"]["amount"] == f"{growth.price_per_year:.2f}"
+    assert state.json()["next_invoice"]["currency"] == "usd"
+    theirs = client_for(cast.outsider, cast.other_tenant, api=True).get(
+        "/api/v1/billing/subscription"
+    )
+    assert theirs.json()["next_invoice"] is None
 
 
 def test_without_an_answer_from_stripe_the_page_shows_the_date_alone(

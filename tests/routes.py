@@ -38,7 +38,7 @@ from campaigns.models import (
 )
 from campaigns.services import campaigns as campaign_svc
 from deliverability.models import InboundMessage, Mailbox, MailboxKind, SendingDomain
-from infrastructure.models import VpsInstance
+from infrastructure.models import IpAddress, IpStatus, VpsInstance
 from reputation.models import Listing
 from tenants.models import Invitation, Membership, Role, Tenant, User
 from tenants.services.access import principal_for_membership
@@ -268,6 +268,11 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
     vps = VpsInstance.objects.create(
         tenant=tenant, provider="local", name=f"{tag}-vps", hostname=f"mail.{tag}.test", size="s"
     )
+    # A sending IP of the server (public schema: ids never repeat across tenants).
+    ip = IpAddress.objects.create(
+        vps=vps, tenant=tenant, status=IpStatus.ACTIVE, ptr_hostname=f"mail.{tag}.test",
+        address=f"198.51.100.{zlib.crc32(tag.encode()) % 200 + 20}",
+    )  # fmt: skip
     with schema_context(tenant.schema_name):
         template = EmailTemplate.objects.create(
             name=f"{tag} template", subject=f"{tag} subject", text_body=f"Hello from {tag}"
@@ -373,6 +378,7 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
         "import_id": lead_import.pk,
         "mailbox_id": mailbox.pk,
         "domain_id": domain.pk,
+        "ip_id": ip.pk,
         "invitation_id": invitation.pk,
         "membership_id": membership.pk,
         "role_id": role.pk,

@@ -348,7 +348,9 @@ def objects_of(tenant: Tenant, owner: User, member: User | None, tag: str) -> Ob
         # An outgoing webhook endpoint, one delivery and its attempt (written here, not through
         # the service, which would resolve the URL).
         endpoint = Endpoint.objects.create(
-            url=f"https://hooks.{tag}.example.com/in", events=["message.sent"], secret=f"whsec_{tag}"
+            url=f"https://hooks.{tag}.example.com/in",
+            events=["message.sent"],
+            secret=f"whsec_{tag}",
         )
         delivery = Delivery.objects.create(
             endpoint=endpoint, event="message.sent", event_id=f"msg_{tag}",

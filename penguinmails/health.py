@@ -173,7 +173,7 @@ def smtp_probe(host: str, port: int) -> Check:
         with smtplib.SMTP(host, port, timeout=budget_seconds()) as smtp:
             code, _ = smtp.ehlo()
             smtp.close()  # no QUIT round trip: the answer is in
-        detail: dict[str, Any] = {"smtp": f"{host}:{port}"}
+        detail: dict[str, Any] = {}  # no host: the answer is public
         if code != 250:
             detail.update(ok=False, error=f"EHLO answered {code}")
         return detail

@@ -44,6 +44,11 @@ def month_bounds(
         if not found:
             raise ValidationFailed("Month must be YYYY-MM.", fields={"month": ["Use YYYY-MM."]})
         year, number = int(found.group(1)), int(found.group(2))
+        if not (1 <= year < 9999 and 1 <= number <= 12):  # 9999-12 has no end month
+            raise ValidationFailed(
+                "Month must be YYYY-MM between 0001-01 and 9998-12.",
+                fields={"month": ["Use a real month, YYYY-MM."]},
+            )
     else:
         today = (now or timezone.now()).astimezone(dt.UTC)
         year, number = today.year, today.month

@@ -79,11 +79,6 @@ def test_support_look_and_margins_refuse_bad_input(cast: Cast, staff_client: Cli
     assert probe.failures == [], "\n".join(probe.failures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R1 review: month 0000-01 or 9999-12 is a 500 (billing.services.margins.month_bounds "
-    "builds a datetime out of range); billing/ was another helper's (B1) to fix",
-)
 def test_margins_page_and_command_refuse_out_of_range_months(staff_client: Client) -> None:
     probe = Probe()
     margins = reverse("admin:billing_margins")

@@ -14,11 +14,6 @@ from infrastructure.models import MailServer, MailServerKind, MailServerStatus
 from tests.conftest import Cast, host_of
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R1 review: /health/email lists each active mail server's hostname (mail:<hostname>) "
-    "to anonymous callers on every host; penguinmails/health.py is O1's",
-)
 @pytest.mark.django_db(transaction=True)
 def test_health_email_names_no_mail_server_to_an_anonymous_caller(cast: Cast) -> None:
     MailServer.objects.create(

@@ -9,7 +9,6 @@ from typing import Any
 from celery.schedules import crontab
 
 from penguinmails.env import env_int
-from penguinmails.env import env_int
 from penguinmails.queue.queues import Queue
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {

@@ -611,7 +611,8 @@ ALERTS_QUEUE_BACKLOG_JOBS = env_int("ALERTS_QUEUE_BACKLOG_JOBS", default=1000)
 ALERTS_QUEUE_BACKLOG_MINUTES = env_int("ALERTS_QUEUE_BACKLOG_MINUTES", default=10)
 # Slow queries: statements running (or recorded by our wrapper) longer than this.
 ALERTS_SLOW_QUERY_MS = env_int("ALERTS_SLOW_QUERY_MS", default=2000)
-# Platform bounce rate (today and yesterday, PlatformDailyStat), above PROTECTION_PLATFORM_MIN_SENDS.
+# Platform bounce rate (today and yesterday, PlatformDailyStat), counted once
+# PROTECTION_PLATFORM_MIN_SENDS messages went out.
 ALERTS_BOUNCE_RATE_PERCENT = env_int("ALERTS_BOUNCE_RATE_PERCENT", default=15)
 
 

@@ -223,7 +223,9 @@ def create_leads(
             if o.reason:
                 entry["reason"] = o.reason
             results.append(entry)
-        counts = {s.value: sum(1 for r in results if r["status"] == s) for s in RowOutcome}
+        counts: dict[str, Any] = {
+            s.value: sum(1 for r in results if r["status"] == s) for s in RowOutcome
+        }
         audit(
             "leads.bulk_create",
             tenant=principal.tenant,

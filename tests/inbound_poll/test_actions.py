@@ -215,6 +215,38 @@ def test_a_new_uidvalidity_restarts_from_the_recent_window(
         assert sum(CampaignDailyStat.objects.values_list("replied", flat=True)) == 1
 
 
+def test_a_folder_recreated_by_the_server_is_read_from_its_new_uids(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap
+) -> None:
+    """A real UIDVALIDITY change: Dovecot's Junk deleted and created again restarts its UIDs at
+    1 under a new UIDVALIDITY; the mail delivered there after it is read and acted on, although
+    its UID is not above the old cursor's."""
+    world = sent_world(cast, sandbox, imap)
+    first, second = world.messages
+    world.deliver(reply(first), folder="Junk")
+    world.deliver(reply(first), folder="Junk")
+    assert world.poll().processed == 2
+    with schema_context(cast.tenant.schema_name):
+        before = Mailbox.objects.get(pk=world.mailbox.pk).inbound_cursor["Junk"]
+    assert before["last_uid"] == 2
+    client = imap.connect(ADDRESS)
+    try:
+        assert client.delete("Junk")[0] == "OK"
+        assert client.create("Junk")[0] == "OK"
+    finally:
+        client.logout()
+    assert world.deliver(reply(second), folder="Junk") == 1  # UID 1 again, below last_uid 2
+    report = world.poll()
+    assert (report.fetched, report.stored, report.processed) == (1, 1, 1)
+    with schema_context(cast.tenant.schema_name):
+        after = Mailbox.objects.get(pk=world.mailbox.pk).inbound_cursor["Junk"]
+        assert after["uidvalidity"] != before["uidvalidity"] and after["last_uid"] == 1
+        assert Message.objects.get(pk=second.pk).replied_at is not None
+        assert InboundMessage.objects.count() == 3
+    assert _state(world, second.to_email)[1] == EnrollmentStatus.STOPPED
+    assert world.poll().fetched == 0  # and read once
+
+
 def test_an_unsubscribe_request_unsubscribes_as_the_one_click_post_does(
     cast: Cast, sandbox: Sandbox, imap: SandboxImap
 ) -> None:

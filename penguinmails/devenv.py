@@ -185,6 +185,31 @@ def prepare_environment(embedded: Embedded) -> dict[str, str]:
     return env
 
 
+def ensure_database(url: str) -> str | None:
+    """Create DATABASE_URL's database when its server is reachable and the database is not
+    there yet (a newcomer's own PostgreSQL); None when it exists or was made, else the reason
+    in one line (the server refused or could not be reached), never a traceback."""
+    import psycopg
+    from psycopg import conninfo, sql
+
+    try:
+        params = conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        return f"DATABASE_URL is not a PostgreSQL URL: {exc}"
+    name = str(params.get("dbname") or params.get("user") or "postgres")
+    admin = {**params, "dbname": "postgres", "connect_timeout": 5}
+    try:
+        with psycopg.connect(**admin, autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if found.fetchone() is None:
+                log(f"creating the database {name!r} named by DATABASE_URL")
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"DATABASE_URL's server refused or could not be reached: {reason}"
+    return None
+
+
 # -- Ports: checked before anything starts (penguinmails.devenv_ports) -----------------------
 def local_stripe(env: dict[str, str]) -> bool:
     """`run` uses the local Stripe (`sandbox stripe`) unless Stripe is configured: its API base,
@@ -363,6 +388,10 @@ def run(env: dict[str, str]) -> int:
     if why_not:
         log(f"no sandbox IMAP server: {why_not}; running without it (nothing reads replies)")
     names = processes(env, imap=why_not is None)
+    problem = ensure_database(env["DATABASE_URL"])
+    if problem:
+        log(f"{problem}; nothing was started")
+        return 1
     log("migrating (the first run takes a minute)")
     # Public schema, then the template, then only the tenant schemas that are behind.
     chatter = None if _verbose(env) else subprocess.DEVNULL

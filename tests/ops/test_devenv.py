@@ -5,15 +5,18 @@ falls back to, or talks to, a server it did not start."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 import pytest
+from psycopg import conninfo, sql
 
-from penguinmails.devenv import dovecot_ready, processes
+from penguinmails.devenv import dovecot_ready, ensure_database, processes
 from penguinmails.sandbox.smtp import free_port
 from tests.ops.conftest import PYTHON, ROOT, subprocess_env
 
@@ -96,12 +99,14 @@ def test_it_refuses_to_start_on_a_taken_port(variable: str, kind: socket.SocketK
 
 
 def test_it_goes_on_when_its_ports_are_free() -> None:
-    # The control: with free ports it gets past the check, to the (here unreachable) database.
+    # The control: with free ports it gets past the check, to the (here unreachable) database,
+    # which it names in one line.
     result = launch(three_free_ports())
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "is in use" not in output
-    assert "[devenv] migrating" in output, output
+    assert "[devenv] DATABASE_URL's server refused or could not be reached" in output, output
+    assert "Connection refused" in output and "Traceback" not in output, output
 
 
 def test_procfile_runs_the_sandbox_dovecot_and_delivers_into_it_only_when_it_can() -> None:
@@ -136,3 +141,30 @@ def test_dovecot_off_is_said_and_installed_dovecot_is_ready_for_root() -> None:
     assert dovecot_ready({"SANDBOX_IMAP": "off"}) == "SANDBOX_IMAP=off"
     if os.geteuid() == 0 and shutil.which("dovecot", path="/usr/sbin:/usr/bin"):
         assert dovecot_ready({}) is None
+
+
+def test_run_creates_the_database_it_is_pointed_at_and_says_why_it_cannot() -> None:
+    """DATABASE_URL naming a database not made yet (a newcomer's own PostgreSQL): `run` creates
+    it instead of failing in the first migration with a traceback; a server it cannot reach or a
+    URL that is not one comes back as one line."""
+    name = f"pm_devenv_{secrets.token_hex(4)}"
+    url = conninfo.make_conninfo(os.environ["DATABASE_URL"], dbname=name)
+    admin = conninfo.make_conninfo(os.environ["DATABASE_URL"], dbname="postgres")
+
+    def exists() -> bool:
+        with psycopg.connect(admin) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            return found.fetchone() is not None
+
+    try:
+        assert not exists()
+        assert ensure_database(url) is None
+        assert exists()
+        assert ensure_database(url) is None  # there already: nothing to do
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    closed = ensure_database(f"postgres://postgres@127.0.0.1:{free_port()}/{name}")
+    assert closed is not None and closed.startswith("DATABASE_URL's server refused")
+    assert "\n" not in closed
+    assert ensure_database("postgres://[not-a-host") is not None

@@ -16,6 +16,7 @@ This module imports no model: services.resources stores what it returns.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,7 +37,13 @@ class ExporterError(Exception):
 
 def fetch(url: str, *, timeout: float) -> str:
     """The exporter's page. One try: the next scheduled run is the retry."""
-    client = HttpClient("node_exporter", timeout=timeout, retry=RetryPolicy(attempts=1))
+    # Failures are stored with the sample and logged once when new (services.resources).
+    client = HttpClient(
+        "node_exporter",
+        timeout=timeout,
+        retry=RetryPolicy(attempts=1),
+        failure_level=logging.INFO,
+    )
     try:
         response = client.request("GET", url, headers={"Accept": "text/plain"})
     except TransportFailure as exc:

@@ -161,8 +161,11 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        failure_level: int = logging.WARNING,
     ) -> None:
         self.service = service
+        # A caller that records failures itself (and says when one is new) logs them at INFO.
+        self._failure_level = failure_level
         self.retry = retry or RetryPolicy()
         self.idempotency_header = idempotency_header
         self._secret_fields = frozenset(name.lower() for name in secret_fields)
@@ -321,7 +324,7 @@ class HttpClient:
             fields["retry_in"] = round(wait, 3)
             message += f" retry_in={wait:.3f}s"
         ok = response is not None and response.status_code < 400
-        logger.log(logging.INFO if ok else logging.WARNING, "http %s", message, extra=fields)
+        logger.log(logging.INFO if ok else self._failure_level, "http %s", message, extra=fields)
 
 
 # --- webhooks: connect to the address netguard vetted ---------------------------------------------

@@ -14,6 +14,7 @@ is: not knowing is not the same as being fine.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -42,6 +43,8 @@ MONITORED = (VpsStatus.ACTIVE,)
 FIGURES = ("cpu", "memory", "disk")
 # Over this, the alert is critical whatever the plan's threshold (a full disk stops the mail).
 CRITICAL_PERCENT = 95.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ def collect(vps_id: int, *, now: dt.datetime | None = None) -> VpsResourceSample
         source, figures = read_figures(vps, _figures_of(_previous(vps, now)))
     except (node_exporter.ExporterError, ProviderError) as exc:
         figures, error = ResourceFigures(None, None, None), str(exc)[:500]
+        _log_failure(vps, error)
     thresholds = thresholds_for(vps.tenant)
     retention = dt.timedelta(hours=settings.VPS_RESOURCE_RETENTION_HOURS)
     with transaction.atomic():
@@ -187,6 +191,14 @@ def collect(vps_id: int, *, now: dt.datetime | None = None) -> VpsResourceSample
         if not error:
             _alert(vps, sample, thresholds)
     return sample
+
+
+def _log_failure(vps: VpsInstance, error: str) -> None:
+    """A warning when a server's figures become unreadable, not at every interval after: the
+    failing reading is on the infrastructure page and in the admin with its reason."""
+    last = VpsResourceSample.objects.filter(vps=vps).order_by("-taken_at", "-id").first()
+    new = last is None or not last.error
+    log.log(logging.WARNING if new else logging.INFO, "resources of %s: %s", vps.name, error)
 
 
 def _alert(vps: VpsInstance, sample: VpsResourceSample, thresholds: Thresholds) -> None:

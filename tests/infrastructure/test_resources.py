@@ -6,6 +6,7 @@ page, in the API, the admin and `infra resources`."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -219,6 +220,31 @@ def test_a_failed_reading_is_kept_with_its_reason(cast: Cast, exporter: Exporter
     nobody = active_vps(cast.tenant, "acme-r3", ip="127.0.0.2")
     exporter_port_closed = resources.collect(nobody.pk)  # nothing listens on 127.0.0.2:port
     assert exporter_port_closed is not None and "unreachable" in exporter_port_closed.error
+
+
+def test_an_unreadable_server_is_a_warning_once_not_at_every_interval(
+    cast: Cast, exporter: Exporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    vps = active_vps(cast.tenant, "acme-r4")
+    now = timezone.now()
+    assert resources.collect(vps.pk, now=now) is not None  # a good reading first
+    exporter.status = 503
+    caplog.set_level(logging.INFO)
+    for minutes in (5, 10, 15):
+        sample = resources.collect(vps.pk, now=now + timedelta(minutes=minutes))
+        assert sample is not None and "503" in sample.error  # every failure stored
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "resources of acme-r4: node_exporter answered HTTP 503."
+    ]
+    exporter.status = 200
+    assert resources.collect(vps.pk, now=now + timedelta(minutes=20)).error == ""  # type: ignore[union-attr]
+    caplog.clear()
+    exporter.status = 503
+    resources.collect(vps.pk, now=now + timedelta(minutes=25))
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [
+        logging.WARNING
+    ]  # broken again after a good reading: said again
 
 
 def test_the_exporter_url_follows_the_template(cast: Cast, settings: Any) -> None:

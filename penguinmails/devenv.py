@@ -197,9 +197,9 @@ def ensure_database(url: str) -> str | None:
     except psycopg.Error as exc:
         return f"DATABASE_URL is not a PostgreSQL URL: {exc}"
     name = str(params.get("dbname") or params.get("user") or "postgres")
-    admin = {**params, "dbname": "postgres", "connect_timeout": 5}
+    admin = conninfo.make_conninfo(url, dbname="postgres", connect_timeout=5)
     try:
-        with psycopg.connect(**admin, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
             if found.fetchone() is None:
                 log(f"creating the database {name!r} named by DATABASE_URL")

@@ -20,7 +20,8 @@ side by side, messages/s of:
   nothing more, with INBOUND_POLL_BATCH messages per run; checked afterwards (every message
   processed once, messages bounced, addresses suppressed, leads replied).
 
-BENCH_PROFILE=PATH writes a cProfile of the poller's phase to PATH.
+BENCH_PROFILE=PATH writes a cProfile of the poller's phase to PATH. The poller's SQL statements
+(every one its connection ran, fetch to commit) are counted and printed per message.
 """
 
 from __future__ import annotations
@@ -267,6 +268,7 @@ def bare_fetch(imap) -> float:  # noqa: ANN001 - SandboxImap
 def poller(tenant, mailbox_id: int, uidvalidity: int) -> tuple[float, int]:  # noqa: ANN001
     """poll_mailbox until nothing more, as the job and its continuations would; the cursor
     starts before the first UID (the mailbox was read before these N arrived)."""
+    from django.db import connection
     from django_tenants.utils import schema_context
 
     from deliverability.models import Mailbox
@@ -276,19 +278,27 @@ def poller(tenant, mailbox_id: int, uidvalidity: int) -> tuple[float, int]:  # n
         Mailbox.objects.filter(pk=mailbox_id).update(
             inbound_cursor={"INBOX": {"uidvalidity": uidvalidity, "last_uid": 0}}
         )
-    processed, runs = 0, 0
+    processed, runs, statements = 0, 0, 0
+
+    def count(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        nonlocal statements
+        statements += 1
+        return execute(sql, params, many, context)
+
     started = time.perf_counter()
-    while True:
-        report = poll_mailbox(tenant, mailbox_id)
-        runs += 1
-        processed += report.processed
-        if report.failed or report.skipped or report.error:
-            raise SystemExit(f"poll run {runs} went wrong: {report}")
-        if not report.more:
-            break
+    with connection.execute_wrapper(count):
+        while True:
+            report = poll_mailbox(tenant, mailbox_id)
+            runs += 1
+            processed += report.processed
+            if report.failed or report.skipped or report.error:
+                raise SystemExit(f"poll run {runs} went wrong: {report}")
+            if not report.more:
+                break
     elapsed = time.perf_counter() - started
     if processed != N:
         raise SystemExit(f"the poller acted on {processed} messages, not {N}")
+    log(f"SQL statements per message: {statements / N:.2f} ({statements:,} in {runs} runs)")
     return N / elapsed, runs
 
 

@@ -9,16 +9,20 @@ judgement instead of fifty. A batch whose block raises writes nothing: its trans
 back with it, and the counts stay those of the work that was committed.
 
 Outside a batch nothing changes: `defer` returns False and the writer writes at once.
+
+`remember` keeps what a batch's first unit looked up for all of them (the chunk's matches), for
+the batch's duration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 Flush = Callable[[list[Any]], object]
+T = TypeVar("T")
 
 
 class Batch:
@@ -26,6 +30,7 @@ class Batch:
 
     def __init__(self) -> None:
         self._items: dict[Flush, list[Any]] = {}
+        self.memo: dict[Hashable, Any] = {}
 
     def add(self, flush: Flush, items: Iterable[Any]) -> None:
         self._items.setdefault(flush, []).extend(items)
@@ -62,3 +67,15 @@ def defer(flush: Flush, items: Iterable[Any]) -> bool:
         return False
     current.add(flush, items)
     return True
+
+
+def remember(key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()` once per open batch for `key` (what a unit of work looks up for the whole
+    batch: the inbound poller's chunk is matched in one go by its first message); computed
+    each time when no batch is open."""
+    current = _current.get()
+    if current is None:
+        return compute()
+    if key not in current.memo:
+        current.memo[key] = compute()
+    return current.memo[key]  # type: ignore[no-any-return]

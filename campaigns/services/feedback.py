@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,11 +48,11 @@ from campaigns.models import (
 from campaigns.sending.enrollments import delay_enrollments
 from campaigns.services import stats
 from campaigns.services.campaigns.replies import record_reply
-from campaigns.services.matching import match_report
+from campaigns.services.matching import Report, match_reports
 from campaigns.services.suppressions import mark_leads_bounced, suppress_many
 from campaigns.tracking import tokens
 from campaigns.tracking.unsubscribe import unsubscribe_message
-from penguinmails import states
+from penguinmails import batching, states
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -59,15 +61,28 @@ BOUNCEABLE = (MessageStatus.SENT, MessageStatus.UNKNOWN)
 
 
 def on_inbound_classified(
-    sender: Any, *, tenant: Tenant, inbound: Any, classification: Any, headers: Any, **_: Any
+    sender: Any,
+    *,
+    tenant: Tenant,
+    inbound: Any,
+    classification: Any,
+    headers: Any,
+    chunk: Sequence[Any] = (),
+    **_: Any,
 ) -> dict[str, Any] | None:
     kind = str(classification.kind)
     if kind == "other":
         return None
-    message_pk = _match(tenant, classification, headers)
+    # The chunk's messages are matched and locked together, once (the first of them asks).
+    found = (
+        batching.remember(("campaigns.feedback", id(chunk)), lambda: _Found.of(tenant, chunk))
+        if chunk
+        else _Found.of(tenant, [_Item(inbound, classification, headers)])
+    )
+    message_pk = found.matches.get(inbound.pk)
     if message_pk is None:
         return {"action": "no message of ours matched"}
-    message = Message.objects.select_for_update().filter(pk=message_pk).first()
+    message = found.messages.get(message_pk)
     if message is None:
         return None
     at = timezone.now()
@@ -83,19 +98,59 @@ def on_inbound_classified(
     return {"message_id": message.pk, "mailbox_id": message.mailbox_id, "action": action}
 
 
-def _match(tenant: Tenant, classification: Any, headers: Any) -> int | None:
+@dataclass(frozen=True)
+class _Item:
+    """One message of a chunk, as deliverability sends it (inbound_store.Classified)."""
+
+    inbound: Any
+    classification: Any
+    headers: Any
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A chunk's matches (inbound pk -> message pk) and its matched messages, locked."""
+
+    matches: dict[int, int]
+    messages: dict[int, Message]
+
+    @classmethod
+    def of(cls, tenant: Tenant, chunk: Sequence[Any]) -> _Found:
+        """Match every message of the chunk (two queries) and lock the messages they name (one
+        query, in pk order). A message matched twice is one object, so the second action sees
+        what the first did to it (a bounced message is not bounced again)."""
+        items = [i for i in chunk if str(i.classification.kind) != "other"]
+        pending: list[tuple[int, Report]] = []
+        matches: dict[int, int] = {}
+        for item in items:
+            pk = _by_token(tenant, item.classification)
+            if pk is not None:
+                matches[item.inbound.pk] = pk
+            else:
+                pending.append((item.inbound.pk, _report(item.classification, item.headers)))
+        found = match_reports(tenant, [report for _, report in pending]) if pending else []
+        matches.update({i: pk for (i, _), pk in zip(pending, found, strict=True) if pk is not None})
+        wanted = set(matches.values())
+        locked = Message.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+        return cls(matches, {m.pk: m for m in locked} if wanted else {})
+
+
+def _by_token(tenant: Tenant, classification: Any) -> int | None:
+    """An unsubscribe request's signed token, when it is this tenant's (not looked up)."""
     if str(classification.kind) == "unsubscribe" and classification.unsubscribe_token:
         token = _unsubscribe_token(classification.unsubscribe_token)
         if token is not None and token.tenant_id == tenant.pk:
             return int(token.message_pk)
-    found = match_report(  # one lookup of each kind for every delivered-to address
-        tenant,
+    return None
+
+
+def _report(classification: Any, headers: Any) -> Report:
+    return Report(
         verp_rcpts=[*headers.delivered_to, None][:20],
         in_reply_to=headers.in_reply_to or None,
         references=headers.references or None,
         original_message_id=classification.original_message_id,
     )
-    return found[1] if found is not None else None
 
 
 def _unsubscribe_token(text: str) -> tokens.Token | None:

@@ -20,7 +20,8 @@ tenant's message matches nothing. Runs in the hinted tenant's schema (the poller
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from django.db import connection
@@ -55,6 +56,16 @@ def match_message(
     )
 
 
+@dataclass(frozen=True)
+class Report:
+    """What one inbound report offers for matching (the arguments of `match_report`)."""
+
+    verp_rcpts: Sequence[str | None]
+    in_reply_to: str | None = None
+    references: str | None = None
+    original_message_id: str | None = None
+
+
 def match_report(
     tenant_hint: Tenant,
     *,
@@ -66,26 +77,56 @@ def match_report(
     """`match_message` for a report delivered to several addresses, each lookup done once: the
     same result as calling `match_message` for each address in turn (the headers the same in
     every call) and taking the first match, i.e. the first address's token, then the headers
-    (sources 2 and 3), then the other addresses' tokens in order. At most two queries: the
-    tokens' message pks (IN), and every candidate Message-ID of the headers (IN)."""
+    (sources 2 and 3), then the other addresses' tokens in order. At most two queries."""
+    report = Report(verp_rcpts, in_reply_to, references, original_message_id)
+    found = match_reports(tenant_hint, [report])[0]
+    return (tenant_hint.pk, found) if found is not None else None
+
+
+def match_reports(tenant_hint: Tenant, reports: Sequence[Report]) -> list[int | None]:
+    """`match_report` of many reports at once (the poller's chunk): the message pk each one
+    names, or None, in order. Two queries whatever the count: every report's tokens (pk IN) and
+    every candidate Message-ID of their headers (message_id IN). The same answers as one
+    `match_report` each: the lookups only read messages, so their order does not matter."""
     schema = cast(TenantConnection, connection).schema_name
     if schema != tenant_hint.schema_name:
         raise RuntimeError(f"match_message for {tenant_hint.slug} run in {schema!r}")
-    tokens = [_token_pk(tenant_hint.pk, address) for address in verp_rcpts]
-    wanted = {pk for pk in tokens if pk is not None}
+    tokens = [[_token_pk(tenant_hint.pk, a) for a in r.verp_rcpts] for r in reports]
+    groups = [_groups(r) for r in reports]
+    wanted = {pk for found in tokens for pk in found if pk is not None}
     existing: set[int] = set()
     if wanted:
         existing = set(Message.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    by_id = _message_ids([c for g in groups for group in g for c in group])
+    return [_first(t, g, existing, by_id) for t, g in zip(tokens, groups, strict=True)]
+
+
+def _groups(report: Report) -> list[list[str]]:
+    """The report's candidate Message-IDs, in the order they are tried (sources 2 and 3)."""
+    refs = _ids((report.references or "")[-_MAX_HEADER:])  # the newest are at the end
+    groups = [
+        _ids(report.in_reply_to),
+        refs[::-1][:MAX_REFERENCES],
+        _ids(report.original_message_id),
+    ]
+    return [list(dict.fromkeys(group)) for group in groups]
+
+
+def _first(
+    tokens: list[int | None], groups: list[list[str]], existing: set[int], by_id: dict[str, int]
+) -> int | None:
+    """The first address's token, then the headers' Message-IDs (exact, else lower-cased:
+    some servers lower-case what they quote), then the other addresses' tokens."""
     if tokens and tokens[0] in existing:
-        return tenant_hint.pk, cast(int, tokens[0])
-    refs = _ids((references or "")[-_MAX_HEADER:])  # the newest are at the end
-    groups = [_ids(in_reply_to), refs[::-1][:MAX_REFERENCES], _ids(original_message_id)]
-    found = _by_message_id(groups)
-    if found is not None:
-        return tenant_hint.pk, found
+        return tokens[0]
+    for group in groups:
+        for candidate in group:
+            pk = by_id.get(candidate) or by_id.get(candidate.lower())
+            if pk is not None:
+                return pk
     for pk in tokens[1:]:
         if pk is not None and pk in existing:
-            return tenant_hint.pk, pk
+            return pk
     return None
 
 
@@ -107,21 +148,14 @@ def _ids(value: str | None) -> list[str]:
     return found
 
 
-def _by_message_id(groups: Sequence[Iterable[str]]) -> int | None:
-    """The pk of the first candidate, group by group, that is one of the tenant's Message-IDs
-    (exact, or in lower case: some servers lower-case what they quote). One query at most."""
-    ordered = [list(dict.fromkeys(group)) for group in groups]
-    flat = [c for group in ordered for c in group]
-    if not flat:
-        return None
-    keys = list(dict.fromkeys(flat + [c.lower() for c in flat]))
-    rows = dict(Message.objects.filter(message_id__in=keys).values_list("message_id", "pk"))
-    for group in ordered:
-        for candidate in group:
-            pk = rows.get(candidate) or rows.get(candidate.lower())
-            if pk is not None:
-                return pk
-    return None
+def _message_ids(candidates: list[str]) -> dict[str, int]:
+    """{message_id: pk} of the tenant's messages among the candidates, as written or in lower
+    case. One query at most."""
+    if not candidates:
+        return {}
+    keys = list(dict.fromkeys(candidates + [c.lower() for c in candidates]))
+    rows = Message.objects.filter(message_id__in=keys).values_list("message_id", "pk")
+    return {message_id: pk for message_id, pk in rows if message_id}
 
 
-__all__ = ["match_message", "match_report"]
+__all__ = ["Report", "match_message", "match_report", "match_reports"]

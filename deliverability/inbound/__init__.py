@@ -8,6 +8,21 @@ network: matching to our messages and acting on the result belong to the callers
 
 from __future__ import annotations
 
-from deliverability.inbound.classify import Classification, Kind, Recipient, classify
+from deliverability.inbound.classify import (
+    Classification,
+    Kind,
+    Recipient,
+    classify,
+    classify_parsed,
+)
+from deliverability.inbound.parse import Parsed, parse_bytes
 
-__all__ = ["Classification", "Kind", "Recipient", "classify"]
+__all__ = [
+    "Classification",
+    "Kind",
+    "Parsed",
+    "Recipient",
+    "classify",
+    "classify_parsed",
+    "parse_bytes",
+]

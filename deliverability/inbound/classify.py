@@ -17,7 +17,14 @@ from enum import StrEnum
 from typing import Any
 
 from deliverability.inbound import arf, autoreply, dsn, ses
-from deliverability.inbound.parse import content_type, header, parse_bytes, part_text, walk
+from deliverability.inbound.parse import (
+    Parsed,
+    content_type,
+    header,
+    parse_bytes,
+    part_text,
+    walk,
+)
 from deliverability.inbound.reasons import class_for, reason_for, status_for
 
 
@@ -89,7 +96,12 @@ _REPLY_SUBJECT = re.compile(
 
 
 def classify(raw: bytes) -> Classification:
-    parsed = parse_bytes(raw)
+    return classify_parsed(parse_bytes(raw))
+
+
+def classify_parsed(parsed: Parsed) -> Classification:
+    """`classify` of a message already parsed by `parse_bytes` (the poller reads its matching
+    headers from the same parse: one parse per message). Adds its notes to `parsed.notes`."""
     message, notes = parsed.message, parsed.notes
     verdict = (
         _complaint(message, notes)

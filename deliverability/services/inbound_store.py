@@ -2,11 +2,12 @@
 per (mailbox, folder, uidvalidity, uid), then classified and acted on once each.
 
 Acting is one transaction per ACT_CHUNK messages (one at a time when one of them fails): the
-row is locked in `received`, classified (deliverability.inbound.classify),
-`deliverability.signals.inbound_classified` is sent so the apps that own the data act
-(campaigns: suppressions, enrollments, rollups), the complaint is counted against the sending
-mailbox and domain, and the row moves to `processed`. A poller killed half-way leaves rows in
-`received`; the next run acts on them, and on nothing twice.
+rows are locked in `received`, each parsed once and classified (deliverability.inbound), then
+`deliverability.signals.inbound_classified` is sent for each, with the whole chunk (`chunk`:
+its `Classified` items, so a receiver may look up all of them at once), and the apps that own
+the data act (campaigns: suppressions, enrollments, rollups), the complaint is counted against
+the sending mailbox and domain, and the row moves to `processed`. A poller killed half-way
+leaves rows in `received`; the next run acts on them, and on nothing twice.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from email.parser import BytesHeaderParser
+from email.message import Message
 from email.utils import getaddresses
 from typing import Any
 
@@ -25,8 +26,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from deliverability.inbound import classify
-from deliverability.inbound.classify import Classification, Kind
+from deliverability.inbound import Classification, Kind, classify_parsed, parse_bytes
 from deliverability.models import InboundMessage, InboundState, Mailbox, SendingDomain
 from deliverability.signals import inbound_classified
 from penguinmails import batching, states
@@ -35,7 +35,7 @@ from tenants.models import Tenant
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-ACT_CHUNK = 50  # messages acted on per transaction (each in its own savepoint)
+ACT_CHUNK = 50  # messages acted on per transaction
 _ADDRESS_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
 
 
@@ -49,23 +49,36 @@ class Headers:
     message_id: str
 
 
-def read_headers(raw: bytes) -> Headers:
-    try:
-        parsed = BytesHeaderParser().parsebytes(raw[:200_000].replace(b"\x00", b""))
-    except Exception:  # noqa: BLE001 - a hostile header block is only unmatched, never fatal
-        return Headers([], "", "", "")
+def headers_of(message: Message) -> Headers:
+    """The matching headers of the message classify parsed (one parse per message)."""
 
     def text(name: str) -> str:
-        return str(parsed.get(name, "") or "")[:20_000]
+        return str(message.get(name, "") or "")[:20_000]
 
     found: list[str] = []
     for name in _ADDRESS_HEADERS:
-        values = [str(v)[:2000] for v in (parsed.get_all(name) or [])]
+        values = [str(v)[:2000] for v in (message.get_all(name) or [])]
         for _, address in getaddresses(values):
             address = address.strip().lower()
             if "@" in address and address not in found:
                 found.append(address)
     return Headers(found[:20], text("In-Reply-To"), text("References"), text("Message-ID"))
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A locked stored message with its verdict and headers (a chunk is a list of these)."""
+
+    inbound: InboundMessage
+    classification: Classification
+    headers: Headers
+
+
+def classified(row: InboundMessage) -> Classified:
+    raw = zlib.decompress(bytes(row.raw)) if row.raw is not None else b""
+    parsed = parse_bytes(raw)
+    verdict = classify_parsed(parsed)
+    return Classified(row, verdict, headers_of(parsed.message))
 
 
 def store(mailbox: Mailbox, folder: str, uidvalidity: int, fetched: Iterable[tuple[int, bytes]]):
@@ -98,8 +111,9 @@ def process_pending(tenant: Tenant, mailbox: Mailbox, *, limit: int = 10_000) ->
 
 
 def _process_chunk(tenant: Tenant, ids: list[int]) -> int:
-    """Act on up to ACT_CHUNK messages in one transaction: one SELECT locks them all, each is
-    acted on in turn, the chunk's rollup increments and the rows' move to `processed` are
+    """Act on up to ACT_CHUNK messages in one transaction: one SELECT locks them all, all are
+    classified, then each is acted on in turn (with the chunk: campaigns matches and locks what
+    they name at once), the chunk's rollup increments and the rows' move to `processed` are
     written once at its end (penguinmails.batching), one commit for all. Optimistic: no
     savepoint per message (two statements each). A message that raises rolls the whole chunk
     back, and the chunk is acted on again one message at a time (process_one: a transaction
@@ -111,9 +125,10 @@ def _process_chunk(tenant: Tenant, ids: list[int]) -> int:
                 .filter(pk__in=ids, status=InboundState.RECEIVED)
                 .order_by("id")
             )
+            chunk = [classified(row) for row in rows]
             with batching.batch():
-                for row in rows:
-                    _act(tenant, row)
+                for item in chunk:
+                    _act(tenant, item, chunk)
             return len(rows)
     except Exception:  # noqa: BLE001 - a bad message must not stop the mailbox: one at a time
         log.warning(
@@ -136,7 +151,8 @@ def process_one(tenant: Tenant, inbound_id: int) -> bool:
             )
             if row is None:
                 return False
-            _act(tenant, row)
+            item = classified(row)
+            _act(tenant, item, [item])
             return True
     except Exception as exc:  # noqa: BLE001 - one bad message must not stop the mailbox
         log.exception("inbound message %s: acting failed", inbound_id)
@@ -144,10 +160,10 @@ def process_one(tenant: Tenant, inbound_id: int) -> bool:
         return False
 
 
-def _act(tenant: Tenant, row: InboundMessage) -> None:
-    raw = zlib.decompress(bytes(row.raw)) if row.raw is not None else b""
-    verdict = classify(raw)
-    headers = read_headers(raw)
+def _act(tenant: Tenant, item: Classified, chunk: list[Classified]) -> None:
+    """Send the verdict to the apps that act (with the whole chunk, so they can look up all of
+    its messages at once) and record what they did."""
+    row, verdict, headers = item.inbound, item.classification, item.headers
     results: list[Any] = [
         r
         for _, r in inbound_classified.send(
@@ -156,6 +172,7 @@ def _act(tenant: Tenant, row: InboundMessage) -> None:
             inbound=row,
             classification=verdict,
             headers=headers,
+            chunk=chunk,
         )
         if r
     ]
@@ -172,8 +189,7 @@ def _act(tenant: Tenant, row: InboundMessage) -> None:
         action=str(outcome.get("action", "nothing to do"))[:200],
         processed_at=timezone.now(),
     )
-    # In a chunk, the rows are marked processed together at its end (one UPDATE; a message
-    # rolled back to its savepoint drops its own); alone, now.
+    # In a chunk, the rows are marked processed together at its end (one UPDATE); alone, now.
     if not batching.defer(_mark_processed, [(row, fields)]):
         _mark_processed([(row, fields)])
 

@@ -115,3 +115,41 @@ def test_a_hostile_references_header_is_bounded(cast: Cast, pair: tuple[Message,
         # ...ours last (the parent, as a reply writes it) is.
         assert match_message(t, references=f"{noise} {a.message_id}") == (t.pk, a.pk)
         assert match_message(t, in_reply_to="\x00<" + "x" * 10_000) is None
+
+
+def test_a_chunk_is_matched_in_two_queries_as_each_report_alone(
+    cast: Cast, pair: tuple[Message, Message]
+) -> None:
+    """The poller matches a chunk at once (match_reports): each report's answer is the one it
+    gets alone, in two queries whatever the chunk's size."""
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns.services.matching import Report, match_report, match_reports
+
+    a, b = pair
+    t = cast.tenant
+    unknown = bounce_address(t.pk, 10**12, DOMAIN)  # signed, but no such message
+    reports = [
+        Report([_verp(a, t.pk)], in_reply_to=b.message_id),
+        Report([f"sender1@{DOMAIN}", _verp(b, t.pk)]),
+        Report([None], references=f"<x@y.test> {a.message_id}"),
+        Report([unknown], original_message_id=(b.message_id or "").upper()),
+        Report([_verp(a, t.pk + 1)]),
+        Report([None]),
+    ] * 5
+    with schema_context(t.schema_name):
+        alone = [
+            match_report(
+                t,
+                verp_rcpts=r.verp_rcpts,
+                in_reply_to=r.in_reply_to,
+                references=r.references,
+                original_message_id=r.original_message_id,
+            )
+            for r in reports
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            together = match_reports(t, reports)
+    assert together == [found[1] if found else None for found in alone]
+    assert together[:6] == [a.pk, b.pk, a.pk, b.pk, None, None]
+    assert len(queries) == 2

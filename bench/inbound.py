@@ -21,7 +21,8 @@ side by side, messages/s of:
   processed once, messages bounced, addresses suppressed, leads replied).
 
 BENCH_PROFILE=PATH writes a cProfile of the poller's phase to PATH. The poller's SQL statements
-(every one its connection ran, fetch to commit) are counted and printed per message.
+(every one its connection ran, fetch to commit) are counted and printed per message;
+BENCH_SQL_TOP=N also prints the N most frequent (their first 90 characters).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -280,9 +282,12 @@ def poller(tenant, mailbox_id: int, uidvalidity: int) -> tuple[float, int]:  # n
         )
     processed, runs, statements = 0, 0, 0
 
+    kinds: Counter[str] = Counter()
+
     def count(execute, sql, params, many, context):  # noqa: ANN001, ANN202
         nonlocal statements
         statements += 1
+        kinds[" ".join(sql.split())[:90]] += 1
         return execute(sql, params, many, context)
 
     started = time.perf_counter()
@@ -299,6 +304,8 @@ def poller(tenant, mailbox_id: int, uidvalidity: int) -> tuple[float, int]:  # n
     if processed != N:
         raise SystemExit(f"the poller acted on {processed} messages, not {N}")
     log(f"SQL statements per message: {statements / N:.2f} ({statements:,} in {runs} runs)")
+    for sql, times in kinds.most_common(int(os.environ.get("BENCH_SQL_TOP", "0"))):
+        log(f"  {times:6,}  {sql}")
     return N / elapsed, runs
 
 

@@ -1,10 +1,11 @@
 """What campaigns does about mail read from its mailboxes (docs/inbound.md, "Actions"): the
 receiver of `deliverability.signals.inbound_classified`, connected in CampaignsConfig.ready.
 
-Runs inside deliverability's one transaction per inbound message (which then marks it
-processed), in the tenant's schema. The report is matched to one of the tenant's messages with
-`match_message` (VERP token, In-Reply-To/References, quoted Message-ID; a forged token or another
-tenant's message matches nothing, and nothing changes). Then, by kind:
+Runs inside deliverability's transaction for a chunk of inbound messages (which then marks
+them processed), in the tenant's schema, once per message in order; the first call matches the
+whole chunk (`match_reports`, the same answers as `match_message` each: VERP token,
+In-Reply-To/References, quoted Message-ID; a forged token or another tenant's message matches
+nothing, and nothing changes) and locks the messages it names. Then, by kind:
 
 - hard bounce: the message becomes bounced (state machine), the lead bounced, the address
   suppressed (reason bounced, source inbound), every active enrollment of the lead stops;
@@ -25,13 +26,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil import parser as dateparser  # type: ignore[import-untyped]
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from campaigns import webhook_events
@@ -75,9 +77,9 @@ def on_inbound_classified(
         return None
     # The chunk's messages are matched and locked together, once (the first of them asks).
     found = (
-        batching.remember(("campaigns.feedback", id(chunk)), lambda: _Found.of(tenant, chunk))
+        batching.remember(("campaigns.feedback", id(chunk)), lambda: _Chunk.of(tenant, chunk))
         if chunk
-        else _Found.of(tenant, [_Item(inbound, classification, headers)])
+        else _Chunk.of(tenant, [_Item(inbound, classification, headers)], alone=True)
     )
     message_pk = found.matches.get(inbound.pk)
     if message_pk is None:
@@ -93,7 +95,7 @@ def on_inbound_classified(
         "reply": _reply,
         "auto_reply": _auto_reply,
     }.get(kind)
-    action = act(message, classification, at) if act else "nothing to do"
+    action = act(message, classification, at, found) if act else "nothing to do"
     webhook_events.inbound(kind, message, at, action)
     return {"message_id": message.pk, "mailbox_id": message.mailbox_id, "action": action}
 
@@ -107,18 +109,25 @@ class _Item:
     headers: Any
 
 
-@dataclass(frozen=True)
-class _Found:
-    """A chunk's matches (inbound pk -> message pk) and its matched messages, locked."""
+@dataclass
+class _Chunk:
+    """A chunk's matches (inbound pk -> message pk), its matched messages (locked), and what
+    its actions read of each other's writes: the soft bounces of each bounced address (counted
+    once, then kept up to date) and the messages given a complaint event. In a chunk the events
+    are written at its end, in one INSERT (penguinmails.batching); alone, at once."""
 
     matches: dict[int, int]
     messages: dict[int, Message]
+    soft: dict[str, int]
+    alone: bool = False
+    complained: set[int] = field(default_factory=set)
 
     @classmethod
-    def of(cls, tenant: Tenant, chunk: Sequence[Any]) -> _Found:
-        """Match every message of the chunk (two queries) and lock the messages they name (one
-        query, in pk order). A message matched twice is one object, so the second action sees
-        what the first did to it (a bounced message is not bounced again)."""
+    def of(cls, tenant: Tenant, chunk: Sequence[Any], *, alone: bool = False) -> _Chunk:
+        """Match every message of the chunk (two queries), lock the messages they name (one
+        query, in pk order) and count the bounced addresses' soft bounces (one). A message
+        matched twice is one object, so the second action sees what the first did to it (a
+        bounced message is not bounced again)."""
         items = [i for i in chunk if str(i.classification.kind) != "other"]
         pending: list[tuple[int, Report]] = []
         matches: dict[int, int] = {}
@@ -132,7 +141,46 @@ class _Found:
         matches.update({i: pk for (i, _), pk in zip(pending, found, strict=True) if pk is not None})
         wanted = set(matches.values())
         locked = Message.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
-        return cls(matches, {m.pk: m for m in locked} if wanted else {})
+        messages = {m.pk: m for m in locked} if wanted else {}
+        bounced = {
+            messages[matches[i.inbound.pk]].to_email.strip().lower()
+            for i in items
+            if str(i.classification.kind) == "bounce" and matches.get(i.inbound.pk) in messages
+        }
+        return cls(matches, messages, _soft_bounces(bounced), alone)
+
+    def add(self, event: MessageEvent, to_email: str) -> None:
+        """An event written now (alone) or at the chunk's end, counted for what reads it."""
+        if event.kind == EventKind.COMPLAINT:
+            self.complained.add(event.message_id)
+        if event.kind == EventKind.BOUNCE and event.machine_reason.startswith("soft"):
+            self.soft[to_email.lower()] = self.soft.get(to_email.lower(), 0) + 1
+        if self.alone or not batching.defer(_write_events, [event]):
+            event.save()
+
+
+def _write_events(events: list[MessageEvent]) -> None:
+    MessageEvent.objects.bulk_create(events)
+
+
+def _soft_bounces(addresses: set[str]) -> dict[str, int]:
+    """The soft bounce events of each address in the last INBOUND_SOFT_BOUNCE_DAYS (any
+    message to it, the address compared without case), in one query."""
+    if not addresses:
+        return {}
+    since = timezone.now() - timedelta(days=settings.INBOUND_SOFT_BOUNCE_DAYS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.address, COUNT(*) FROM unnest(%s::text[]) AS a(address)
+            JOIN campaigns_message m ON UPPER(m.to_email::text) = UPPER(a.address)
+            JOIN campaigns_messageevent e ON e.message_id = m.id
+            WHERE e.kind = %s AND e.machine_reason LIKE 'soft%%' AND e.at >= %s
+            GROUP BY a.address
+            """,
+            [sorted(addresses), EventKind.BOUNCE.value, since],
+        )
+        return {address: int(n) for address, n in cursor.fetchall()}
 
 
 def _by_token(tenant: Tenant, classification: Any) -> int | None:
@@ -166,14 +214,15 @@ def _unsubscribe_token(text: str) -> tokens.Token | None:
         return None
 
 
-def _event(message: Message, kind: str, at: datetime, reason: str = "") -> None:
-    MessageEvent.objects.create(
+def _event(message: Message, kind: str, at: datetime, chunk: _Chunk, reason: str = "") -> None:
+    event = MessageEvent(
         message_id=message.pk,
         campaign_id=message.campaign_id,
         kind=kind,
         at=at,
         machine_reason=reason[:100],
     )
+    chunk.add(event, message.to_email)
 
 
 def _bump(message: Message, counter: str, at: datetime) -> None:
@@ -200,18 +249,12 @@ def _recipient_class(message: Message, classification: Any) -> tuple[str, str]:
     return (chosen.klass or "soft"), (chosen.status or "")
 
 
-def _bounce(message: Message, classification: Any, at: datetime) -> str:
+def _bounce(message: Message, classification: Any, at: datetime, chunk: _Chunk) -> str:
     klass, status = _recipient_class(message, classification)
     address = message.to_email.strip().lower()
-    _event(message, EventKind.BOUNCE, at, f"{klass} {status}".strip())
+    _event(message, EventKind.BOUNCE, at, chunk, f"{klass} {status}".strip())
     if klass != "hard":
-        since = at - timedelta(days=settings.INBOUND_SOFT_BOUNCE_DAYS)
-        soft = MessageEvent.objects.filter(
-            kind=EventKind.BOUNCE,
-            machine_reason__startswith="soft",
-            at__gte=since,
-            message__to_email__iexact=address,
-        ).count()
+        soft = chunk.soft.get(address, 0)  # this one included
         if soft < settings.INBOUND_SOFT_BOUNCE_LIMIT:
             return (
                 f"soft bounce {status} counted ({soft} in {settings.INBOUND_SOFT_BOUNCE_DAYS} days)"
@@ -233,7 +276,7 @@ def _bounce(message: Message, classification: Any, at: datetime) -> str:
     return f"{klass} bounce {status}: suppressed, {stopped} enrollment(s) stopped"
 
 
-def _complaint(message: Message, classification: Any, at: datetime) -> str:
+def _complaint(message: Message, classification: Any, at: datetime, chunk: _Chunk) -> str:
     address = message.to_email.strip().lower()
     suppress_many(
         [address],
@@ -242,19 +285,24 @@ def _complaint(message: Message, classification: Any, at: datetime) -> str:
         at=at,
     )
     stopped = _stop_lead(message.lead_id, "Complained.", at)
-    if not MessageEvent.objects.filter(message_id=message.pk, kind=EventKind.COMPLAINT).exists():
+    if (
+        message.pk not in chunk.complained
+        and not MessageEvent.objects.filter(
+            message_id=message.pk, kind=EventKind.COMPLAINT
+        ).exists()
+    ):
         _bump(message, "complained", at)
-    _event(message, EventKind.COMPLAINT, at, str(classification.feedback_type or "abuse"))
+    _event(message, EventKind.COMPLAINT, at, chunk, str(classification.feedback_type or "abuse"))
     return f"complaint: suppressed, {stopped} enrollment(s) stopped"
 
 
-def _unsubscribe(message: Message, classification: Any, at: datetime) -> str:
+def _unsubscribe(message: Message, classification: Any, at: datetime, chunk: _Chunk) -> str:
     done = unsubscribe_message(message.pk, at=at, source="mailto")
     return "unsubscribed" if done else "already unsubscribed"
 
 
-def _reply(message: Message, classification: Any, at: datetime) -> str:
-    _event(message, EventKind.REPLY, at)
+def _reply(message: Message, classification: Any, at: datetime, chunk: _Chunk) -> str:
+    _event(message, EventKind.REPLY, at, chunk)
     changed = record_reply(message.lead_id)
     return "reply: lead marked replied" if changed else "reply: lead already replied or stopped"
 
@@ -282,7 +330,7 @@ def return_day(stated: str | None, today: date) -> date | None:
     return day if day > today else None
 
 
-def _auto_reply(message: Message, classification: Any, at: datetime) -> str:
+def _auto_reply(message: Message, classification: Any, at: datetime, chunk: _Chunk) -> str:
     """An auto-reply never stops the sequence; with a stated return date, the lead's next step
     waits for it in the campaigns that ask for that (delay_on_out_of_office), capped."""
     campaign = Campaign.objects.filter(pk=message.campaign_id).first()
@@ -297,5 +345,5 @@ def _auto_reply(message: Message, classification: Any, at: datetime) -> str:
         reason = f"out of office until {back.isoformat()}: next step due {until:%Y-%m-%d %H:%M %Z}"
     else:
         reason = f"out of office until {back.isoformat()}: sequence unchanged"
-    _event(message, EventKind.AUTO_REPLY, at, reason)
+    _event(message, EventKind.AUTO_REPLY, at, chunk, reason)
     return f"auto-reply: {reason} ({len(moved)} enrollment(s) delayed)"

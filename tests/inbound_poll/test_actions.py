@@ -270,3 +270,33 @@ def test_an_unsubscribe_request_unsubscribes_as_the_one_click_post_does(
         assert Suppression.objects.get().value == leaving.to_email
         assert Message.objects.get(pk=leaving.pk).unsubscribed_at is not None
         assert sum(CampaignDailyStat.objects.values_list("unsubscribed", flat=True)) == 1
+
+
+def test_the_messages_of_one_chunk_see_each_others_actions(
+    cast: Cast, sandbox: Sandbox, imap: SandboxImap, settings: Any
+) -> None:
+    """A chunk is matched at once and its events written at its end, yet each message acts on
+    what the ones before it did: the second soft bounce of an address in the same chunk reaches
+    the limit, a second complaint about a message is not counted again, a second hard bounce
+    does not bounce the message again."""
+    settings.INBOUND_SOFT_BOUNCE_LIMIT = 2
+    world = sent_world(cast, sandbox, imap, leads=3)
+    soft, complained, hard = world.messages
+    full = {"status": "4.2.2", "diagnostic": "452 4.2.2 Mailbox full"}
+    for _ in range(2):
+        world.deliver(dsn(verp_of(world, soft), soft.to_email, soft.message_id, **full))
+        world.deliver(arf(ADDRESS, complained.to_email, complained.message_id))
+        world.deliver(dsn(verp_of(world, hard), hard.to_email, hard.message_id))
+    report = world.poll()
+    assert report.processed == 6
+    with schema_context(cast.tenant.schema_name):
+        actions = list(InboundMessage.objects.order_by("uid").values_list("action", flat=True))
+        assert actions[0] == "soft bounce 4.2.2 counted (1 in 7 days)"
+        assert actions[3].startswith("soft bounce 4.2.2: suppressed")
+        assert Suppression.objects.get(value=soft.to_email).reason == "bounced"
+        assert MessageEvent.objects.filter(kind="bounce").count() == 4
+        assert MessageEvent.objects.filter(kind="complaint").count() == 2
+        assert sum(CampaignDailyStat.objects.values_list("complained", flat=True)) == 1
+        assert sum(CampaignDailyStat.objects.values_list("bounced", flat=True)) == 1
+        assert Message.objects.get(pk=hard.pk).status == "bounced"
+        assert Message.objects.get(pk=soft.pk).status == "sent"

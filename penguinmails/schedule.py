@@ -79,6 +79,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "args": ("campaigns.tick",),
         "options": {"queue": Queue.HIGH.value, "expires": 10},
     },
+    # Status counters (docs/analytics.md, "Status counters"): fold the triggers' delta rows, once a
+    # minute, in each tenant with a running campaign (the public index).
+    "campaigns-counts-compact": {
+        "task": "penguinmails.enqueue_job",
+        "schedule": 60.0,
+        "args": ("campaigns.counts_compact_due",),
+        "options": {"queue": Queue.HIGH.value, "expires": 60},
+    },
     # A scheduled campaign starts at its start time (docs/states.md; the public index).
     "campaigns-start-due": {
         "task": "penguinmails.enqueue_job",

@@ -20,4 +20,4 @@ def start_due(payload: Payload, context: JobContext) -> None:
 
 
 # Sending and tracking handlers live in their own modules; importing them here registers them.
-from campaigns.jobs import protection, sending, tracking  # noqa: E402, F401
+from campaigns.jobs import counters, protection, sending, tracking  # noqa: E402, F401

@@ -3,7 +3,7 @@ daily stats. Django finds the models through this module, so every model is impo
 
 Modules: `templates` (EmailTemplate), `leads` (leads, lists, suppressions, CSV imports),
 `campaigns` (Campaign, its steps and variants), `messages` (enrollments, messages, their events),
-`stats` (CampaignDailyStat).
+`stats` (CampaignDailyStat, CampaignStatusCount).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from campaigns.models.messages import (
     MessageStatus,
     StoppedBy,
 )
-from campaigns.models.stats import CampaignDailyStat
+from campaigns.models.stats import CampaignDailyStat, CampaignStatusCount, CountKind
 from campaigns.models.templates import EmailTemplate
 
 __all__ = [
@@ -52,7 +52,9 @@ __all__ = [
     "Campaign",
     "CampaignDailyStat",
     "CampaignLead",
+    "CampaignStatusCount",
     "CampaignStatus",
+    "CountKind",
     "DelayUnit",
     "DuplicatePolicy",
     "EmailTemplate",

@@ -1,4 +1,4 @@
-"""Daily rollups of campaign figures (docs/analytics.md)."""
+"""Daily rollups of campaign figures and per-campaign status counters (docs/analytics.md)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,30 @@ class CampaignDailyStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} {self.day}"
+
+
+class CountKind(models.TextChoices):
+    MESSAGE = "message", "Messages"
+    ENROLLMENT = "enrollment", "Enrollments"
+
+
+class CampaignStatusCount(models.Model):
+    """How many of a campaign's messages (or enrollments) are in one status, as rows to add up.
+
+    Written only by PostgreSQL: statement-level triggers on the messages and enrollments tables
+    append one delta row per (campaign, kind, status) a statement changed, so every write path
+    (ORM, raw SQL, COPY, cascades) is counted and concurrent writers never wait on a shared row;
+    `campaigns.services.stats.counters.compact` folds the deltas into one row each. A campaign's
+    progress is the sum of its few rows. No foreign key: the deletes of a campaign's messages
+    still append (negative) deltas while the campaign row goes, and compaction drops the rows of
+    campaigns that are gone."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=CountKind.choices)
+    status = models.CharField(max_length=16)
+    n = models.BigIntegerField()  # a delta may be negative; the sum per status never is
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.kind} {self.status}: {self.n}"

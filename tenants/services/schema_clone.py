@@ -12,12 +12,14 @@ indexes, constraints, identity columns), so this copies exactly that:
   replayed from `pg_get_constraintdef` / `pg_get_indexdef` under its original name (LIKE would
   rename indexes, and later migrations find indexes and constraints by name);
 - rows the template holds (`django_migrations`, content types), with identity sequences moved past
-  the copied ids.
+  the copied ids;
+- functions (`pg_get_functiondef`, the schema's name swapped in) and triggers (`pg_get_triggerdef`)
+  of the campaigns' status counters, replayed after the rows, so the copied rows fire nothing.
 
 The plan (statements with the schema names left out) is read from the catalog once per process
 and reused while the template's applied migrations stay the same, so a creation costs the same at
 1 tenant or 10,000. Anything else found in the template (views, sequences that are not identity
-columns, triggers) makes it refuse loudly instead of producing a half-copy.
+columns) makes it refuse loudly instead of producing a half-copy.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class ClonePlan:
     tables_with_rows: tuple[str, ...]
     # (table, column) of identity columns whose sequence must follow copied rows
     identity_columns: tuple[tuple[str, str], ...]
+    # CREATE FUNCTION statements with `{schema}` for the schema, then CREATE TRIGGER statements
+    # with tables and functions unqualified (replayed with the new schema on the path)
+    functions: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
 
 
 _lock = threading.Lock()
@@ -102,13 +108,6 @@ def _read_plan(cursor: object, template: str, fingerprint: tuple[int, str]) -> C
     loose = sorted(sequences - identity_sequences)
     if loose:
         raise CloneUnsupported(f"Template schema has non-identity sequences: {loose}")
-    c.execute(  # type: ignore[attr-defined]
-        "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-        "WHERE c.relnamespace = %s::regnamespace AND NOT t.tgisinternal",
-        [template],
-    )
-    if c.fetchone()[0]:  # type: ignore[attr-defined]
-        raise CloneUnsupported("Template schema has triggers; lean cloning does not copy them.")
     # Print definitions with only the template on the search path: its own tables come out
     # unqualified (so they resolve to the new schema when replayed), public ones qualified.
     # Names are kept as they are: later migrations find indexes and constraints by name.
@@ -139,6 +138,18 @@ def _read_plan(cursor: object, template: str, fingerprint: tuple[int, str]) -> C
             [template],
         )
         printed = tuple(r[0] for r in c.fetchall())  # type: ignore[attr-defined]
+        # Pretty-printed: the table and the template's functions unqualified (the template is
+        # the search path).
+        c.execute(  # type: ignore[attr-defined]
+            """
+            SELECT pg_get_triggerdef(t.oid, true) FROM pg_trigger t
+            JOIN pg_class c ON c.oid = t.tgrelid
+            WHERE c.relnamespace = %s::regnamespace AND NOT t.tgisinternal
+            ORDER BY c.relname, t.tgname
+            """,
+            [template],
+        )
+        triggers = tuple(r[0] for r in c.fetchall())  # type: ignore[attr-defined]
         # pg_get_indexdef always qualifies the table (PostgreSQL >= 10); swap in a placeholder.
         c.execute("SELECT quote_ident(%s)", [template])  # type: ignore[attr-defined]
         qualified = c.fetchone()[0]  # type: ignore[attr-defined]
@@ -150,6 +161,7 @@ def _read_plan(cursor: object, template: str, fingerprint: tuple[int, str]) -> C
                     break
             else:
                 raise CloneUnsupported(f"Unexpected index definition: {definition}")
+        functions = _functions(c, template, qualified)
     finally:
         c.execute(f"SET LOCAL search_path TO {saved_path}")  # type: ignore[attr-defined]
     with_rows = []
@@ -158,7 +170,33 @@ def _read_plan(cursor: object, template: str, fingerprint: tuple[int, str]) -> C
         c.execute(query)  # type: ignore[attr-defined]
         if c.fetchone()[0]:  # type: ignore[attr-defined]
             with_rows.append(table)
-    return ClonePlan(fingerprint, tables, constraints, tuple(indexes), tuple(with_rows), identity)
+    return ClonePlan(
+        fingerprint,
+        tables,
+        constraints,
+        tuple(indexes),
+        tuple(with_rows),
+        identity,
+        functions,
+        triggers,
+    )
+
+
+def _functions(cursor: object, template: str, qualified: str) -> tuple[str, ...]:
+    """The template's functions as CREATE statements with `{schema}` for its name (the body is
+    kept as is: the trigger functions name no schema, they use TG_TABLE_SCHEMA)."""
+    cursor.execute(  # type: ignore[attr-defined]
+        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE p.pronamespace = %s::regnamespace "
+        "ORDER BY p.proname",
+        [template],
+    )
+    found = []
+    for (definition,) in cursor.fetchall():  # type: ignore[attr-defined]
+        head = f"CREATE OR REPLACE FUNCTION {qualified}."
+        if not definition.startswith(head):
+            raise CloneUnsupported(f"Unexpected function definition: {definition[:200]}")
+        found.append("CREATE FUNCTION {schema}." + definition[len(head) :])
+    return tuple(found)
 
 
 def clone_template_schema(template: str, new_schema: str) -> None:
@@ -207,6 +245,8 @@ def clone_template_schema(template: str, new_schema: str) -> None:
                 for t, name, definition in plan.constraints
             ]
             ddl += [definition.replace("{schema}", dst, 1) for definition in plan.indexes]
+            ddl += [definition.replace("{schema}", dst, 1) for definition in plan.functions]
+            ddl += list(plan.triggers)
             if ddl:
                 cursor.execute(";\n".join(ddl))
         finally:

@@ -8,6 +8,7 @@ UPDATE adds them, so concurrent writers never lose a count and stats never scan 
 - `rollups`: the write side (`COUNTERS`, `Bump`, `bump`).
 - `figures`: what the read side returns (`Figures` and its rates, per step, variant, day...).
 - `reads`: campaign and tenant figures from the rollups, and a campaign's progress.
+- `counters`: the status counters behind progress (kept by triggers; read, compact).
 - `rebuild`: recompute a campaign's rollups from its messages and events.
 """
 

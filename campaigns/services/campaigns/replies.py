@@ -3,7 +3,10 @@ the reply is counted once in the rollups."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection, transaction
 from django.utils.timezone import now
 
 from campaigns.models import (
@@ -51,17 +54,39 @@ def mark_lead_replied(principal: Principal, lead_id: int | str) -> Lead:
     return lead
 
 
-def record_reply(lead_id: int) -> bool:
-    """The inbound poller's `mark_lead_replied` (a system actor, no principal): the same moves,
-    in the caller's transaction. True when the lead was active and became replied."""
-    lead = Lead.objects.select_for_update().filter(pk=lead_id).first()
-    if lead is None:
-        return False
-    changed = lead.status == LeadStatus.ACTIVE
-    if changed:
-        lead.status = LeadStatus.REPLIED
-        lead.save(update_fields=["status", "updated_at"])
-    _stop_on_reply(lead)
+def record_replies(lead_ids: Iterable[int], *, at: datetime) -> set[int]:
+    """The inbound poller's `mark_lead_replied` for a chunk's replies (a system actor, no
+    principal), in the caller's transaction, in two statements whatever their number: the
+    active leads become replied (returned), and the latest sent message of each lead in each
+    campaign gets replied_at (conditional, so a reply is counted once in the `replied` rollup).
+    The enrollments' stop is the caller's (feedback_chunk stops them with the chunk's other
+    stops, in the order its actions ran)."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE campaigns_lead SET status = %s, updated_at = %s "
+            "WHERE id = ANY(%s) AND status = %s RETURNING id",
+            [LeadStatus.REPLIED.value, at, ids, LeadStatus.ACTIVE.value],
+        )
+        changed = {int(row[0]) for row in cursor.fetchall()}
+        cursor.execute(
+            """
+            UPDATE campaigns_message AS m SET replied_at = %s
+            FROM (
+                SELECT DISTINCT ON (lead_id, campaign_id) id, replied_at
+                FROM campaigns_message
+                WHERE lead_id = ANY(%s) AND status = ANY(%s) AND sent_at IS NOT NULL
+                ORDER BY lead_id, campaign_id, sent_at DESC, id DESC
+            ) AS latest
+            WHERE m.id = latest.id AND latest.replied_at IS NULL AND m.replied_at IS NULL
+            RETURNING m.campaign_id, m.step_id, m.variant_id, m.mailbox_id
+            """,
+            [at, ids, [str(s) for s in REPLYABLE]],
+        )
+        replied = cursor.fetchall()
+    bump(Bump(c, s, v, at.date(), "replied", 1, mb) for c, s, v, mb in replied)
     return changed
 
 

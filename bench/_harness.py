@@ -64,15 +64,18 @@ def _admin_url() -> tuple[str, str]:
 
 
 @contextmanager
-def bench_database(name: str, *, keep: bool = False) -> Iterator[str]:
+def bench_database(name: str, *, keep: bool = False, reuse: bool = False) -> Iterator[str]:
     """A fresh database `name` on DATABASE_URL's server, made DATABASE_URL for this process
-    (and the processes it starts); dropped on the way out unless `keep`."""
+    (and the processes it starts); dropped on the way out unless `keep`. With `reuse`, a
+    database of that name left by an earlier run (`keep`) is used as it is."""
     import psycopg
 
     admin_url, source = _admin_url()
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not (reuse and exists):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(source)._replace(path=f"/{name}"))
     os.environ["DATABASE_URL"] = url
     try:

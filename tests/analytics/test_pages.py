@@ -3,6 +3,8 @@ overview page: what they show, who may open them, and the outsider who cannot.""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from django_tenants.utils import schema_context
 
@@ -89,3 +91,38 @@ def test_it_keeps_the_outsider_out(cast: Cast, world: World) -> None:
     for url in (f"/campaigns/{world.campaign.pk}/progress/", "/campaigns/overview/"):
         response = acme_host.get(url)
         assert response.status_code in (302, 404) and "Spring" not in response.content.decode()
+
+
+def _chart(html: str) -> str:
+    return html.split('id="stats-chart"')[1].split("</figure>")[0]
+
+
+def test_the_chart_is_drawn_again_when_its_numbers_move_and_only_then(
+    cast: Cast, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart's SVG is cached under a digest of what it is drawn from: the same numbers are
+    not drawn twice, and new numbers are drawn at once (never a stale chart)."""
+    from campaigns.services.stats import Bump, bump
+    from campaigns.views import stats as views
+
+    _set_status(cast, world, CampaignStatus.RUNNING)
+    drawn: list[str] = []
+    real = views._draw
+    monkeypatch.setattr(views, "_draw", lambda *a, **k: drawn.append("x") or real(*a, **k))
+    web = client_for(cast.viewer, cast.tenant)
+    url = f"/campaigns/{world.campaign.pk}/"
+    first = _chart(web.get(url).content.decode())
+    again = _chart(web.get(url).content.decode())
+    assert first == again and len(drawn) <= 1  # 0 when a run before this one drew it
+    count = len(drawn)
+    with schema_context(cast.tenant.schema_name):
+        variant = world.a
+        # A number no earlier run drew (the cache outlives a test run).
+        sent = random.randint(1_000, 10**9)
+        bump([Bump(world.campaign.pk, variant.step_id, variant.pk, world.today, "sent", sent)])
+    moved = _chart(web.get(url).content.decode())
+    assert moved != first and len(drawn) == count + 1
+    assert '<svg role="img" aria-label="Spring: messages per day"' in moved
+    # The outsider's tenant has no such campaign: a 404, and no chart of ours.
+    outsider = client_for(cast.outsider, cast.other_tenant)
+    assert outsider.get(url).status_code == 404

@@ -4,6 +4,7 @@ overview page: what they show, who may open them, and the outsider who cannot.""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from django_tenants.utils import schema_context
@@ -126,3 +127,23 @@ def test_the_chart_is_drawn_again_when_its_numbers_move_and_only_then(
     # The outsider's tenant has no such campaign: a 404, and no chart of ours.
     outsider = client_for(cast.outsider, cast.other_tenant)
     assert outsider.get(url).status_code == 404
+
+
+def test_the_chart_is_drawn_when_the_cache_is_unreachable(
+    cast: Cast, world: World, settings: Any
+) -> None:
+    _set_status(cast, world, CampaignStatus.RUNNING)
+    web = client_for(cast.viewer, cast.tenant)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "KEY_FUNCTION": "django_tenants.cache.make_key",
+            "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        }
+    }
+    response = web.get(f"/campaigns/{world.campaign.pk}/")
+    assert response.status_code == 200
+    assert '<svg role="img" aria-label="Spring: messages per day"' in _chart(
+        response.content.decode()
+    )

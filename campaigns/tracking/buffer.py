@@ -14,6 +14,7 @@ import atexit
 import json
 import logging
 import os
+import select
 import ssl
 import threading
 import time
@@ -90,8 +91,8 @@ def push(event: Event) -> None:
 
 
 def settle() -> None:
-    """Wait for the replies to this process's pushes (what `depth` and the flusher's claim see
-    then includes them). Raises redis.RedisError if Redis failed them."""
+    """Wait for all the replies to this process's pushes (what `depth` and the flusher's claim
+    see then includes them). Raises redis.RedisError if Redis failed any."""
     _pusher.settle()
 
 
@@ -103,76 +104,95 @@ class _Pusher:
     a call, and waiting for the reply another ~25-40 µs (the worker sleeps in `recv` and is woken:
     two context switches), against ~30 µs for the rest of the request (docs/tracking.md,
     "Speed"). So a push writes its command and returns: the event is in Redis's socket before the
-    response leaves; the replies that have come in are read without waiting at the next push, at
-    `settle`, and at the process's exit. A command is kept until its reply (at most `WINDOW`: past
-    that the push waits). A connection found closed (end of file, a reset, a broken pipe: Redis
-    restarted, its idle `timeout`, CLIENT KILL) ran none of the commands it has not answered:
-    they are written again, once, on a new connection. An error reply or a timeout costs those
-    events, logged, as a Redis that is down does.
+    response leaves. The socket stays non-blocking, so a push is one `send` system call (a socket
+    with a timeout polls before each send, and switching it to non-blocking and back for a read
+    costs two more calls); only a full send buffer or a wait for replies polls, within redis-py's
+    socket timeout. The replies that have come in are read, without waiting, once `READ_AT`
+    commands are unanswered (one `recv` for many pushes), and waited for past `WINDOW`, at
+    `settle` and at the process's exit. A connection found closed (end of file, a reset, a broken
+    pipe: Redis restarted, its idle `timeout`, CLIENT KILL) ran none of the commands it has not
+    answered: they are written again, once, on a new connection. An error reply or a timeout
+    costs those events, logged, as a Redis that is down does.
     """
 
+    READ_AT = 16
     WINDOW = 64
 
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """A new process's state (also in a forked child: the parent's socket, commands and lock
+        are not its own)."""
         self.lock = threading.Lock()
         self.conn: Any = None
+        self.sock: Any = None
         self.timeout: float | None = None
-        self.owner = (0, "")  # the connection's process and URL: a forked worker opens its own
+        self.url = ""
         self.unacked: deque[bytes] = deque()
         self.partial = b""
 
     def lpush(self, value: bytes) -> None:
         command = b"%s$%d\r\n%s\r\n" % (_LPUSH, len(value), value)
         with self.lock:
-            self._own()
+            if self.url != settings.REDIS_URL:
+                self._switch()
             self.unacked.append(command)
             self._write(command)
-            self._read(wait=len(self.unacked) >= self.WINDOW)
+            if len(self.unacked) >= self.READ_AT:
+                self._read(wait=len(self.unacked) >= self.WINDOW)
 
     def settle(self) -> None:
         with self.lock:
-            if self.conn is None or self.owner[0] != os.getpid():
-                return
-            while self.unacked:
-                self._read(wait=True)
+            refused: redis.ResponseError | None = None
+            while self.sock is not None and self.unacked:
+                try:
+                    self._read(wait=True)
+                except redis.ResponseError as exc:
+                    refused = exc  # the other replies are read all the same
+            if refused is not None:
+                raise refused
 
-    def _own(self) -> None:
-        owner = (os.getpid(), settings.REDIS_URL)
-        if self.owner != owner:
-            if self.owner[0] == owner[0]:
-                self._settle_quietly()  # the same process, another Redis (tests)
-            # A parent's socket and commands are not this process's.
-            self.conn, self.owner, self.partial = None, owner, b""
-            self.unacked.clear()
+    def _switch(self) -> None:
+        # The same process, another Redis (tests): the old one's replies first.
+        self._settle_quietly()
+        self._drop()
+        self.unacked.clear()
+        self.url = settings.REDIS_URL
 
     def _settle_quietly(self) -> None:
-        try:
-            while self.conn is not None and self.unacked:
+        while self.sock is not None and self.unacked:
+            try:
                 self._read(wait=True)
-        except redis.RedisError:
-            pass  # logged by `_lose`
+            except redis.RedisError:
+                pass  # logged (refused replies one by one, the rest by `_lose`)
 
     def _connect(self) -> None:
         pool = live.client().connection_pool
         conn = pool.connection_class(**pool.connection_kwargs)
         conn.connect()
-        self.conn, self.partial = conn, b""
-        self.timeout = conn._sock.gettimeout()
+        sock = conn._sock
+        self.timeout = sock.gettimeout()
+        sock.setblocking(False)
+        self.conn, self.sock, self.partial = conn, sock, b""
 
     def _write(self, command: bytes) -> None:
         """Write `command` (the last of `unacked`); on a connection found closed, all of
         `unacked` again on a new one."""
-        again = self.conn is None
+        again = self.sock is None
         try:
             if again:
                 self._connect()
-                self.conn._sock.sendall(b"".join(self.unacked))
+                self._send(b"".join(self.unacked))
             else:
-                self.conn._sock.sendall(command)
+                self._send(command)
             return
         except redis.RedisError as exc:
             self._lose(exc)
             raise
+        except TimeoutError as exc:  # part of a command may be written: the stream is unusable
+            self._lose(exc)
+            raise redis.TimeoutError(str(exc)) from exc
         except OSError as exc:
             if again:
                 self._lose(exc)
@@ -183,29 +203,50 @@ class _Pusher:
     def _resend(self) -> None:
         try:
             self._connect()
-            self.conn._sock.sendall(b"".join(self.unacked))
+            self._send(b"".join(self.unacked))
         except (OSError, redis.RedisError) as exc:
             self._lose(exc)
             if isinstance(exc, redis.RedisError):
                 raise
             raise redis.ConnectionError(str(exc)) from exc
 
+    def _send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+            except ssl.SSLWantReadError:
+                self._poll(select.POLLIN)
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                self._poll(select.POLLOUT)
+
+    def _poll(self, event: int) -> None:
+        """Until the socket is ready for `event`, within the connection's timeout."""
+        poller = select.poll()
+        poller.register(self.sock, event)
+        if not poller.poll(None if self.timeout is None else self.timeout * 1000):
+            raise TimeoutError("Redis did not answer within the socket timeout")
+
     def _read(self, *, wait: bool) -> None:
         """Take the replies that have come in (`wait`: at least one)."""
-        sock = self.conn._sock
-        sock.settimeout(self.timeout if wait else 0.0)
-        try:
-            chunk = sock.recv(65536)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return
-        except ConnectionResetError:
-            chunk = b""
-        except OSError as exc:  # a timeout: the commands may have run
-            self._lose(exc)
-            raise redis.TimeoutError(str(exc)) from exc
-        finally:
-            if self.conn is not None:
-                sock.settimeout(self.timeout)
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+                break
+            except (BlockingIOError, ssl.SSLWantReadError):
+                if not wait:
+                    return
+                try:
+                    self._poll(select.POLLIN)
+                except TimeoutError as exc:  # the commands may have run
+                    self._lose(exc)
+                    raise redis.TimeoutError(str(exc)) from exc
+            except ConnectionResetError:
+                chunk = b""
+                break
+            except OSError as exc:
+                self._lose(exc)
+                raise redis.ConnectionError(str(exc)) from exc
         if not chunk:
             # Closed: what it has not answered was not run.
             self._drop()
@@ -230,7 +271,7 @@ class _Pusher:
         self._drop()
 
     def _drop(self) -> None:
-        conn, self.conn = self.conn, None
+        conn, self.conn, self.sock = self.conn, None, None
         self.partial = b""
         if conn is not None:
             conn.disconnect()  # redis-py's: a socket already broken closes quietly
@@ -238,6 +279,8 @@ class _Pusher:
 
 _LPUSH = b"*3\r\n$5\r\nLPUSH\r\n$%d\r\n%s\r\n" % (len(EVENTS_KEY), EVENTS_KEY.encode())
 _pusher = _Pusher()
+# A forked child (a gunicorn worker, a Celery child) starts with no connection and no commands.
+os.register_at_fork(after_in_child=_pusher.forget)
 atexit.register(_pusher._settle_quietly)
 
 
@@ -319,8 +362,7 @@ class Claim:
 def _settle_quietly() -> None:
     # This process's own pushes first (an endpoint and a flusher or a test in one process).
     with _pusher.lock:
-        if _pusher.owner[0] == os.getpid():
-            _pusher._settle_quietly()
+        _pusher._settle_quietly()
 
 
 def count_dropped(n: int) -> None:

@@ -101,8 +101,8 @@ def signature_header(message: bytes, key: DkimKey, *, now: float | None = None) 
     unsigned = dkim.RE_BTAG.sub(b"\\1", dkim.fold(_join(fields), namelen=len(_NAME)))
     hasher = hashlib.sha256()
     # dkim.hash_headers, with only the signed fields canonicalised (not every field).
-    signed = _CANON.canonicalize_headers(dkim.select_headers(headers, SIGNED_HEADERS))
-    (own,) = _CANON.canonicalize_headers([(_NAME, dkim.RE_BTAG.sub(b"\\1", b" " + unsigned))])
+    signed = _relaxed(_select(headers))
+    (own,) = _relaxed([(_NAME, dkim.RE_BTAG.sub(b"\\1", b" " + unsigned))])
     for name, value in [*signed, (own[0], own[1].rstrip())]:
         hasher.update(name)
         hasher.update(b":")
@@ -115,6 +115,39 @@ def signature_header(message: bytes, key: DkimKey, *, now: float | None = None) 
 
 
 _FIELD_NAME = re.compile(rb"([\x21-\x7e]+?):")
+_WSP = re.compile(rb"[\t ]+")
+_LINE_END = re.compile(rb"\r?\n")
+
+
+def _select(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """dkim.select_headers(headers, SIGNED_HEADERS): for each listed name the last field of that
+    name not taken yet, bottom up (a name listed twice takes the field above the first); a name
+    with none left selects nothing. One pass over the fields instead of one per listed name."""
+    by_name: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    for field in headers:
+        by_name.setdefault(field[0].lower(), []).append(field)
+    selected = []
+    for name in SIGNED_HEADERS:
+        left = by_name.get(name)
+        if left:
+            selected.append(left.pop())
+    return selected
+
+
+def _relaxed(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """dkimpy's relaxed header canonicalisation (RFC 6376 §3.4.2) with compiled patterns: name
+    lower-cased, value unfolded, runs of WSP as one space, stripped, CRLF-terminated."""
+    out = []
+    for name, value in headers:
+        # The patterns only where they can change something: a CRLF-only value unfolds with
+        # replace(), and without a tab or two spaces in a row every run of WSP is one space.
+        value = value.replace(b"\r\n", b"")
+        if b"\n" in value:
+            value = _LINE_END.sub(b"", value)
+        if b"\t" in value or b"  " in value:
+            value = _WSP.sub(b" ", value)
+        out.append((name.lower().rstrip(), value.strip() + b"\r\n"))
+    return out
 
 
 def _parse(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:

@@ -20,7 +20,7 @@ while the servers answer); after the group's 354s and before its bodies one stat
 the rows their durable DATA marker (`recovery.mark_data_started`); and one transaction records
 the chunk's results, rollups, enrollment moves, suppressions and mailbox counts. A crash
 therefore leaves at most one chunk in `sending`: the messages past DATA become unknown, the
-others go back to the queue. Round trips per chunk of 100: two to the database for the claim
+others go back to the queue. Round trips per chunk: two to the database for the claim
 and the record (plus their statements), one per group for the marker; per group, two waits on
 SMTP (envelope, body) shared by its connections (docs/sending.md, "Throughput").
 """
@@ -75,7 +75,11 @@ from deliverability.services.mailboxes import record_sends
 from deliverability.smtp_pool import Delivery, Outcome, Outgoing, SmtpPool
 from tenants.models import Tenant
 
-CLAIM_CHUNK = 100
+# Messages claimed and recorded together. The record's ~10 statements (message rows, rollups,
+# enrollments, mailbox counts) cost PostgreSQL about the same for 100 rows as for 250: 250
+# takes a fifth off its CPU per message (issue 16). The price: a worker killed mid-chunk
+# leaves up to this many messages delivered but not recorded, which become unknown.
+CLAIM_CHUNK = 250
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,11 +22,10 @@ from campaigns.services.lead_import.rows import (
     EMAIL,
     MX,
     Problem,
-    Record,
     RowCleaner,
     _merge_record,
 )
-from campaigns.services.lead_import.sql import _stage_text
+from campaigns.services.lead_import.sql import Packed, Packer, _copy_chunks
 from campaigns.services.leads import (
     MxChecker,
 )
@@ -54,9 +54,13 @@ class Batch:
 
     rows: int  # data rows it covers: what `processed` moves by
     problems: list[Problem]  # the failed rows
-    valid: list[tuple[int, str]]  # (line, address) of every valid row, in file order
-    first_line: dict[str, int]  # the line each staged address comes from
-    stage: bytes  # the staged records (one per address) as COPY CSV, UTF-8
+    # Every valid row, in file order: its line and its address (an array and a list rather than
+    # a tuple each: a prepared batch waits in memory for its writer).
+    lines: array[int]
+    emails: list[str]
+    staged: int  # addresses staged (one record each)
+    repeats: dict[int, int]  # a later row of an address of the batch: its line -> the first's
+    stage: list[bytes]  # the staged records (one per address) as COPY text, UTF-8, in chunks
     seq: int = 0  # its number in this run: 0, 1, 2...
     start: int = 0  # the data rows before it: `processed` when it commits
 
@@ -71,8 +75,11 @@ def prepare_batch(
     """Validate a batch's rows and fold repeated addresses into one staged record each (update:
     merged in order; skip: the first stands, the later rows are reported by `_write_batch`)."""
     problems: list[Problem] = []
-    valid: list[tuple[int, str]] = []
-    staged: dict[str, Record] = {}
+    lines: array[int] = array("q")
+    emails: list[str] = []
+    repeats: dict[int, int] = {}
+    packer = Packer()
+    staged: dict[str, Packed] = {}  # each address's record, packed as it comes (`Packer`)
     first_line: dict[str, int] = {}
     count = 0
     for line, cells in rows:
@@ -84,14 +91,22 @@ def prepare_batch(
         email = record[EMAIL]
         if mx is not None:
             record[MX] = mx(email.rpartition("@")[2])
-        valid.append((line, email))
+        lines.append(line)
+        emails.append(email)
         first = staged.get(email)
         if first is None:
-            staged[email] = record
+            staged[email] = packer.pack(record)
             first_line[email] = line
-        elif update:
-            _merge_record(first, record)
-    return Batch(count, problems, valid, first_line, _stage_text(list(staged.values())))
+            continue
+        repeats[line] = first_line[email]
+        if update:
+            merged = packer.unpack(first)
+            _merge_record(merged, record)
+            staged[email] = packer.pack(merged)
+    addresses = len(staged)
+    packed = list(staged.values())
+    staged.clear()  # the packed records are dropped chunk by chunk as their text is built
+    return Batch(count, problems, lines, emails, addresses, repeats, _copy_chunks(packed))
 
 
 class BatchReader:

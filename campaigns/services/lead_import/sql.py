@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import json.encoder
 from collections.abc import Callable
 from typing import Any
@@ -109,81 +110,116 @@ ON CONFLICT DO NOTHING
 
 
 def _stage_text(records: list[Record]) -> bytes:
-    """The records as the staging table's COPY input (text format, `_copy_text`), built in the
-    reader thread. The records are spent: their custom fields, tags and flags become their text
-    in place (a tuple per row cost more than the rest of the formatting)."""
-    arrays: dict[tuple[str, ...], str] = {(): "{}"}  # few distinct tag sets: each quoted once
-    keys: dict[str, str] = {}  # a custom key as JSON, with its colon
-    for record in records:
+    """The records as the staging table's COPY input (text format, `_copy_chunks`). The records
+    are spent (`Packer.pack`)."""
+    packer = Packer()
+    return b"".join(_copy_chunks([packer.pack(record) for record in records]))
+
+
+# COPY's text format built over a chunk of records rather than field by field: each record is
+# packed as it is validated, its fields joined with a control character (`Packer.pack`); a
+# chunk's records are joined with another, then every backslash, tab, newline and carriage
+# return escaped in one pass each over the chunk's text, then the separators made tabs and
+# newlines. ~0.03 s a batch of 50,000 against ~0.1 s for `csv.writer(...).writerows`, in the
+# reader, whose Python is ~40% of the import's CPU on two cores. A record where a cell holds one
+# of the separators stays a list of its fields, and its chunk is written field by field.
+_FIELD, _ROW, _NULL = "\x01", "\x02", "\x03"
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+_FLAGS = {True: "t", False: "f", None: _NULL}
+_UNFLAGS = {"t": True, "f": False, _NULL: None}
+_SEPARATORS = len(_COLUMNS) - 1
+Packed = str | list[str]  # a record's fields joined by _FIELD, or (a cell holds a separator) listed
+
+
+class Packer:
+    """Packs a batch's records into their staging text as they are validated, one string each.
+
+    A record is a list of 13 slots holding ~8 strings, a dict and flags, ~1 KB of objects; packed
+    it is one string of ~200 bytes. A batch keeps its records until its end (a later repeat of
+    an address merges into the first), so packing them early cut the reader's peak for a
+    50,000-row batch from ~60 MB (bench/RESULTS.md, "import"). A repeat (~1% of the bench's
+    rows) unpacks the first record, merges and packs it again (`unpack`).
+    """
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[str, ...], str] = {(): "{}"}  # few distinct tag sets: quoted once
+        self.tag_lists: dict[str, list[str]] = {"{}": []}  # and back (`unpack`)
+        self.keys: dict[str, str] = {}  # a custom key as JSON, with its colon
+
+    def pack(self, record: Record) -> Packed:
+        """The record's staging fields joined by `_FIELD`; the record is spent (its slots become
+        their text in place: a tuple per row cost more than the rest of the formatting)."""
         custom = record[CUSTOM]
         if custom:
             # What json.dumps writes (its own C string encoder), without its per-call cost.
             parts = []
             for key, value in custom.items():
-                name = keys.get(key)
+                name = self.keys.get(key)
                 if name is None:
-                    name = keys[key] = _json_string(key) + ":"
+                    name = self.keys[key] = _json_string(key) + ":"
                 parts.append(name + _json_string(value))
             record[CUSTOM] = "{" + ",".join(parts) + "}"
         else:
             record[CUSTOM] = "{}"
         tags = tuple(record[TAGS])
-        text = arrays.get(tags)
+        text = self.arrays.get(tags)
         if text is None:
-            text = arrays[tags] = _array(record[TAGS])
+            text = self.arrays[tags] = _array(record[TAGS])
+            self.tag_lists[text] = list(tags)
         record[TAGS] = text
-    return _copy_text(records)
+        record[ROLE] = _FLAGS[record[ROLE]]
+        record[DISPOSABLE] = _FLAGS[record[DISPOSABLE]]
+        null = record[MX] is None
+        record[MX] = _FLAGS[record[MX]]
+        line = _FIELD.join(record)
+        if line.count(_FIELD) != _SEPARATORS or _ROW in line or line.count(_NULL) != null:
+            return record  # a cell holds a separator: written field by field
+        return line
 
-
-# COPY's text format built over the whole batch rather than field by field: the fields joined
-# with control characters as separators, then every backslash, tab, newline and carriage return
-# escaped in one pass each over the joined text, then the separators made tabs and newlines.
-# ~0.03 s a batch of 50,000 against ~0.1 s for `csv.writer(...).writerows` (QUOTE_ALL or not),
-# in the reader, whose Python is ~40% of the import's CPU on two cores. A batch where a cell
-# holds one of the separators (the counts tell) is written field by field instead.
-_FIELD, _ROW, _NULL = "\x01", "\x02", "\x03"
-_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
-_FLAGS = {True: "t", False: "f", None: _NULL}
+    def unpack(self, packed: Packed) -> Record:
+        """A packed record back as `RowCleaner` makes it (to merge a repeat into it)."""
+        record: Record = packed.split(_FIELD) if isinstance(packed, str) else list(packed)
+        record[CUSTOM] = json.loads(record[CUSTOM])
+        record[TAGS] = list(self.tag_lists[record[TAGS]])
+        for slot in (ROLE, DISPOSABLE, MX):
+            record[slot] = _UNFLAGS[record[slot]]
+        return record
 
 
 # Built in chunks: a whole batch's text (~8 MB at 50,000 rows) and its `replace` copies were
-# ~25 MB of the reader's peak (bench/RESULTS.md, "import").
+# ~25 MB of the reader's peak (bench/RESULTS.md, "import"). The chunks stay apart (COPY takes
+# them one after the other: joined, they were the batch's text twice at the end), and each
+# chunk's packed records are dropped once it is built.
 _CHUNK = 5_000
 
 
-def _copy_text(records: list[Record]) -> bytes:
-    return b"".join(_copy_chunk(records[at : at + _CHUNK]) for at in range(0, len(records), _CHUNK))
+def _copy_chunks(packed: list[Packed]) -> list[bytes]:
+    """The packed records as COPY text, in chunks; `packed` is emptied as they are built."""
+    chunks = []
+    while packed:
+        chunk = packed[:_CHUNK]
+        del packed[:_CHUNK]
+        chunks.append(_copy_chunk(chunk))
+    return chunks
 
 
-def _copy_chunk(records: list[Record]) -> bytes:
-    nulls = 0
-    for record in records:
-        record[ROLE] = _FLAGS[record[ROLE]]
-        record[DISPOSABLE] = _FLAGS[record[DISPOSABLE]]
-        if record[MX] is None:
-            nulls += 1
-        record[MX] = _FLAGS[record[MX]]
-    if not records:
+def _copy_chunk(packed: list[Packed]) -> bytes:
+    if not packed:
         return b""
-    text = _ROW.join(map(_FIELD.join, records))
-    expected = {
-        _FIELD: len(records) * (len(_COLUMNS) - 1),
-        _ROW: len(records) - 1,
-        _NULL: nulls,
-    }
-    if any(text.count(mark) != count for mark, count in expected.items()):
-        return _copy_text_by_field(records)
+    if not all(isinstance(line, str) for line in packed):
+        return _copy_text_by_field(packed)
+    text = _ROW.join(packed)  # type: ignore[arg-type]  # all str, checked above
     for char, escaped in _ESCAPES:
         if char in text:
             text = text.replace(char, escaped)
     return (text.replace(_FIELD, "\t").replace(_ROW, "\n").replace(_NULL, "\\N") + "\n").encode()
 
 
-def _copy_text_by_field(records: list[Record]) -> bytes:
+def _copy_text_by_field(packed: list[Packed]) -> bytes:
     lines = []
-    for record in records:
+    for record in packed:
         fields = []
-        for slot, value in enumerate(record):
+        for slot, value in enumerate(record.split(_FIELD) if isinstance(record, str) else record):
             if slot == MX and value == _NULL:
                 fields.append("\\N")
                 continue
@@ -194,13 +230,14 @@ def _copy_text_by_field(records: list[Record]) -> bytes:
     return "".join(lines).encode()
 
 
-def _stage(cursor: Any, text: bytes) -> None:
-    """COPY the prepared records into the staging table."""
+def _stage(cursor: Any, chunks: list[bytes]) -> None:
+    """COPY the prepared records (their text, in chunks) into the staging table."""
     cursor.execute(_CREATE_STAGE)
     columns = ", ".join(_COLUMNS)
     sql = f"COPY {STAGE} ({columns}) FROM STDIN"
     with cursor.copy(sql) as copy:
-        copy.write(text)
+        for chunk in chunks:
+            copy.write(chunk)
 
 
 def _array(items: list[str]) -> str:

@@ -25,7 +25,8 @@ def run_job(self: Task, job_id: int) -> str:
 def run_jobs(self: Task, job_ids: list[int]) -> dict[str, int]:
     """Several jobs in one message (the migrator's batches); returns the count of each outcome."""
     worker_id = f"{self.request.hostname or 'local'}:{os.getpid()}"
-    outcomes = batch.run_batch([int(i) for i in job_ids], worker_id=worker_id)
+    queue = (self.request.delivery_info or {}).get("routing_key")
+    outcomes = batch.run_batch([int(i) for i in job_ids], worker_id=worker_id, delivered_from=queue)
     return dict(Counter(o.value for o in outcomes.values()))
 
 

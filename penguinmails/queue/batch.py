@@ -8,6 +8,14 @@ costs them no attempt (the redelivered message, or the reaper, gets them running
 success is recorded by the statement that claims the next job (one statement per job instead of
 two), and its live status by the same Redis round trip as the next job's start. Each job gets
 its own soft time limit (penguinmails.queue.timelimit).
+
+A batch from below the high queue stops early when urgent work waits: the worker's pool
+processes may all be inside batches when an urgent job is published, and Celery fetches the next
+message (high first) only when one of them acknowledges its message. So between jobs the batch
+looks at the high queue's length (in the Redis round trip it makes anyway, or a fresh LLEN after
+a job that took a while); if anything waits there, the jobs it has not reached are published
+again as one message to the back of their queue, still enqueued, and the message is
+acknowledged. An urgent job then waits at most for the job being run, not for a whole batch.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ from django.db import connection
 from django.utils import timezone
 
 from penguinmails import metrics
-from penguinmails.models import JobStatus
+from penguinmails.models import Job, JobStatus
 from penguinmails.queue import live, runner
+from penguinmails.queue.publisher import Publishable, publish
+from penguinmails.queue.queues import Queue
 from penguinmails.queue.runner import ClaimedJob, Outcome
 from penguinmails.queue.states import check_move
 
@@ -44,10 +54,18 @@ _COMPLETE_AND_CLAIM_SQL = (
 )
 _COMPLETE_SQL = _ASYNC + _COMPLETE_UPDATE
 
+# A look at the high queue piggybacks on the job's start (the live-status round trip); after a
+# job that ran longer than this, a fresh LLEN is taken before going on (cheap next to the job).
+PEEK_FRESH_SECONDS = 0.005
+
 
 class _Batch:
-    def __init__(self, worker_id: str) -> None:
+    def __init__(self, worker_id: str, *, yield_to: str | None = None) -> None:
         self.worker_id = worker_id
+        # The queue whose waiting messages end the batch early (None: never).
+        self.yield_to = yield_to
+        self.urgent_waiting = 0
+        self.peeked_at = 0.0
         self.outcomes: dict[int, Outcome] = {}
         # Succeeded, not yet recorded: (job, seconds the handler took).
         self.pending: list[tuple[ClaimedJob, float]] = []
@@ -107,7 +125,7 @@ class _Batch:
         job = self.claim(job_id)
         statuses = self.take_statuses()
         if job is None:
-            live.set_statuses(statuses)
+            self._peeked(live.set_statuses(statuses, peek=self.yield_to))
             live.note_skipped_delivery(job_id)
             self.outcomes[job_id] = Outcome.SKIPPED
             return
@@ -116,7 +134,7 @@ class _Batch:
             (job.pk, {"status": JobStatus.RUNNING.value, "worker": self.worker_id,
                       "started": started_at})
         )  # fmt: skip
-        live.set_statuses(statuses)
+        self._peeked(live.set_statuses(statuses, peek=self.yield_to))
         runner._leases.track(job.pk, self.worker_id)
         started = time.perf_counter()
         outcome = "error"
@@ -133,16 +151,58 @@ class _Batch:
         if outcome != Outcome.COMPLETED:
             self.outcomes[job.pk] = Outcome(outcome)
 
+    def _peeked(self, waiting: int) -> None:
+        self.urgent_waiting = waiting
+        self.peeked_at = time.perf_counter()
 
-def run_batch(job_ids: list[int], *, worker_id: str) -> dict[int, Outcome]:
-    """Run the jobs in order, each claimed when its turn comes; returns each one's outcome."""
+    def should_yield(self) -> bool:
+        """Whether urgent messages wait (looked at again if the last look is stale)."""
+        if self.yield_to is None:
+            return False
+        if time.perf_counter() - self.peeked_at > PEEK_FRESH_SECONDS:
+            self._peeked(live.waiting_messages(self.yield_to))
+        return self.urgent_waiting > 0
+
+    def hand_back(self, job_ids: list[int]) -> bool:
+        """Publish the jobs not reached (those still enqueued, in order) as one new message to
+        the back of their queue; they keep their status and enqueued lease, so nothing is
+        written. False if the publish failed: the batch then simply goes on."""
+        found = {
+            pk: Publishable(pk, priority, task)
+            for pk, priority, task in Job.objects.filter(
+                pk__in=job_ids, status=JobStatus.ENQUEUED
+            ).values_list("id", "priority", "task")
+        }
+        again = [found[pk] for pk in job_ids if pk in found]
+        try:
+            publish(again, per_message=len(again))
+        except Exception:  # noqa: BLE001 - a hint not acted on; the jobs run here instead
+            runner.log.warning("jobs %s not handed back; running them in this batch", job_ids)
+            return False
+        for pk in job_ids:
+            # Not enqueued any more: another delivery has them (or they were reaped).
+            self.outcomes[pk] = Outcome.HANDED_BACK if pk in found else Outcome.SKIPPED
+        return True
+
+
+def run_batch(
+    job_ids: list[int], *, worker_id: str, delivered_from: str | None = None
+) -> dict[int, Outcome]:
+    """Run the jobs in order, each claimed when its turn comes; returns each one's outcome.
+
+    `delivered_from` is the Celery queue the message came from: a batch from below the high
+    queue stops early when urgent work waits there, handing the jobs it has not reached back
+    (Outcome.HANDED_BACK)."""
     if len(job_ids) == 1:
         return {job_ids[0]: runner.run(job_ids[0], worker_id=worker_id)}
     runner._recycle_connection_now_and_then()
     runner._use_public()
-    batch = _Batch(worker_id)
+    below_high = delivered_from is not None and delivered_from != Queue.HIGH
+    batch = _Batch(worker_id, yield_to=Queue.HIGH.value if below_high else None)
     try:
-        for job_id in job_ids:
+        for index, job_id in enumerate(job_ids):
+            if index and batch.should_yield() and batch.hand_back(job_ids[index:]):
+                break
             batch.run_one(job_id)
     finally:
         batch.flush()

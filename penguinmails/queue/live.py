@@ -51,26 +51,42 @@ def set_status(job_id: int, **fields: str) -> None:
     set_statuses([(job_id, fields)])
 
 
-def set_statuses(updates: list[tuple[int, dict[str, str]]]) -> None:
+def set_statuses(updates: list[tuple[int, dict[str, str]]], *, peek: str | None = None) -> int:
     """Several jobs' fields in one round trip (a batch records one job's end and the next one's
-    start together)."""
-    if not updates:
-        return
+    start together). With `peek`, the same round trip also counts the messages waiting in that
+    Celery queue, which is returned (0 without `peek` or when Redis fails): a batch stops early
+    when urgent work waits (penguinmails.queue.batch)."""
+    if not updates and peek is None:
+        return 0
     try:
         conn = client()
         script = _scripts.get(id(conn))
         if script is None:
             script = _scripts[id(conn)] = conn.register_script(_SET_STATUS_LUA)
-        pipe = conn.pipeline(transaction=False) if len(updates) > 1 else None
+        pipe = conn.pipeline(transaction=False) if len(updates) > 1 or peek else None
         for job_id, fields in updates:
             args: list[Any] = [STATUS_TTL_SECONDS]
             for name, value in fields.items():
                 args += [name, value]
             script(keys=[status_key(job_id)], args=args, client=pipe or conn)
-        if pipe is not None:
-            pipe.execute()
+        if pipe is None:
+            return 0
+        if peek is not None:
+            pipe.llen(peek)
+        replies = pipe.execute()
+        return int(replies[-1]) if peek is not None else 0
     except redis.RedisError as exc:
         log.warning("jobs %s: live status not written: %s", [u[0] for u in updates], exc)
+        return 0
+
+
+def waiting_messages(queue: str) -> int:
+    """Messages waiting in one Celery queue (0 when Redis fails: a hint, never the truth)."""
+    try:
+        return int(client().llen(queue))  # type: ignore[arg-type]
+    except redis.RedisError as exc:
+        log.warning("queue %s not counted: %s", queue, exc)
+        return 0
 
 
 def note_skipped_delivery(job_id: int) -> None:

@@ -41,6 +41,8 @@ class Outcome(enum.StrEnum):
     RETRYING = "retrying"
     DEAD = "dead"
     LOST = "lost"  # the lease was taken from us (reaped) before we could record the outcome
+    # Not reached: its batch stopped for urgent work and published it again (queue.batch).
+    HANDED_BACK = "handed_back"
 
 
 def backoff_seconds(attempt: int) -> float:

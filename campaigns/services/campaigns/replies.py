@@ -14,7 +14,6 @@ from campaigns.models import (
     EnrollmentStatus,
     Lead,
     LeadStatus,
-    Message,
     MessageStatus,
 )
 from campaigns.services.campaigns.access import _actor, _in_schema
@@ -71,6 +70,14 @@ def record_replies(lead_ids: Iterable[int], *, at: datetime) -> set[int]:
             [LeadStatus.REPLIED.value, at, ids, LeadStatus.ACTIVE.value],
         )
         changed = {int(row[0]) for row in cursor.fetchall()}
+    _mark_latest_replied(ids, at)
+    return changed
+
+
+def _mark_latest_replied(lead_ids: list[int], at: datetime) -> None:
+    """replied_at on the latest sent message of each lead in each campaign, and the `replied`
+    rollup: one statement, conditional, so two concurrent calls count a reply once."""
+    with connection.cursor() as cursor:
         cursor.execute(
             """
             UPDATE campaigns_message AS m SET replied_at = %s
@@ -83,11 +90,10 @@ def record_replies(lead_ids: Iterable[int], *, at: datetime) -> set[int]:
             WHERE m.id = latest.id AND latest.replied_at IS NULL AND m.replied_at IS NULL
             RETURNING m.campaign_id, m.step_id, m.variant_id, m.mailbox_id
             """,
-            [at, ids, [str(s) for s in REPLYABLE]],
+            [at, lead_ids, [str(s) for s in REPLYABLE]],
         )
         replied = cursor.fetchall()
     bump(Bump(c, s, v, at.date(), "replied", 1, mb) for c, s, v, mb in replied)
-    return changed
 
 
 def _stop_on_reply(lead: Lead) -> None:
@@ -95,18 +101,4 @@ def _stop_on_reply(lead: Lead) -> None:
     CampaignLead.objects.filter(
         lead=lead, status=EnrollmentStatus.ACTIVE, campaign__stop_on_reply=True
     ).update(status=EnrollmentStatus.STOPPED, next_due_at=None, stop_reason="Replied.")
-    increments = []
-    for campaign_id in lead.messages.values_list("campaign_id", flat=True).distinct():
-        latest = (
-            Message.objects.filter(
-                lead=lead, campaign_id=campaign_id, status__in=REPLYABLE, sent_at__isnull=False
-            )
-            .order_by("-sent_at", "-id")
-            .first()
-        )
-        if latest is None or latest.replied_at is not None:
-            continue
-        # Conditional, so two concurrent calls count the reply once.
-        if Message.objects.filter(pk=latest.pk, replied_at__isnull=True).update(replied_at=at):
-            increments.append(Bump.of(latest, at.date(), "replied"))
-    bump(increments)
+    _mark_latest_replied([lead.pk], at)
